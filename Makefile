@@ -1,0 +1,48 @@
+# anonface developer commands. `make demo` and `make test` are the README's quick start.
+PYTHON ?= python3
+VENV ?= .venv
+VPY := $(VENV)/bin/python
+# The CPU build of torch 2.13.0; an environment that already has a torch keeps it.
+TORCH_SPEC ?= torch==2.13.0
+BUILD_TOOLS := scikit-build-core>=0.10 pybind11>=2.12 ninja cmake>=3.26
+PYTEST_ARGS ?=
+
+.PHONY: venv build test demo bench sanitize cuda-check clean
+
+venv: $(VENV)/.tools-installed
+
+$(VENV)/.tools-installed:
+	$(PYTHON) -m venv $(VENV)
+	$(VPY) -c "import torch" 2>/dev/null || $(VPY) -m pip install "$(TORCH_SPEC)"
+	$(VPY) -m pip install $(BUILD_TOOLS) numpy pytest hypothesis
+	touch $@
+
+# Build isolation is off on purpose: the kernels must be compiled against the torch they run with.
+build: venv
+	$(VPY) -m pip install --no-build-isolation -e ".[test]"
+
+# pytest exits 5 when it collected no test; that is not a failure of the build.
+test: build
+	$(VPY) -m pytest python_tests $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then rc=0; fi; exit $$rc
+
+demo: build
+	@echo "The anonymization pipeline is not built yet (see issue 4); nothing to demo." >&2; exit 1
+
+bench: build
+	$(VPY) benchmarks/bench_roi.py
+
+# CPU kernels built with AddressSanitizer + UndefinedBehaviorSanitizer, then the kernel tests.
+sanitize: venv
+	ANONFACE_SANITIZE="address;undefined" ANONFACE_CUDA=OFF $(VPY) -m pip install --no-build-isolation \
+		-Cbuild-dir=build/sanitize -e ".[test]"
+	LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
+	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+		$(VPY) -m pytest python_tests/ops -q -p no:cacheprovider -x $(PYTEST_ARGS); rc=$$?; \
+	$(VPY) -m pip install --no-build-isolation -e ".[test]" >/dev/null; exit $$rc
+
+# Compile-check every .cu file with nvcc against torch's headers (no GPU, no link).
+cuda-check: venv
+	VPY=$(VPY) bash .ci/cuda_compile_check.sh
+
+clean:
+	rm -rf build dist *.egg-info anonface/_C*.so

@@ -1,0 +1,10 @@
+"""anonface: anonymize faces in video while keeping actions recognisable."""
+
+from __future__ import annotations
+
+from anonface._ext import build_info
+from anonface import ops
+
+__version__ = "0.1.0"
+
+__all__ = ["build_info", "ops", "__version__"]
