@@ -63,6 +63,11 @@ def _configure(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
                    help="example images per method in examples.png (0: none; the file holds data images, "
                         "keep it out of the repository)")
     p.add_argument("--no-plot", action="store_true", help="do not draw the PNG plot")
+    p.add_argument("--update", action="store_true",
+                   help="merge into the report folder's results.json: rows measured now replace those of the "
+                        "same method and strength, the others stay (same pairs and clip required)")
+    p.add_argument("--no-cache", action="store_true",
+                   help="do not keep or reuse the untouched images' detections in <out>/cache/")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("-q", "--quiet", action="store_true", help="print only the table")
     p.add_argument("-v", "--verbose", action="store_true", help="log details")
@@ -113,6 +118,8 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed,
             examples=args.examples,
             plot=not args.no_plot,
+            cache=not args.no_cache,
+            update=args.update,
             command=getattr(args, "command_line", None) or "anonface " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
         )
         say = (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))

@@ -7,7 +7,8 @@ and pastes with ``anonface.ops.face_paste``. All of them blend through the same 
 inscribed in the (enlarged) face box.
 
 Strength conventions are those of ``face_modify``: ``blur`` is the Gaussian sigma as a fraction of the
-box size, ``pixelate`` the number of cells across the box, ``noise`` the sigma of the additive noise.
+box size, ``pixelate`` the number of cells across the box, ``noise`` the sigma of the additive noise in
+0-255 grey levels, ``solid`` the grey level of the fill (no strength: 0, black).
 """
 
 from __future__ import annotations
@@ -37,10 +38,10 @@ METHOD_NAMES = ("none", "blur", "pixelate", "solid", "noise", "learned")
 # an LFW face box of ~165 px, the settings whose re-identification DESIGN.md reports.
 DEFAULT_STRENGTHS: dict[str, tuple[float | None, ...]] = {
     "none": (None,),
-    "blur": (0.016, 0.03, 0.06, 0.12),
+    "blur": (0.016, 0.03, 0.06, 0.1),
     "pixelate": (4.0, 8.0, 16.0, 32.0),
     "solid": (None,),
-    "noise": (0.1, 0.2, 0.5),
+    "noise": (25.0, 50.0, 100.0),
     "learned": (None,),
 }
 
@@ -98,7 +99,7 @@ def parse_methods(items: Sequence[str]) -> list[MethodSpec]:
             if name == "learned":
                 out.append(MethodSpec("learned", None, rest.strip() or None))
                 continue
-            if name in ("none", "solid"):
+            if name in ("none",):
                 raise ValueError(f"--methods: {name} takes no strength, got {item!r}")
             for tok in rest.split(","):
                 try:
@@ -171,6 +172,7 @@ def make_anonymizer(spec: MethodSpec, *, feather: float | None = None, seed: int
 
     if not hasattr(ops, "face_modify"):
         raise MethodUnavailable("anonface.ops.face_modify is not available in this build")
+    # solid without a strength is a black mask; the others always carry one (see DEFAULT_STRENGTHS)
     strength = 0.0 if spec.strength is None else float(spec.strength)
 
     def modify(frames: torch.Tensor, rois: torch.Tensor) -> torch.Tensor:

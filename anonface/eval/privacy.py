@@ -136,13 +136,58 @@ def _mean(v: Sequence[float]) -> float | None:
     return float(np.mean(v)) if len(v) else None
 
 
+def _cache_key(path: Path, protocol: FaceProtocol, judge: DlibJudge) -> str:
+    st = path.stat()
+    return f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{protocol.det_thresh}|{protocol.mask_scale}|{judge.upsample}"
+
+
+def _to_cache(o: OriginalFace) -> dict:
+    cf = o.centerface
+    return {
+        "cf": None if cf is None else {"box": list(cf.box), "score": cf.score,
+                                       "lm": None if cf.landmarks is None else cf.landmarks.tolist()},
+        "anon_box": list(o.anon_box), "anon_fallback": o.anon_fallback,
+        "desc": o.judged.descriptor.tolist(), "jbox": list(o.judged.box), "jdet": o.judged.detected,
+    }
+
+
+def _from_cache(ref: ImageRef, rgb: np.ndarray, d: dict) -> OriginalFace:
+    cf = d["cf"]
+    det = None if cf is None else Detection(tuple(cf["box"]), float(cf["score"]),
+                                            None if cf["lm"] is None else np.asarray(cf["lm"], np.float64))
+    judged = JudgedFace(np.asarray(d["desc"], np.float64), tuple(d["jbox"]), bool(d["jdet"]))  # type: ignore[arg-type]
+    return OriginalFace(ref, rgb, det, tuple(d["anon_box"]), bool(d["anon_fallback"]), judged)  # type: ignore[arg-type]
+
+
 def prepare_originals(refs: Sequence[ImageRef], image_dir: Path, detector: CenterFaceDetector,
                       judge: DlibJudge, protocol: FaceProtocol,
-                      progress: Callable[[int, int], None] | None = None) -> dict[ImageRef, OriginalFace]:
-    """Read, detect (CenterFace) and judge (dlib) every untouched image once."""
+                      progress: Callable[[int, int], None] | None = None,
+                      cache_file: Path | None = None) -> dict[ImageRef, OriginalFace]:
+    """Read, detect (CenterFace) and judge (dlib) every untouched image once.
+
+    With ``cache_file`` (JSON), the detections and descriptors of earlier runs are reused when the image
+    file and the settings are unchanged, and the file is updated.
+    """
+    import json
+
+    cache: dict[str, dict] = {}
+    if cache_file is not None and cache_file.is_file():
+        try:
+            cache = json.loads(cache_file.read_text())
+        except (OSError, ValueError):
+            logger.warning("ignoring unreadable cache %s", cache_file)
     out: dict[ImageRef, OriginalFace] = {}
+    hits = 0
     for k, ref in enumerate(refs):
-        rgb = read_rgb(ref.path(image_dir))
+        path = ref.path(image_dir)
+        rgb = read_rgb(path)
+        key = _cache_key(path, protocol, judge) if cache_file is not None else ""
+        if key in cache:
+            out[ref] = _from_cache(ref, rgb, cache[key])
+            hits += 1
+            if progress is not None:
+                progress(k + 1, len(refs))
+            continue
         h, w = rgb.shape[:2]
         det = pick_central(detector(rgb, protocol.det_thresh), h, w)
         if det is not None:
@@ -153,8 +198,15 @@ def prepare_originals(refs: Sequence[ImageRef], image_dir: Path, detector: Cente
         judged = judge.judge(rgb, fallback=central_box(h, w, JUDGE_FALLBACK_FRACTION))
         assert judged is not None
         out[ref] = OriginalFace(ref, rgb, det, anon_box, fb, judged)
+        if cache_file is not None:
+            cache[key] = _to_cache(out[ref])
         if progress is not None:
             progress(k + 1, len(refs))
+    if cache_file is not None and hits < len(refs):
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        cache_file.write_text(json.dumps(cache))
+    if hits:
+        logger.info("reused %d of %d untouched images from %s", hits, len(refs), cache_file)
     return out
 
 

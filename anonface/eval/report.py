@@ -23,6 +23,8 @@ REFERENCE_REID: dict[str, tuple[float, str]] = {
     "pixelate 16": (0.097, "pixelate 16x16"),
     "pixelate 8": (0.023, "pixelate 8x8"),
     "solid": (0.01, "black mask"),
+    "solid 0": (0.01, "black mask"),
+    "noise 50": (0.52, "noise sigma 50"),
 }
 
 

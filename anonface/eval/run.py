@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import platform
 import subprocess
@@ -19,7 +20,7 @@ from anonface.eval.privacy import FaceProtocol
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["EvalConfig", "PARTS", "evaluate", "default_lfw_dir", "default_clip"]
+__all__ = ["EvalConfig", "PARTS", "evaluate", "merge_reports", "default_lfw_dir", "default_clip"]
 
 PARTS = ("privacy", "speed", "utility")
 """``privacy`` includes naturalness: both are measured on the same anonymized LFW images."""
@@ -65,6 +66,10 @@ class EvalConfig:
     seed: int = 0
     examples: int = 6
     plot: bool = True
+    cache: bool = True
+    """Keep the untouched images' detections and descriptors in ``out_dir/cache/`` for later runs."""
+    update: bool = False
+    """Merge into an existing ``out_dir/results.json``: rows measured now replace those of the same label."""
     command: str | None = None
 
     def validate(self) -> None:
@@ -177,7 +182,8 @@ def evaluate(config: EvalConfig, *, progress: Callable[[str], None] | None = Non
         t0 = time.perf_counter()
         originals = prepare_originals(
             refs, image_dir, detector, judge, config.protocol,
-            progress=lambda k, n: say(f"  untouched images {k}/{n}") if k % 100 == 0 or k == n else None)
+            progress=lambda k, n: say(f"  untouched images {k}/{n}") if k % 100 == 0 or k == n else None,
+            cache_file=config.out_dir / "cache" / "untouched.json" if config.cache else None)
         report["untouched"] = untouched_summary(pairs, originals, judge)
         report["untouched"]["seconds"] = time.perf_counter() - t0
         report["lfw"] = {"dir": str(lfw_dir), "pairs_file": str(pairs_file), "folds": config.folds,
@@ -247,11 +253,61 @@ def evaluate(config: EvalConfig, *, progress: Callable[[str], None] | None = Non
 
     report["rows"] = [rows[s] for s in config.methods]
     report["seconds"] = time.perf_counter() - t_start
+    if config.update and (config.out_dir / "results.json").is_file():
+        report = merge_reports(json.loads((config.out_dir / "results.json").read_text()), report)
     from anonface.eval.report import write_report
 
     paths = write_report(report, config.out_dir, plot=config.plot)
     report["files"] = {k: str(v) for k, v in paths.items()}
     return report
+
+
+_SETTINGS = {"lfw": "LFW pairs", "speed_clip": "speed clip", "protocol": "protocol"}
+
+
+def merge_reports(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """``new`` merged into ``old``: each row of ``new`` replaces the parts it measured in the row of the same
+    label (new labels are appended); run-wide settings must agree where both runs measured them.
+
+    Raises:
+        ValueError: the two runs used different pairs, protocol or speed clip.
+    """
+    for key, what in _SETTINGS.items():
+        a, b = old.get(key), new.get(key)
+        keep = {"speed_clip": ("clip", "frames", "width", "height"),
+                "protocol": ("det_thresh", "mask_scale", "face_thresh", "overlap_iou")}.get(key)
+        if keep and a and b:
+            a = {k: a.get(k) for k in keep}
+            b = {k: b.get(k) for k in keep}
+        if a is not None and b is not None and json.loads(json.dumps(a)) != json.loads(json.dumps(b)):
+            raise ValueError(f"cannot merge into the existing report: its {what} differ ({a} vs {b}); "
+                             "use another report folder or rerun everything")
+    out = dict(old)
+    for key in ("untouched", "lfw", "speed_clip", "utility_note", "protocol", "machine"):
+        if new.get(key) is not None:
+            out[key] = new[key]
+    commands = [c for c in (old.get("commands") or [old.get("command")]) if c]
+    if new.get("command"):
+        commands.append(new["command"])
+    out["commands"] = commands
+    out["command"] = " && ".join(commands) if commands else None
+    rows = {r["label"]: dict(r) for r in old.get("rows", [])}
+    order = [r["label"] for r in old.get("rows", [])]
+    for r in new.get("rows", []):
+        label = r["label"]
+        if label not in rows:
+            rows[label] = {}
+            order.append(label)
+        merged = rows[label]
+        if r.get("unavailable"):
+            merged = {k: v for k, v in merged.items() if k not in ("privacy", "speed", "utility")}
+        else:
+            merged.pop("unavailable", None)
+        merged.update(r)
+        rows[label] = merged
+    out["rows"] = [rows[k] for k in order]
+    out["seconds"] = (old.get("seconds") or 0.0) + (new.get("seconds") or 0.0)
+    return out
 
 
 def _fmt(d: dict | None) -> str:

@@ -123,7 +123,8 @@ def test_parse_methods() -> None:
     with pytest.raises(ValueError, match="must be a number"):
         parse_methods(["blur=strong"])
     with pytest.raises(ValueError, match="takes no strength"):
-        parse_methods(["solid=3"])
+        parse_methods(["none=3"])
+    assert parse_methods(["solid=128"]) == [MethodSpec("solid", 128.0)]
 
 
 def test_read_and_select_pairs(tmp_path) -> None:
@@ -187,3 +188,31 @@ def test_write_report_files(tmp_path) -> None:
     assert "Command: `anonface evaluate --limit 30`" in paths["markdown"].read_text()
     png = paths["plot"].read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+
+
+def test_merge_reports() -> None:
+    from anonface.eval.run import merge_reports
+
+    old = _fake_report()
+    old["lfw"] = {"folds": [1], "limit": 30}
+    new = {
+        "command": "anonface evaluate --methods learned pixelate=16 --update",
+        "lfw": {"folds": (1,), "limit": 30},
+        "rows": [
+            {"label": "learned", "method": "learned", "strength": None,
+             "privacy": {"reid": Rate(1, 30).to_dict()}},
+            {"label": "pixelate 16", "method": "pixelate", "strength": 16.0,
+             "speed": {"method_fps": 250.0, "end_to_end_fps": 18.0}},
+            {"label": "noise 50", "method": "noise", "strength": 50.0, "unavailable": "not built"},
+        ],
+    }
+    m = merge_reports(old, new)
+    rows = {r["label"]: r for r in m["rows"]}
+    assert [r["label"] for r in m["rows"]] == ["none", "pixelate 16", "learned", "noise 50"]
+    assert "unavailable" not in rows["learned"] and rows["learned"]["privacy"]["reid"]["k"] == 1
+    assert rows["pixelate 16"]["speed"]["method_fps"] == 250.0  # replaced
+    assert rows["pixelate 16"]["privacy"]["reid"]["k"] == 3  # kept
+    assert rows["none"] == old["rows"][0]
+    assert m["command"] == "anonface evaluate --limit 30 && anonface evaluate --methods learned pixelate=16 --update"
+    with pytest.raises(ValueError, match="LFW pairs differ"):
+        merge_reports(old, {"lfw": {"folds": [1], "limit": None}, "rows": []})

@@ -129,3 +129,29 @@ def test_fallback_box_when_no_face(setup, tmp_path) -> None:
     assert o.anon_box == pytest.approx((6.4, 6.4, 57.6, 57.6))
     assert not o.judged.detected
     assert o.judged.box == pytest.approx((32 - 0.43 * 32, 32 - 0.43 * 32, 32 + 0.43 * 32, 32 + 0.43 * 32))
+
+
+def test_untouched_cache_reused(setup, tmp_path) -> None:
+    pairs, originals, judge, det, proto = setup
+    refs = sorted(originals)
+    calls = []
+
+    class Counting(StandInJudge):
+        def descriptor(self, rgb, box):
+            calls.append(1)
+            return super().descriptor(rgb, box)
+
+    cache = tmp_path / "cache" / "untouched.json"
+    first = prepare_originals(refs, tmp_path, det, Counting(), proto, cache_file=cache)  # type: ignore[arg-type]
+    assert len(calls) == len(refs) and cache.is_file()
+    again = prepare_originals(refs, tmp_path, det, Counting(), proto, cache_file=cache)  # type: ignore[arg-type]
+    assert len(calls) == len(refs)  # nothing recomputed
+    for r in refs:
+        a, b = first[r], again[r]
+        assert np.array_equal(a.judged.descriptor, b.judged.descriptor) and a.judged.box == b.judged.box
+        assert a.anon_box == b.anon_box and a.centerface.box == b.centerface.box
+        assert np.array_equal(a.centerface.landmarks, b.centerface.landmarks)
+        assert np.array_equal(a.rgb, b.rgb)
+    # other settings: recomputed
+    prepare_originals(refs[:2], tmp_path, det, Counting(), FaceProtocol(mask_scale=1.5), cache_file=cache)  # type: ignore[arg-type]
+    assert len(calls) == len(refs) + 2
