@@ -39,7 +39,7 @@ METHOD_NAMES = ("none", "blur", "pixelate", "solid", "noise", "learned")
 DEFAULT_STRENGTHS: dict[str, tuple[float | None, ...]] = {
     "none": (None,),
     "blur": (0.016, 0.03, 0.06, 0.1),
-    "pixelate": (4.0, 8.0, 16.0, 32.0),
+    "pixelate": (8.0, 16.0, 24.0, 32.0),
     "solid": (None,),
     "noise": (25.0, 50.0, 100.0),
     "learned": (None,),
