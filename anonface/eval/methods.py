@@ -131,9 +131,12 @@ def _ops():
     return ops
 
 
-def make_anonymizer(spec: MethodSpec, *, feather: float | None = None, seed: int = 0,
+def make_anonymizer(spec: MethodSpec, *, feather: float = 0.05, seed: int = 0,
                     device: str | torch.device = "cpu") -> AnonymizeFn:
     """A function that applies ``spec`` to frames given the face rois (see :data:`AnonymizeFn`).
+
+    ``feather`` (the soft edge of the ellipse, as a fraction of the box) is the pipeline's default, the
+    same for every method, so that rows differ only in what fills the face.
 
     Raises:
         MethodUnavailable: the op or the checkpoint the method needs is not available.
@@ -143,7 +146,7 @@ def make_anonymizer(spec: MethodSpec, *, feather: float | None = None, seed: int
         return lambda frames, rois: frames.clone()
 
     ops = _ops()
-    extra = {} if feather is None else {"feather": float(feather)}
+    extra = {"feather": float(feather)}
 
     if spec.method == "learned":
         for name in ("face_crop", "face_paste"):
@@ -165,7 +168,7 @@ def make_anonymizer(spec: MethodSpec, *, feather: float | None = None, seed: int
                 return frames.clone()
             with torch.no_grad():
                 crops = ops.face_crop(frames, rois, size, mean=0.5, std=0.5)
-                faces = model(crops.to(dev)).to(crops.device)
+                faces = model(crops.to(dev)).float().clamp(-1.0, 1.0).to(crops.device)
                 return ops.face_paste(frames, faces, rois, mean=0.5, std=0.5, mask="ellipse", **extra)
 
         return learned

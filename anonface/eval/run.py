@@ -61,8 +61,9 @@ class EvalConfig:
     speed_batch: int = 8
     speed_repeats: int = 3
     action_data: Path | None = None
+    utility_steps: int = 150
     protocol: FaceProtocol = field(default_factory=FaceProtocol)
-    feather: float | None = None
+    feather: float = 0.05
     seed: int = 0
     examples: int = 6
     plot: bool = True
@@ -240,10 +241,14 @@ def evaluate(config: EvalConfig, *, progress: Callable[[str], None] | None = Non
                 say(f"  {spec.label:>14}: {rows[spec]['speed']['method_fps']:.1f} fps")
 
     if "utility" in config.parts and runnable:
-        from anonface.eval.utility import run_utility
+        from anonface.eval.utility import UtilitySettings, run_utility
 
+        say("utility: action detector trained and tested on anonymized frames")
         util = run_utility([(s, fns[s]) for s in runnable], config.action_data or default_action_data(),
-                           seed=config.seed, progress=say)
+                           settings=UtilitySettings(steps=config.utility_steps, seed=config.seed,
+                                                    det_thresh=config.protocol.det_thresh,
+                                                    mask_scale=config.protocol.mask_scale),
+                           detector=detector, progress=say)
         for spec in runnable:
             rows[spec]["utility"] = util.get(spec.label, {})
         reasons = {u.get("unavailable") for u in util.values() if u.get("unavailable")}
