@@ -4,7 +4,7 @@ VENV ?= .venv
 VPY := $(VENV)/bin/python
 # The CPU build of torch 2.13.0; an environment that already has a torch keeps it.
 TORCH_SPEC ?= torch==2.13.0
-BUILD_TOOLS := scikit-build-core>=0.10 pybind11>=2.12 ninja cmake>=3.26
+BUILD_TOOLS := "scikit-build-core>=0.10" "pybind11>=2.12" ninja "cmake>=3.26"
 PYTEST_ARGS ?=
 
 .PHONY: venv build test demo bench sanitize cuda-check clean
