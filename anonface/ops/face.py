@@ -141,6 +141,83 @@ def _compute_dtype(frames: Tensor) -> torch.dtype:
 
 
 # ----------------------------------------------------------------------------------------------
+# fake (meta) kernels and autograd of the compiled ops
+# ----------------------------------------------------------------------------------------------
+def _register() -> None:
+    if not _has_op("face_crop"):  # pragma: no cover - only without the compiled module
+        logger.warning("anonface._C has no face kernels; the face ops run their references")
+        return
+
+    @torch.library.register_fake("anonface::face_crop")
+    def _crop_fake(frames, rois, size, mean, std, channels_last):
+        return frames.new_empty(
+            (rois.shape[0], 3, size[0], size[1]), dtype=_compute_dtype(frames)
+        )
+
+    @torch.library.register_fake("anonface::_face_crop_backward")
+    def _crop_bwd_fake(grad, rois, frames_shape, std, channels_last):
+        return grad.new_empty(frames_shape)
+
+    @torch.library.register_fake("anonface::face_paste")
+    def _paste_fake(frames, faces, rois, mean, std, mask, feather, channels_last):
+        return frames.new_empty(frames.shape)
+
+    @torch.library.register_fake("anonface::_face_paste_backward")
+    def _paste_bwd_fake(grad, faces, rois, std, mask, feather, channels_last):
+        return grad.new_empty(grad.shape), faces.new_empty(faces.shape)
+
+    @torch.library.register_fake("anonface::face_modify")
+    def _modify_fake(frames, rois, method, strength, mask, feather, seed, channels_last):
+        return frames.new_empty(frames.shape)
+
+    def _crop_setup(ctx, inputs, output):
+        frames, rois, _size, _mean, std, channels_last = inputs
+        ctx.save_for_backward(rois)
+        ctx.frames_shape = list(frames.shape)
+        ctx.floating = frames.is_floating_point()
+        ctx.std, ctx.channels_last = std, channels_last
+
+    def _crop_backward(ctx, grad):
+        (rois,) = ctx.saved_tensors
+        grad_frames = None
+        if ctx.floating and ctx.needs_input_grad[0]:
+            grad_frames = torch.ops.anonface._face_crop_backward(
+                grad.contiguous(), rois, ctx.frames_shape, ctx.std, ctx.channels_last
+            )
+        return grad_frames, None, None, None, None, None
+
+    torch.library.register_autograd(
+        "anonface::face_crop", _crop_backward, setup_context=_crop_setup
+    )
+
+    def _paste_setup(ctx, inputs, output):
+        frames, faces, rois, _mean, std, mask, feather, channels_last = inputs
+        ctx.save_for_backward(faces, rois)
+        ctx.floating = frames.is_floating_point()
+        ctx.std, ctx.mask, ctx.feather, ctx.channels_last = std, mask, feather, channels_last
+
+    def _paste_backward(ctx, grad):
+        faces, rois = ctx.saved_tensors
+        if not ctx.floating:  # integer output: nothing to differentiate
+            return None, None, None, None, None, None, None, None
+        grad_frames, grad_faces = torch.ops.anonface._face_paste_backward(
+            grad, faces, rois, ctx.std, ctx.mask, ctx.feather, ctx.channels_last
+        )
+        return (
+            grad_frames if ctx.needs_input_grad[0] else None,
+            grad_faces if ctx.needs_input_grad[1] else None,
+            None, None, None, None, None, None,
+        )
+
+    torch.library.register_autograd(
+        "anonface::face_paste", _paste_backward, setup_context=_paste_setup
+    )
+
+
+_register()
+
+
+# ----------------------------------------------------------------------------------------------
 # public wrappers
 # ----------------------------------------------------------------------------------------------
 def face_crop(

@@ -198,7 +198,9 @@ def _alpha(
     nx = (cols.float() + 0.5 - cx) * ia
     ny = (rows.float() + 0.5 - cy) * ib
     if mask == "ellipse":
-        r = torch.sqrt(ny[:, None] * ny[:, None] + nx[None, :] * nx[None, :])
+        # sqrt through float64 is the correctly rounded float32 sqrt (torch's vectorised float32
+        # sqrt may differ by one ulp), as sqrtf in the kernels.
+        r = torch.sqrt((ny[:, None] * ny[:, None] + nx[None, :] * nx[None, :]).double()).float()
     else:
         r = torch.maximum(ny.abs()[:, None], nx.abs()[None, :])
     if feather > 0:
@@ -239,7 +241,8 @@ def _blend_box(
     alpha = _alpha(box, rows, cols, mask, feather).to(work.dtype)
     value = value_fn(rows, cols)
     prev = work[n, :, i0:i1, j0:j1]
-    work[n, :, i0:i1, j0:j1] = alpha * value + (1.0 - alpha) * prev
+    # Pixels outside the mask (alpha 0) are left exactly as they are, whatever the value.
+    work[n, :, i0:i1, j0:j1] = torch.where(alpha > 0, alpha * value + (1.0 - alpha) * prev, prev)
 
 
 def _bilinear_value(
