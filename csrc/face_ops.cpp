@@ -116,27 +116,41 @@ Box read_box(const double* r) {
 
 // One axis of roi_align(aligned=True, sampling_ratio=-1): per output index the first input
 // index and the averaged bilinear weights of its (contiguous) band.
-void axis_plan(double lo, double hi, int64_t out, int64_t length, std::vector<int32_t>& start,
-               std::vector<std::vector<double>>& w) {
+void axis_plan(double lo, double hi, int64_t out, int64_t length, bool replicate,
+               std::vector<int32_t>& start, std::vector<std::vector<double>>& w) {
   start.assign(out, 0);
   w.assign(out, {});
   const double s0 = lo - 0.5, e0 = hi - 0.5, size = e0 - s0;
   if (!(size > 0) || length <= 0) return;
   const double bin = size / static_cast<double>(out);
   const int64_t g = std::max<int64_t>(static_cast<int64_t>(std::ceil(size / static_cast<double>(out))), 1);
-  const double step = bin / static_cast<double>(g);
+  const double gd = static_cast<double>(g);
+  const double step = bin / gd;
   const double len_d = static_cast<double>(length);
+  // Samples can only matter inside [lo_edge, hi_edge]; find their index range per output with a
+  // margin of one (the exact test below decides). In replicate mode the samples before (after)
+  // that range all read the first (last) index: they are counted, not visited.
+  const double lo_edge = replicate ? 0.0 : -1.0, hi_edge = replicate ? len_d - 1.0 : len_d;
   std::vector<std::pair<int64_t, double>> taps;
   for (int64_t p = 0; p < out; ++p) {
     const double base = s0 + static_cast<double>(p) * bin;
-    double tlo = std::ceil((-1.0 - base) / step - 0.5) - 1;
-    double thi = std::floor((len_d - base) / step - 0.5) + 1;
-    tlo = std::min(std::max(tlo, 0.0), static_cast<double>(g - 1));
-    thi = std::min(std::max(thi, -1.0), static_cast<double>(g - 1));
+    double tlo = std::ceil((lo_edge - base) / step - 0.5) - 1;
+    double thi = std::floor((hi_edge - base) / step - 0.5) + 1;
+    tlo = std::min(std::max(tlo, 0.0), gd);
+    thi = std::min(std::max(thi, tlo - 1), gd - 1);
+    const int64_t a = static_cast<int64_t>(tlo), b = static_cast<int64_t>(thi);
     taps.clear();
-    for (int64_t t = static_cast<int64_t>(tlo); t <= static_cast<int64_t>(thi); ++t) {
-      double y = base + (static_cast<double>(t) + 0.5) * bin / static_cast<double>(g);
-      if (y < -1.0 || y > len_d) continue;
+    if (replicate) {
+      if (a > 0) taps.emplace_back(0, static_cast<double>(a) / gd);
+      if (b < g - 1) taps.emplace_back(length - 1, static_cast<double>(g - 1 - b) / gd);
+    }
+    for (int64_t t = a; t <= b; ++t) {
+      double y = base + (static_cast<double>(t) + 0.5) * bin / gd;
+      if (replicate) {
+        y = std::min(std::max(y, 0.0), len_d - 1.0);
+      } else if (y < -1.0 || y > len_d) {
+        continue;
+      }
       if (y <= 0) y = 0;
       int64_t low = static_cast<int64_t>(std::floor(y)), high;
       double fr;
@@ -147,8 +161,8 @@ void axis_plan(double lo, double hi, int64_t out, int64_t length, std::vector<in
         high = low + 1;
         fr = y - static_cast<double>(low);
       }
-      taps.emplace_back(low, (1.0 - fr) / static_cast<double>(g));
-      taps.emplace_back(high, fr / static_cast<double>(g));
+      taps.emplace_back(low, (1.0 - fr) / gd);
+      taps.emplace_back(high, fr / gd);
     }
     if (taps.empty()) continue;
     int64_t mn = taps[0].first, mx = taps[0].first;
@@ -200,7 +214,7 @@ CropPlan CropPlan::to(const at::Device& device) const {
 }
 
 CropPlan plan_crop(const at::Tensor& rois_host, int64_t sh, int64_t sw, int64_t H, int64_t W,
-                   at::ScalarType acc) {
+                   at::ScalarType acc, bool replicate) {
   const int64_t K = rois_host.size(0);
   const double* r = rois_host.data_ptr<double>();
   std::vector<std::vector<int32_t>> ys(K), xs(K);
@@ -217,8 +231,8 @@ CropPlan plan_crop(const at::Tensor& rois_host, int64_t sh, int64_t sw, int64_t 
       continue;
     }
     frame[k] = static_cast<int32_t>(b.n);
-    axis_plan(b.y1, b.y2, sh, H, ys[k], wys[k]);
-    axis_plan(b.x1, b.x2, sw, W, xs[k], wxs[k]);
+    axis_plan(b.y1, b.y2, sh, H, replicate, ys[k], wys[k]);
+    axis_plan(b.x1, b.x2, sw, W, replicate, xs[k], wxs[k]);
     for (auto& v : wys[k]) Ly = std::max<int64_t>(Ly, static_cast<int64_t>(v.size()));
     for (auto& v : wxs[k]) Lx = std::max<int64_t>(Lx, static_cast<int64_t>(v.size()));
   }

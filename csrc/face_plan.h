@@ -39,8 +39,10 @@ struct CropPlan {
   CropPlan to(const at::Device& device) const;
 };
 // roi_align (aligned=True, adaptive sampling grid) weights of every box, separable per axis.
+// replicate: samples outside the frame read its nearest edge pixel instead of counting as zero,
+// so boxes partly outside the frame are not darkened (the blur grid of face_modify).
 CropPlan plan_crop(const at::Tensor& rois_host, int64_t sh, int64_t sw, int64_t H, int64_t W,
-                   at::ScalarType acc);
+                   at::ScalarType acc, bool replicate = false);
 
 // PasteGeom per box, packed in a CPU uint8 tensor [K * sizeof(PasteGeom)].
 at::Tensor plan_paste(const at::Tensor& rois_host, int64_t H, int64_t W, int64_t sh, int64_t sw);

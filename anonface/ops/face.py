@@ -331,8 +331,9 @@ def face_modify(
       pixel takes the mean of the pixels of its cell (pixels inside the frame).
     * ``"blur"``: Gaussian blur with sigma = ``strength`` x box size (per axis, replicate border,
       nothing outside the box is read), computed on a working grid of
-      ``clamp(ceil(3 / strength), 4, 128)`` cells per side (the box cropped as in ``face_crop``)
-      and sampled back bilinearly.
+      ``clamp(ceil(3 / strength), 4, 128)`` cells per side (the box cropped as in ``face_crop``,
+      except that samples outside the frame read its nearest edge pixel, so boxes cut by the
+      frame border are not darkened) and sampled back bilinearly.
     * ``"solid"``: fill with grey level ``strength`` (0-255 units).
     * ``"noise"``: add Gaussian noise of sigma ``strength`` (0-255 units) from a counter-based
       generator keyed by (seed, frame index, row, column, channel): the same on CPU and CUDA.

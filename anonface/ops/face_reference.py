@@ -74,13 +74,17 @@ def _check_index(rois: torch.Tensor, n_frames: int) -> None:
 # ----------------------------------------------------------------------------------------------
 # face_crop: roi_align(aligned=True, sampling_ratio=-1) weights, separable per axis
 # ----------------------------------------------------------------------------------------------
-def _axis_weights(lo: float, hi: float, out: int, length: int) -> torch.Tensor:
+def _axis_weights(
+    lo: float, hi: float, out: int, length: int, replicate: bool = False
+) -> torch.Tensor:
     """Dense ``[out, length]`` float64 matrix: roi_align's averaged bilinear weights on one axis.
 
     Output index ``p`` averages ``g = ceil((hi - lo) / out)`` samples at
     ``start + p * bin + (t + 0.5) * bin / g`` with ``start = lo - 0.5`` (aligned=True);
     samples outside ``[-1, length]`` count as zero, samples in ``[-1, 0]`` read index 0 and
-    samples past ``length - 1`` read the last index (torchvision's rules).
+    samples past ``length - 1`` read the last index (torchvision's rules). With ``replicate``
+    every sample is clamped into ``[0, length - 1]`` instead (the nearest edge pixel; the blur
+    grid of ``face_modify``, so boxes partly outside the frame are not darkened).
     """
     w = torch.zeros(out, max(length, 0), dtype=torch.float64)
     start = lo - 0.5
@@ -93,19 +97,24 @@ def _axis_weights(lo: float, hi: float, out: int, length: int) -> torch.Tensor:
     step = bin_size / g
     p = torch.arange(out, dtype=torch.float64)
     base = start + p * bin_size
-    # Only samples that can land inside [-1, length] matter; find their index range per output
-    # (with a margin; the exact test below decides).
-    t_lo = torch.ceil((-1.0 - base) / step - 0.5) - 1
-    t_hi = torch.floor((length - base) / step - 0.5) + 1
-    t_lo = t_lo.clamp(0, g - 1)
-    t_hi = t_hi.clamp(-1, g - 1)
-    count = int((t_hi - t_lo + 1).clamp(min=0).max().item())
-    if count <= 0:
-        return w
-    t = t_lo[:, None] + torch.arange(count, dtype=torch.float64)[None, :]
-    in_range = t <= t_hi[:, None]
-    y = base[:, None] + (t + 0.5) * bin_size / g
-    valid = in_range & (y >= -1.0) & (y <= float(length))
+    if replicate:
+        t = torch.arange(g, dtype=torch.float64)[None, :].expand(out, g)
+        y = (base[:, None] + (t + 0.5) * bin_size / g).clamp(0.0, float(length - 1))
+        valid = torch.ones_like(y, dtype=torch.bool)
+    else:
+        # Only samples that can land inside [-1, length] matter; find their index range per
+        # output (with a margin; the exact test below decides).
+        t_lo = torch.ceil((-1.0 - base) / step - 0.5) - 1
+        t_hi = torch.floor((length - base) / step - 0.5) + 1
+        t_lo = t_lo.clamp(0, g - 1)
+        t_hi = t_hi.clamp(-1, g - 1)
+        count = int((t_hi - t_lo + 1).clamp(min=0).max().item())
+        if count <= 0:
+            return w
+        t = t_lo[:, None] + torch.arange(count, dtype=torch.float64)[None, :]
+        in_range = t <= t_hi[:, None]
+        y = base[:, None] + (t + 0.5) * bin_size / g
+        valid = in_range & (y >= -1.0) & (y <= float(length))
     y = torch.where(y <= 0, torch.zeros_like(y), y)
     low = torch.floor(y)
     clamp_hi = low >= length - 1
@@ -123,13 +132,17 @@ def _axis_weights(lo: float, hi: float, out: int, length: int) -> torch.Tensor:
 
 
 def _crop_raw(
-    frames_nchw: torch.Tensor, box: tuple[int, float, float, float, float], sh: int, sw: int
+    frames_nchw: torch.Tensor,
+    box: tuple[int, float, float, float, float],
+    sh: int,
+    sw: int,
+    replicate: bool = False,
 ) -> torch.Tensor:
     """roi_align of one box on frames in their own units, ``[3, sh, sw]`` float64."""
     n, x1, y1, x2, y2 = box
     h, w = frames_nchw.shape[-2:]
-    wy = _axis_weights(y1, y2, sh, h)
-    wx = _axis_weights(x1, x2, sw, w)
+    wy = _axis_weights(y1, y2, sh, h, replicate)
+    wx = _axis_weights(x1, x2, sw, w, replicate)
     rows = torch.nonzero(wy.abs().sum(0)).flatten()
     cols = torch.nonzero(wx.abs().sum(0)).flatten()
     if rows.numel() == 0 or cols.numel() == 0:
@@ -436,7 +449,7 @@ def face_modify_reference(
         elif method == "blur":
             g = blur_grid_size(strength)
             taps = gaussian_taps(strength * g)
-            grid = _crop_raw(nchw, box, g, g).to(acc)
+            grid = _crop_raw(nchw, box, g, g, replicate=True).to(acc)
             blurred = _blur_grid(grid, taps)
 
             def value(rows, cols, box=box, blurred=blurred):

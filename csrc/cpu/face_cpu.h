@@ -5,6 +5,7 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "face_plan.h"
@@ -26,7 +27,9 @@ void crop(const scalar_t* f, const FrameView& v, const CropPlan& p, int64_t sh, 
   const acc_t* wy = p.wy.data_ptr<acc_t>();
   const acc_t* wx = p.wx.data_ptr<acc_t>();
   const int64_t Ly = p.Ly, Lx = p.Lx, plane = sh * sw;
-  at::parallel_for(0, K * sh, 4, [&](int64_t begin, int64_t end) {
+  // Small problems run on one thread: waking the pool costs more than they do.
+  const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(1, sw * Ly * Lx));
+  at::parallel_for(0, K * sh, grain, [&](int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; ++t) {
       const int64_t k = t / sh, ph = t % sh;
       acc_t* o = out + k * 3 * plane + ph * sw;
@@ -73,7 +76,8 @@ template <class scalar_t, class acc_t>
 void paste(const scalar_t* in, const FrameView& vin, scalar_t* out, const FrameView& vout,
            const PasteGeom* g, int64_t K, const Source<acc_t>& src, int32_t mask, float ib) {
   const auto lists = boxes_by_frame(g, K, vin.B);
-  at::parallel_for(0, vin.B * vin.H, 8, [&](int64_t begin, int64_t end) {
+  const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(1, vin.W));
+  at::parallel_for(0, vin.B * vin.H, grain, [&](int64_t begin, int64_t end) {
     std::vector<int32_t> row;
     for (int64_t t = begin; t < end; ++t) {
       const int64_t n = t / vin.H, i = t % vin.H;

@@ -21,7 +21,10 @@ template <class scalar_t, class acc_t>
 void cell_means(const scalar_t* f, const FrameView& v, const PasteGeom* g, const int32_t* bounds,
                 int64_t K, int32_t cells, acc_t* out) {
   const int64_t nb = cells + 1;
-  at::parallel_for(0, K * cells, 1, [&](int64_t begin, int64_t end) {
+  int64_t pixels = 0;
+  for (int64_t k = 0; k < K; ++k) pixels += int64_t(g[k].i1 - g[k].i0) * (g[k].j1 - g[k].j0);
+  const int64_t grain = pixels < 32768 ? K * cells : 1;
+  at::parallel_for(0, K * cells, grain, [&](int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; ++t) {
       const int64_t k = t / cells, cy = t % cells;
       if (g[k].n < 0) continue;
@@ -50,7 +53,8 @@ void cell_means(const scalar_t* f, const FrameView& v, const PasteGeom* g, const
 // Separable Gaussian on [K, 3, G, G] in place, replicate border: along rows (height), then columns.
 template <class acc_t>
 void blur_grids(acc_t* grid, int64_t K, int64_t G, const acc_t* taps, int64_t radius) {
-  at::parallel_for(0, K * 3, 1, [&](int64_t begin, int64_t end) {
+  const int64_t grain = std::max<int64_t>(1, 65536 / std::max<int64_t>(1, G * G * (2 * radius + 1)));
+  at::parallel_for(0, K * 3, grain, [&](int64_t begin, int64_t end) {
     std::vector<acc_t> tmp(G * G);
     for (int64_t t = begin; t < end; ++t) {
       acc_t* p = grid + t * G * G;
@@ -100,7 +104,7 @@ void modify_impl(const at::Tensor& frames, at::Tensor& out, bool cl, const at::T
   } else if (method == kFace) {  // blur
     const int64_t G = blur_grid(strength);
     geoms = plan_paste(rh, bhw[1], bhw[2], G, G);
-    const CropPlan plan = plan_crop(rh, G, G, bhw[1], bhw[2], acc);
+    const CropPlan plan = plan_crop(rh, G, G, bhw[1], bhw[2], acc, /*replicate=*/true);
     data = at::empty({K, 3, G, G}, frames.options().dtype(acc));
     const acc_t zero[3] = {0, 0, 0}, one[3] = {1, 1, 1};
     cpu::crop<scalar_t, acc_t>(f, vin, plan, G, G, acc_t(1), zero, one, data.data_ptr<acc_t>());

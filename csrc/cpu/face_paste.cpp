@@ -92,7 +92,8 @@ void paste_backward_impl(const acc_t* grad, const FrameView& vg, acc_t* gfr, con
                          int32_t mk, float ib) {
   const auto lists = cpu::boxes_by_frame(g, K, vg.B);
   // d out / d frame = prod over covering boxes of (1 - alpha): rows in parallel.
-  at::parallel_for(0, vg.B * vg.H, 8, [&](int64_t begin, int64_t end) {
+  const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(1, vg.W));
+  at::parallel_for(0, vg.B * vg.H, grain, [&](int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; ++t) {
       const int64_t n = t / vg.H, i = t % vg.H;
       for (int32_t k : lists[n]) {

@@ -110,7 +110,7 @@ void modify_impl(const at::Tensor& frames, at::Tensor& out, bool cl, const at::T
   if (method == kFace) {  // blur
     const int64_t G = blur_grid(strength);
     gh = plan_paste(rh, bhw[1], bhw[2], G, G);
-    const CropPlan plan = plan_crop(rh, G, G, bhw[1], bhw[2], acc).to(dev);
+    const CropPlan plan = plan_crop(rh, G, G, bhw[1], bhw[2], acc, /*replicate=*/true).to(dev);
     data = at::empty({K, 3, G, G}, frames.options().dtype(acc));
     at::Tensor tmp = at::empty_like(data);
     cuda::Norm<acc_t> nm{{0, 0, 0}, {1, 1, 1}, 1};
