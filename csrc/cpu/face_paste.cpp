@@ -25,9 +25,11 @@ void check_faces(const at::Tensor& faces, const at::Tensor& frames, int64_t K) {
                     "faces are too large: ", faces.sizes());
 }
 
-at::Tensor face_paste_cpu(const at::Tensor& frames, const at::Tensor& faces_in, const at::Tensor& rois,
+// Writes the pasted frames into `out` (a copy of `frames`, or `frames` itself: every pixel is
+// read before it is written, by the same thread).
+void paste_into(const at::Tensor& frames, at::Tensor& out, const at::Tensor& faces_in, const at::Tensor& rois,
                           at::ArrayRef<double> mean, at::ArrayRef<double> std_, c10::string_view mask,
-                          double feather, bool channels_last) {
+                          double feather, bool channels_last, bool inplace) {
   check_frames(frames, channels_last);
   const auto m = check_triple(mean, "mean", false);
   const auto s = check_triple(std_, "std", true);
@@ -37,8 +39,8 @@ at::Tensor face_paste_cpu(const at::Tensor& frames, const at::Tensor& faces_in, 
   const at::Tensor rh = host_rois(rois, frames.device(), bhw[0]);
   const int64_t K = rh.size(0);
   check_faces(faces_in, frames, K);
-  at::Tensor out = cpu::copy_frames(frames);
-  if (K == 0) return out;
+  if (!inplace) out = cpu::copy_frames(frames);
+  if (K == 0) return;
   const at::Tensor faces = faces_in.contiguous();
   const at::Tensor geoms = plan_paste(rh, bhw[1], bhw[2], faces.size(2), faces.size(3));
   const FrameView vin = frame_view(frames, channels_last), vout = frame_view(out, channels_last);
@@ -70,7 +72,23 @@ at::Tensor face_paste_cpu(const at::Tensor& frames, const at::Tensor& faces_in, 
         cpu::paste<double, double>(frames.data_ptr<double>(), vin, out.data_ptr<double>(), vout,
                                    geoms_ptr(geoms), K, src, mk, ib);
       }));
-  return out;
+}
+
+at::Tensor face_paste_cpu(const at::Tensor& frames, const at::Tensor& faces, const at::Tensor& rois,
+                          at::ArrayRef<double> mean, at::ArrayRef<double> std_, c10::string_view mask,
+                          double feather, bool channels_last) {
+  at::Tensor out;
+  paste_into(frames, out, faces, rois, mean, std_, mask, feather, channels_last, false);
+  return out.defined() ? out : frames.clone();
+}
+
+void face_paste_inplace_cpu(const at::Tensor& frames, const at::Tensor& faces, const at::Tensor& rois,
+                              at::ArrayRef<double> mean, at::ArrayRef<double> std_, c10::string_view mask,
+                              double feather, bool channels_last) {
+  TORCH_CHECK_VALUE(frames.is_non_overlapping_and_dense(),
+                    "frames must not overlap in memory (e.g. expanded) for an in-place paste");
+  at::Tensor out = frames;
+  paste_into(frames, out, faces, rois, mean, std_, mask, feather, channels_last, true);
 }
 
 // Product of (1 - alpha) over the boxes of `list` after position `from` that cover (i, j).
@@ -175,5 +193,6 @@ std::tuple<at::Tensor, at::Tensor> face_paste_backward_cpu(
 
 TORCH_LIBRARY_IMPL(anonface, CPU, m) {
   m.impl("face_paste", &anonface::face::face_paste_cpu);
+  m.impl("face_paste_", &anonface::face::face_paste_inplace_cpu);
   m.impl("_face_paste_backward", &anonface::face::face_paste_backward_cpu);
 }

@@ -94,7 +94,7 @@ __device__ __forceinline__ bool owned_by_earlier(const PasteGeom* g, int64_t k, 
 // that covers it), which blends all covering boxes in order: no races, deterministic.
 // blockIdx.y walks the boxes; `out` already holds a copy of `in`.
 template <class scalar_t, class acc_t>
-__global__ void paste_kernel(const scalar_t* __restrict__ in, FrameView vin, scalar_t* __restrict__ out,
+__global__ void paste_kernel(const scalar_t* in, FrameView vin, scalar_t* out,  // may alias (in-place)
                              FrameView vout, const PasteGeom* __restrict__ g, int64_t K,
                              Source<acc_t> src, int32_t mask, float ib) {
   for (int64_t k = blockIdx.y; k < K; k += gridDim.y) {

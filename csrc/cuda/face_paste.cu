@@ -25,9 +25,11 @@ void check_faces(const at::Tensor& faces, const at::Tensor& frames, int64_t K) {
                     "faces are too large: ", faces.sizes());
 }
 
-at::Tensor face_paste_cuda(const at::Tensor& frames, const at::Tensor& faces_in, const at::Tensor& rois,
+// Writes the pasted frames into `out` (a copy of `frames`, or `frames` itself: every pixel is
+// read before it is written, by the same thread).
+void paste_into(const at::Tensor& frames, at::Tensor& out, const at::Tensor& faces_in, const at::Tensor& rois,
                            at::ArrayRef<double> mean, at::ArrayRef<double> std_, c10::string_view mask,
-                           double feather, bool channels_last) {
+                           double feather, bool channels_last, bool inplace) {
   check_frames(frames, channels_last);
   const auto m = check_triple(mean, "mean", false);
   const auto s = check_triple(std_, "std", true);
@@ -38,8 +40,8 @@ at::Tensor face_paste_cuda(const at::Tensor& frames, const at::Tensor& faces_in,
   const at::Tensor rh = host_rois(rois, frames.device(), bhw[0]);
   const int64_t K = rh.size(0);
   check_faces(faces_in, frames, K);
-  at::Tensor out = cuda::copy_frames(frames);
-  if (K == 0) return out;
+  if (!inplace) out = cuda::copy_frames(frames);
+  if (K == 0) return;
   const at::Tensor faces = faces_in.contiguous();
   const at::Tensor gh = plan_paste(rh, bhw[1], bhw[2], faces.size(2), faces.size(3));
   const at::Tensor gd = gh.to(frames.device());
@@ -73,7 +75,23 @@ at::Tensor face_paste_cuda(const at::Tensor& frames, const at::Tensor& faces_in,
         cuda::launch_paste<double, double>(frames.data_ptr<double>(), vin, out.data_ptr<double>(),
                                            vout, gh, gd, src, mk, ib, stream);
       }));
-  return out;
+}
+
+at::Tensor face_paste_cuda(const at::Tensor& frames, const at::Tensor& faces, const at::Tensor& rois,
+                          at::ArrayRef<double> mean, at::ArrayRef<double> std_, c10::string_view mask,
+                          double feather, bool channels_last) {
+  at::Tensor out;
+  paste_into(frames, out, faces, rois, mean, std_, mask, feather, channels_last, false);
+  return out.defined() ? out : frames.clone();
+}
+
+void face_paste_inplace_cuda(const at::Tensor& frames, const at::Tensor& faces, const at::Tensor& rois,
+                              at::ArrayRef<double> mean, at::ArrayRef<double> std_, c10::string_view mask,
+                              double feather, bool channels_last) {
+  TORCH_CHECK_VALUE(frames.is_non_overlapping_and_dense(),
+                    "frames must not overlap in memory (e.g. expanded) for an in-place paste");
+  at::Tensor out = frames;
+  paste_into(frames, out, faces, rois, mean, std_, mask, feather, channels_last, true);
 }
 
 // grad_frames = grad * prod over covering boxes of (1 - alpha); `gfr` holds a copy of grad.
@@ -177,5 +195,6 @@ std::tuple<at::Tensor, at::Tensor> face_paste_backward_cuda(
 
 TORCH_LIBRARY_IMPL(anonface, CUDA, m) {
   m.impl("face_paste", &anonface::face::face_paste_cuda);
+  m.impl("face_paste_", &anonface::face::face_paste_inplace_cuda);
   m.impl("_face_paste_backward", &anonface::face::face_paste_backward_cuda);
 }

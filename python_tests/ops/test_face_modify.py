@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from face_testing import DEVICES, DTYPES, covered, random_frames, random_rois, seed_gen, to_layout
+from face_testing import DEVICES, DTYPES, covered, random_frames, random_rois, seed_gen, to_layout  # noqa: F401
 
-from anonface.ops import FaceModify, face_modify
+from anonface.ops import FaceModify, face_modify, face_paste
 from anonface.ops.face_reference import face_modify_reference
 
 METHODS = [("pixelate", 5.0), ("pixelate", 1.0), ("blur", 0.1), ("blur", 0.02), ("solid", 77.0), ("noise", 40.0)]
@@ -147,3 +147,33 @@ def test_modify_opcheck_and_module(device):
         torch.library.opcheck(torch.ops.anonface.face_modify.default,
                               (frames, rois, method, strength, "ellipse", 0.1, 3, True))
     assert torch.equal(FaceModify("blur", 0.1, seed=2)(frames, rois), face_modify(frames, rois, "blur", 0.1, seed=2))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_inplace_variants_match(device, channels_last):
+    from anonface.ops import face_modify_, face_paste_
+
+    gen = seed_gen()
+    frames = random_frames(2, 30, 34, torch.uint8, channels_last, gen).to(device)
+    rois = random_rois(5, 2, 30, 34, gen).to(device)
+    for method in ["pixelate", "blur", "solid", "noise"]:
+        want = face_modify(frames, rois, method, seed=3)
+        work = frames.clone()
+        assert face_modify_(work, rois, method, seed=3) is work
+        assert torch.equal(work, want), method
+    faces = torch.randn(5, 3, 9, 8, generator=gen).to(device)
+    want = face_paste(frames, faces, rois)
+    work = frames.clone()
+    face_paste_(work, faces, rois)
+    assert torch.equal(work, want)
+    torch.library.opcheck(torch.ops.anonface.face_modify_.default,
+                          (frames.clone(), rois, "pixelate", 4.0, "ellipse", 0.1, 0, channels_last))
+    torch.library.opcheck(torch.ops.anonface.face_paste_.default,
+                          (frames.clone(), faces, rois, [0.5] * 3, [0.5] * 3, "box", 0.1, channels_last))
+    with pytest.raises(ValueError, match="overlap"):
+        torch.ops.anonface.face_modify_(frames[:1].expand(2, -1, -1, -1) if channels_last
+                                        else frames[:1].expand(2, -1, -1, -1), rois, "solid", 0.0, "box", 0.1, 0,
+                                        channels_last)
+    with pytest.raises(ValueError, match="grad"):
+        face_paste_(torch.rand(1, 5, 5, 3, requires_grad=True, device=device), faces[:0], rois[:0])
