@@ -59,7 +59,11 @@ class FaceTracker:
         max_gap: longest run of frames between two detections of one face that is filled by
             interpolation (must be at least the detect-every-k step).
         linger: frames a track stays covered after its last detection and before its first.
-        iou_threshold: minimum IoU between a track's predicted box and a detection to match.
+        iou_threshold: a detection matches a track when their IoU (with the track's box
+            extrapolated to this frame) reaches this...
+        distance_gate: ...or when its centre is within this many box sizes of the track's
+            (widened by the frames since a track seen only once was last seen), with a size
+            ratio within 0.5-2. Pairs are taken nearest first.
         smooth_radius: frames on each side used to smooth box centres (0 = no smoothing).
 
     Use: ``update(dets_or_None)`` once per frame returns the frames that became final, as
@@ -73,6 +77,7 @@ class FaceTracker:
         max_gap: int = 8,
         linger: int = 5,
         iou_threshold: float = 0.2,
+        distance_gate: float = 0.6,
         smooth_radius: int = 1,
     ) -> None:
         if max_gap < 1:
@@ -84,6 +89,7 @@ class FaceTracker:
         self.max_gap = int(max_gap)
         self.linger = int(linger)
         self.iou_threshold = float(iou_threshold)
+        self.distance_gate = float(distance_gate)
         self.smooth_radius = int(smooth_radius)
         self.lookahead = max(self.max_gap, self.linger, self.smooth_radius)
         self._tracks: list[Track] = []
@@ -109,12 +115,28 @@ class FaceTracker:
         if live and len(dets):
             pred = np.stack([tr.predict(t) for tr in live])
             iou = box_iou(pred, dets)
-            # Greedy on IoU, best pair first.
-            order = np.argsort(-iou, axis=None, kind="stable")
+            # Centre distance in units of the track's box size. A track seen once has no velocity
+            # yet, so its gate widens with the frames since it was seen (fast faces with
+            # detect-every-k move more than a box width between detections).
+            pc = (pred[:, 0:2] + pred[:, 2:4]) / 2
+            dc = (dets[:, 0:2] + dets[:, 2:4]) / 2
+            psz = np.sqrt(np.clip((pred[:, 2] - pred[:, 0]) * (pred[:, 3] - pred[:, 1]), 1.0, None))
+            dsz = np.sqrt(np.clip((dets[:, 2] - dets[:, 0]) * (dets[:, 3] - dets[:, 1]), 1.0, None))
+            dist = np.linalg.norm(pc[:, None] - dc[None], axis=2) / psz[:, None]
+            ratio = dsz[None] / psz[:, None]
+            gap = np.array([t - tr.times[-1] for tr in live], np.float32)
+            has_vel = np.array([len(tr.times) > 1 for tr in live])
+            gate = np.where(has_vel, self.distance_gate, np.minimum(self.distance_gate * gap, 2.0))
+            ok = (iou >= self.iou_threshold) | (
+                (dist <= gate[:, None]) & (ratio > 0.5) & (ratio < 2.0)
+            )
+            # Greedy, nearest pair first.
+            cost = np.where(ok, dist - iou, np.inf)
+            order = np.argsort(cost, axis=None, kind="stable")
             used_tr = np.zeros(len(live), dtype=bool)
             for flat in order:
                 i, j = divmod(int(flat), len(dets))
-                if iou[i, j] < self.iou_threshold:
+                if not np.isfinite(cost[i, j]):
                     break
                 if used_tr[i] or matched_det[j]:
                     continue
