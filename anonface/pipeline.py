@@ -127,7 +127,7 @@ def _modify_faces(
     rois: torch.Tensor,
     *,
     method: str,
-    strength: float | None,
+    strength: float | np.ndarray | None,
     mask: str,
     feather: float,
     seed: int,
@@ -139,6 +139,8 @@ def _modify_faces(
         frames: ``[B, H, W, 3]`` uint8 (or float in [0, 1]) on the working device.
         rois (Tensor[K, 5]): ``(frame_index, x1, y1, x2, y2)`` in pixels, float32, same device.
         method: one of :data:`METHODS`.
+        strength: one value for all boxes, or ``[K]`` values (boxes sharing a value go through
+            one kernel call; e.g. mosaic cells of a fixed pixel size).
 
     Returns:
         New frames, same shape/dtype/device.
@@ -154,6 +156,12 @@ def _modify_faces(
         with torch.no_grad():
             faces = model(crops).float().clamp(-1.0, 1.0)
         return ops.face_paste(frames, faces, rois, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), mask, feather)
+    if isinstance(strength, np.ndarray):
+        out = frames
+        for value in np.unique(strength):
+            sel = torch.from_numpy(np.nonzero(strength == value)[0]).to(rois.device)
+            out = ops.face_modify(out, rois[sel], method, float(value), mask, feather, seed)
+        return out
     return ops.face_modify(frames, rois, method, strength, mask, feather, seed)
 
 
@@ -209,6 +217,8 @@ class Anonymizer:
         checkpoint: anonymizer checkpoint for ``method="learned"``.
         on_error: ``"mask"`` (blank a frame that failed, warn) or ``"stop"`` (raise).
         seed: noise seed.
+        mosaic_px: for ``pixelate``, a cell size in pixels (deface's ``--mosaicsize``) instead of
+            a number of cells per box; each box then gets ``round(size / mosaic_px)`` cells.
         backend: CenterFace backend (``"auto"``, ``"opencv"``, ``"torch"``).
     """
 
@@ -235,6 +245,7 @@ class Anonymizer:
         checkpoint: str | None = None,
         on_error: str = "mask",
         seed: int = 0,
+        mosaic_px: int | None = None,
         backend: str = "auto",
     ) -> None:
         if method not in METHODS:
@@ -259,6 +270,9 @@ class Anonymizer:
         self.detect_every = int(detect_every)
         self.on_error = on_error
         self.seed = int(seed)
+        if mosaic_px is not None and mosaic_px < 1:
+            raise ValueError(f"mosaic_px must be >= 1, got {mosaic_px}")
+        self.mosaic_px = mosaic_px
         if boxes is not None:
             self.detector: FaceDetector = BoxesDetector(boxes)
             track = False if track is None else track
@@ -369,9 +383,14 @@ class Anonymizer:
                 rois.append(np.concatenate([np.full((len(sb), 1), j, np.float32), sb], axis=1))
         roi_t = torch.from_numpy(np.concatenate(rois) if rois else np.zeros((0, 5), np.float32))
         roi_t = roi_t.to(frames.device)
+        strength: float | np.ndarray | None = self.strength
+        if self.mosaic_px is not None and self.method == "pixelate" and rois:
+            r = np.concatenate(rois)
+            side = np.maximum(r[:, 3] - r[:, 1], r[:, 4] - r[:, 2])
+            strength = np.maximum(1.0, np.round(side / self.mosaic_px)).astype(np.float32)
         try:
             out = _modify_faces(
-                frames, roi_t, method=self.method, strength=self.strength, mask=self.mask,
+                frames, roi_t, method=self.method, strength=strength, mask=self.mask,
                 feather=self.feather, seed=self.seed, model=self.model,
             )
         except Exception as exc:  # noqa: BLE001 - fail closed
@@ -515,7 +534,14 @@ def anonymize(
     return anon(frames)
 
 
-def anonymize_image(src: str, dst: str, *, anonymizer: Anonymizer | None = None, **kwargs: Any) -> RunStats:
+def anonymize_image(
+    src: str,
+    dst: str,
+    *,
+    anonymizer: Anonymizer | None = None,
+    on_frame: Callable[[np.ndarray, np.ndarray], np.ndarray | None] | None = None,
+    **kwargs: Any,
+) -> RunStats:
     """Anonymize one image file into ``dst`` (written atomically; metadata is not copied)."""
     from anonface.io.image import read_image, write_image
 
@@ -524,8 +550,12 @@ def anonymize_image(src: str, dst: str, *, anonymizer: Anonymizer | None = None,
     t0 = time.perf_counter()
     img = read_image(src)
     stats = RunStats(boxes=[])
-    out = list(anon.stream([img], stats))
-    write_image(dst, np.asarray(out[0]), inputs=(src,))
+    out = np.asarray(list(anon.stream([img], stats))[0])
+    if on_frame is not None:
+        assert stats.boxes is not None
+        replaced = on_frame(out, stats.boxes[0])
+        out = out if replaced is None else replaced
+    write_image(dst, out, inputs=(src,))
     stats.seconds = time.perf_counter() - t0
     return stats
 
@@ -540,6 +570,7 @@ def anonymize_video(
     max_frames: int | None = None,
     progress: Callable[[int], None] | None = None,
     record_boxes: bool = False,
+    on_frame: Callable[[np.ndarray, np.ndarray], np.ndarray | None] | None = None,
     **kwargs: Any,
 ) -> RunStats:
     """Anonymize a video file into ``dst`` (H.264 by default), keeping every frame's timestamp.
@@ -553,6 +584,8 @@ def anonymize_video(
         max_frames: stop after this many frames (for previews and tests).
         progress: called with the number of frames written so far.
         record_boxes: keep each frame's face boxes in the returned stats.
+        on_frame: called with each anonymized frame and its face boxes ``[K, 5]`` before it is
+            written; may return a replacement frame (e.g. with scores drawn) or None.
 
     Returns:
         :class:`RunStats` (frames, seconds, fps, faces, frames masked because of errors).
@@ -566,7 +599,7 @@ def anonymize_video(
     anon = anonymizer or Anonymizer(**kwargs)
     anon.reset()
     enc = encoder_settings(encoder)
-    stats = RunStats(boxes=[] if record_boxes else None)
+    stats = RunStats(boxes=[] if (record_boxes or on_frame is not None) else None)
     t0 = time.perf_counter()
     with atomic_output(dst, (src,)) as tmp:
         writer: VideoWriter | None = None
@@ -588,7 +621,12 @@ def anonymize_video(
                     yield frame
 
             for out in anon.stream(frames(), stats):
-                writer.write(np.asarray(out), pts_queue.popleft())
+                out = np.asarray(out)
+                if on_frame is not None:
+                    assert stats.boxes is not None
+                    replaced = on_frame(out, stats.boxes[stats.frames - 1])
+                    out = out if replaced is None else replaced
+                writer.write(out, pts_queue.popleft())
                 if progress is not None:
                     progress(stats.frames)
             writer.close()
