@@ -47,9 +47,7 @@ class Track:
             return last
         dt = self.times[-1] - self.times[-2]
         vel = (last - self.boxes[-2][:4]) / max(dt, 1)
-        # Extrapolate only a little: a wrong velocity should not fling the box away.
-        steps = min(t - self.times[-1], 2 * max(dt, 1))
-        return last + vel * steps
+        return last + vel * (t - self.times[-1])
 
 
 class FaceTracker:
@@ -126,7 +124,11 @@ class FaceTracker:
             ratio = dsz[None] / psz[:, None]
             gap = np.array([t - tr.times[-1] for tr in live], np.float32)
             has_vel = np.array([len(tr.times) > 1 for tr in live])
-            gate = np.where(has_vel, self.distance_gate, np.minimum(self.distance_gate * gap, 2.0))
+            gate = np.where(
+                has_vel,
+                self.distance_gate * np.sqrt(gap),  # the prediction's error grows with the gap
+                np.minimum(self.distance_gate * gap, 2.0),
+            )
             ok = (iou >= self.iou_threshold) | (
                 (dist <= gate[:, None]) & (ratio > 0.5) & (ratio < 2.0)
             )
