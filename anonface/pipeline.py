@@ -311,6 +311,7 @@ class Anonymizer:
         else:
             self._tracker = FaceTracker(max_gap=1, linger=0, smooth_radius=0)
         self._next_index = 0
+        self._failed: set[int] = set()  # frames whose detection failed, masked when emitted
 
     # -- detection ---------------------------------------------------------------------------
     def _detect(self, frames: torch.Tensor | np.ndarray, indices: list[int]) -> list[np.ndarray | Exception]:
@@ -342,8 +343,7 @@ class Anonymizer:
         stats: RunStats | None,
     ) -> list[tuple[int, np.ndarray, bool]]:
         """Detect + track one batch. Returns ``(index, boxes, failed)`` for frames now final."""
-        failed: set[int] = getattr(self, "_failed", set())
-        self._failed = failed
+        failed = self._failed
         key = [
             (j, idx)
             for j, (idx, _) in enumerate(items)
@@ -594,7 +594,14 @@ def anonymize_video(
         FileNotFoundError, anonface.io.MediaError: unreadable input or unwritable output.
         AnonymizationError: a frame failed and ``on_error="stop"``.
     """
-    from anonface.io.video import VideoReader, VideoWriter, atomic_output, encoder_settings
+    from anonface.io.video import (
+        BackgroundWriter,
+        VideoReader,
+        VideoWriter,
+        atomic_output,
+        encoder_settings,
+        prefetch,
+    )
 
     anon = anonymizer or Anonymizer(**kwargs)
     anon.reset()
@@ -602,19 +609,23 @@ def anonymize_video(
     stats = RunStats(boxes=[] if (record_boxes or on_frame is not None) else None)
     t0 = time.perf_counter()
     with atomic_output(dst, (src,)) as tmp:
-        writer: VideoWriter | None = None
+        writer: BackgroundWriter | None = None
+        decoded: Iterator[tuple[np.ndarray, int | None]] | None = None
+        # Decoding, the pipeline and encoding run in three threads (PyAV and cv2 release the
+        # GIL); audio packets go through the writer's thread, which does all the muxing.
         reader = VideoReader(src, audio_sink=(lambda p: writer.mux_audio(p)) if keep_audio else None)  # type: ignore[union-attr]
         try:
             info = reader.info
             fmt = None if os.path.splitext(dst)[1] else "mp4"
-            writer = VideoWriter(
+            writer = BackgroundWriter(VideoWriter(
                 tmp, width=info.width, height=info.height, fps=info.fps, time_base=info.time_base,
                 encoder=enc, audio_template=reader.audio_stream if keep_audio else None, format=fmt,
-            )
+            ))
             pts_queue: deque[int | None] = deque()
+            decoded = prefetch(reader)
 
             def frames() -> Iterator[np.ndarray]:
-                for n, (frame, pts) in enumerate(reader):
+                for n, (frame, pts) in enumerate(decoded):
                     if max_frames is not None and n >= max_frames:
                         break
                     pts_queue.append(pts)
@@ -635,6 +646,8 @@ def anonymize_video(
                 writer.abort()
             raise
         finally:
+            if decoded is not None:
+                decoded.close()  # stops the decoding thread before its container is closed
             reader.close()
     stats.seconds = time.perf_counter() - t0
     log.info("%s -> %s: %d frames in %.2f s (%.1f fps)", src, dst, stats.frames, stats.seconds, stats.fps)

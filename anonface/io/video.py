@@ -29,8 +29,10 @@ __all__ = [
     "VideoInfo",
     "VideoReader",
     "VideoWriter",
+    "BackgroundWriter",
     "atomic_output",
     "encoder_settings",
+    "prefetch",
     "probe_video",
 ]
 
@@ -370,3 +372,116 @@ def atomic_output(path: str, inputs: tuple[str, ...] = ()) -> Iterator[str]:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+_END = object()
+
+
+class _Raised:
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+def prefetch(iterable: Any, depth: int = 8) -> Iterator[Any]:
+    """Iterate ``iterable`` in a background thread, ``depth`` items ahead.
+
+    Decoding (PyAV releases the GIL) then overlaps with detection and encoding. Exceptions
+    raised by the iterable are re-raised in the caller's thread; closing the generator early
+    stops the thread at its next item.
+    """
+    import queue
+    import threading
+
+    q: queue.Queue[Any] = queue.Queue(maxsize=max(1, depth))
+    stop = threading.Event()
+
+    def work() -> None:
+        try:
+            for item in iterable:
+                while not stop.is_set():
+                    try:
+                        q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(_END)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            q.put(_Raised(exc))
+
+    thread = threading.Thread(target=work, name="anonface-decode", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is _END:
+                return
+            if isinstance(item, _Raised):
+                raise item.exc
+            yield item
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
+class BackgroundWriter:
+    """Runs a :class:`VideoWriter` in its own thread so encoding overlaps with the pipeline.
+
+    Same methods as :class:`VideoWriter` (``write``, ``mux_audio``, ``close``, ``abort``); all
+    muxing happens in the writer thread, so audio packets handed over from a reader thread
+    are safe. An encoder error is re-raised by the next call (or by :meth:`close`).
+    """
+
+    def __init__(self, writer: VideoWriter, depth: int = 8) -> None:
+        import queue
+        import threading
+
+        self.writer = writer
+        self._q: queue.Queue[Any] = queue.Queue(maxsize=max(1, depth))
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._work, name="anonface-encode", daemon=True)
+        self._thread.start()
+
+    def _work(self) -> None:
+        while True:
+            item = self._q.get()
+            if item is _END:
+                return
+            if self._error is not None:
+                continue  # drain so producers never block
+            kind, a, b = item
+            try:
+                if kind == "v":
+                    self.writer.write(a, b)
+                else:
+                    self.writer.mux_audio(a)
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+                self._error = exc
+
+    def _check(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def write(self, frame: np.ndarray, pts: int | None = None) -> None:
+        self._check()
+        self._q.put(("v", frame, pts))
+
+    def mux_audio(self, packet: Any) -> None:
+        self._q.put(("a", packet, None))
+
+    @property
+    def frames_written(self) -> int:
+        return self.writer.frames_written
+
+    def close(self) -> None:
+        self._q.put(_END)
+        self._thread.join()
+        self._check()
+        self.writer.close()
+
+    def abort(self) -> None:
+        self._error = self._error or RuntimeError("aborted")
+        self._q.put(_END)
+        self._thread.join(timeout=10)
+        self.writer.abort()
