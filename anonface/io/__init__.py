@@ -10,16 +10,19 @@ from anonface.io.image import (
     write_image,
 )
 from anonface.io.video import (
+    BackgroundWriter,
     MediaError,
     VideoInfo,
     VideoReader,
     VideoWriter,
     atomic_output,
     encoder_settings,
+    prefetch,
     probe_video,
 )
 
 __all__ = [
+    "BackgroundWriter",
     "IMAGE_EXTENSIONS",
     "VIDEO_EXTENSIONS",
     "MediaError",
@@ -29,6 +32,7 @@ __all__ = [
     "atomic_output",
     "encoder_settings",
     "media_kind",
+    "prefetch",
     "probe_video",
     "read_image",
     "write_image",

@@ -180,3 +180,40 @@ def test_image_round_trip(tmp_path: Path) -> None:
     (tmp_path / "bad.png").write_bytes(b"not a png")
     with pytest.raises(MediaError, match="bad.png"):
         read_image(str(tmp_path / "bad.png"))
+
+
+def test_prefetch_keeps_order_and_reraises() -> None:
+    from anonface.io import prefetch
+
+    assert list(prefetch(iter(range(50)), depth=3)) == list(range(50))
+
+    def broken():
+        yield 1
+        raise MediaError("decoder broke")
+
+    got = []
+    with pytest.raises(MediaError, match="decoder broke"):
+        for x in prefetch(broken()):
+            got.append(x)
+    assert got == [1]
+
+
+def test_background_writer_reraises_encoder_errors() -> None:
+    from anonface.io import BackgroundWriter
+
+    class Failing:
+        frames_written = 0
+
+        def write(self, frame, pts):
+            raise MediaError("encoder broke")
+
+        def close(self):
+            pass
+
+        def abort(self):
+            pass
+
+    w = BackgroundWriter(Failing())  # type: ignore[arg-type]
+    w.write(np.zeros((2, 2, 3), np.uint8), 0)
+    with pytest.raises(MediaError, match="encoder broke"):
+        w.close()
