@@ -128,3 +128,19 @@ def test_console_entry_point() -> None:
                  "--ffmpeg-config", "--preview", "--draw-scores", "--method", "--device", "--batch-size",
                  "--checkpoint", "--detect-every", "--on-error", "--quiet"):
         assert flag in res.stdout
+
+
+def test_draw_scores_and_unwritable_output(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    img = _astronaut(tmp_path / "a.png")
+    out = tmp_path / "scored.png"
+    assert cli.main([str(tmp_path / "a.png"), "-o", str(out), "--draw-scores", "--method", "none", "-q"]) == 0
+    from anonface.io import read_image
+
+    res = read_image(str(out))
+    # method none: only the score text (green, just above the face box at y ~58) was drawn.
+    changed = (res != img).any(-1)
+    ys, xs = np.nonzero(changed)
+    assert changed.sum() > 50 and ys.max() < 70 and 150 < xs.min()
+    assert (res[changed][:, 1] > res[changed][:, 0]).mean() > 0.8
+    rc = cli.main([str(tmp_path / "a.png"), "-o", str(tmp_path / "missing" / "x.png"), "-q"])
+    assert rc == 1 and "does not exist" in capsys.readouterr().err
