@@ -10,7 +10,11 @@ have arrived; for each track, frame ``t`` gets
   max_gap``: a face detected at frames t and t+k stays covered in between;
 * its last box for ``linger`` frames after its last detection, and its first box for ``linger``
   frames before its first one (the look-ahead lets us cover a face before the detector sees it,
-  which hides more: privacy fails closed).
+  which hides more: privacy fails closed); a moving face also gets a box extrapolated at its
+  velocity there;
+* where the path is uncertain (a face moved more than about half its size between sightings,
+  or an extrapolation), the held boxes are kept next to the moving one, so a wrong association
+  or velocity still leaves the face covered. A frame can thus have more boxes than faces.
 
 Smoothing averages a box's centre with detections at the same distance before and after it
 (symmetric, so a face moving at constant speed is not lagged) and never shrinks a box.
@@ -127,7 +131,7 @@ class FaceTracker:
             gate = np.where(
                 has_vel,
                 self.distance_gate * np.sqrt(gap),  # the prediction's error grows with the gap
-                np.minimum(self.distance_gate * gap, 2.0),
+                np.minimum(self.distance_gate * gap, 3.0),
             )
             ok = (iou >= self.iou_threshold) | (
                 (dist <= gate[:, None]) & (ratio > 0.5) & (ratio < 2.0)
@@ -172,29 +176,65 @@ class FaceTracker:
         s = np.maximum(np.mean(sizes, axis=0), box[2:4] - box[0:2])
         return np.array([c[0] - s[0] / 2, c[1] - s[1] / 2, c[0] + s[0] / 2, c[1] + s[1] / 2, box[4]], np.float32)
 
-    def _box_at(self, tr: Track, t: int) -> np.ndarray | None:
+    def _velocity(self, tr: Track, i: int, j: int) -> np.ndarray:
+        """Per-frame change of the (smoothed) box between observations i and j."""
+        dt = tr.times[j] - tr.times[i]
+        return (self._smoothed(tr, j)[:4] - self._smoothed(tr, i)[:4]) / max(dt, 1)
+
+    @staticmethod
+    def _moved(a: np.ndarray, b: np.ndarray) -> bool:
+        """Whether two boxes of one track overlap so little that the path between is a guess."""
+        return bool(box_iou(a[None], b[None])[0, 0] < 0.5)
+
+    def _boxes_at(self, tr: Track, t: int) -> list[np.ndarray]:
+        """The track's boxes at frame ``t``: one, or several where the face's path is uncertain.
+
+        Where a face moved more than about half its size between two sightings, or is
+        extrapolated past its first/last sighting, the held box is kept alongside the moving
+        one: if the association or the velocity is wrong, the face is still covered.
+        """
         times = tr.times
+        n = len(times)
         i = int(np.searchsorted(times, t))
-        if i < len(times) and times[i] == t:
-            return self._smoothed(tr, i)
+        if i < n and times[i] == t:
+            return [self._smoothed(tr, i)]
         before = i - 1 if i > 0 else None
-        after = i if i < len(times) else None
+        after = i if i < n else None
         if before is not None and after is not None and times[after] - times[before] <= self.max_gap:
             a, b = self._smoothed(tr, before), self._smoothed(tr, after)
             w = (t - times[before]) / (times[after] - times[before])
-            out = (1 - w) * a + w * b
-            out[4] = min(a[4], b[4])
-            return out.astype(np.float32)
+            mid = ((1 - w) * a + w * b).astype(np.float32)
+            mid[4] = min(a[4], b[4])
+            out = [mid]
+            if self._moved(a, b):
+                if t - times[before] <= self.linger:
+                    out.append(a)
+                if times[after] - t <= self.linger:
+                    out.append(b)
+            return out
+        out = []
         if before is not None and t - times[before] <= self.linger:
-            return self._smoothed(tr, before)
+            held = self._smoothed(tr, before)
+            out.append(held)
+            if before > 0 and times[before] - times[before - 1] <= self.max_gap:
+                moved = held.copy()
+                moved[:4] += self._velocity(tr, before - 1, before) * (t - times[before])
+                if self._moved(held, moved):
+                    out.append(moved)
         if after is not None and times[after] - t <= self.linger:
-            return self._smoothed(tr, after)
-        return None
+            held = self._smoothed(tr, after)
+            out.append(held)
+            if after + 1 < n and times[after + 1] - times[after] <= self.max_gap:
+                moved = held.copy()
+                moved[:4] -= self._velocity(tr, after, after + 1) * (times[after] - t)
+                if self._moved(held, moved):
+                    out.append(moved)
+        return out
 
     def _emit(self, upto: int) -> list[tuple[int, np.ndarray]]:
         out = []
         for t in range(self._emit_from, upto):
-            boxes = [b for tr in self._tracks if (b := self._box_at(tr, t)) is not None]
+            boxes = [b for tr in self._tracks for b in self._boxes_at(tr, t)]
             arr = np.stack(boxes).astype(np.float32) if boxes else np.zeros((0, 5), np.float32)
             out.append((t, arr))
         self._emit_from = max(self._emit_from, upto)

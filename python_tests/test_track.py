@@ -43,8 +43,10 @@ def test_gap_filling_when_the_detector_drops_frames() -> None:
     # Interpolated boxes sit where the face is: IoU with the truth close to 1.
     ious = [box_iou(truth[t], out[t]).max(axis=1) for t in range(60)]
     assert np.min(ious) > 0.85
-    # One box per face: no duplicate tracks.
-    assert all(len(b) == 3 for b in out)
+    # Every box is on a face (extra boxes are held copies where a face moved, never strays).
+    for t in range(60):
+        assert (box_iou(out[t], truth[t]).max(axis=1) > 0.2).all(), t
+    assert max(len(b) for b in out) <= 9
 
 
 def test_detect_every_k_interpolates() -> None:
@@ -56,7 +58,7 @@ def test_detect_every_k_interpolates() -> None:
     # Constant speed: interpolation between keyframes is exact.
     for t in range(41):
         iou = box_iou(truth[t], out[t])
-        assert len(out[t]) == 2 and (iou.max(axis=1) > 0.98).all(), t
+        assert (iou.max(axis=1) > 0.98).all(), t
 
 
 def test_linger_and_lead_in() -> None:
@@ -115,10 +117,27 @@ def test_fast_face_is_associated_across_keyframes() -> None:
     dets = [b if t % 3 == 0 else None for t, b in enumerate(truth)]
     out = FaceTracker(max_gap=6, linger=3).track_frames(dets)
     for t in range(13):
-        assert len(out[t]) == 1 and box_iou(truth[t], out[t])[0, 0] > 0.9, t
+        assert box_iou(truth[t], out[t]).max() > 0.9, t
 
 
 @pytest.mark.parametrize("kwargs", [{"max_gap": 0}, {"linger": -1}, {"smooth_radius": -1}])
 def test_bad_arguments(kwargs: dict) -> None:
     with pytest.raises(ValueError, match=next(iter(kwargs))):
         FaceTracker(**kwargs)
+
+
+def test_uncertain_paths_keep_the_held_boxes() -> None:
+    # Seen at 0 and 6, moving two box widths in between: the interpolated box plus the held ends.
+    a = np.array([[0, 0, 20, 20, 1]], np.float32)
+    b = np.array([[40, 0, 60, 20, 1]], np.float32)
+    dets = [a] + [None] * 5 + [b]
+    out = FaceTracker(max_gap=8, linger=3).track_frames(dets)
+    assert len(out[1]) == 2 and np.allclose(out[1][1], a[0])  # interpolated + held start
+    assert len(out[3]) == 3  # both held ends are within linger
+    assert len(out[5]) == 2 and np.allclose(out[5][1], b[0])
+    np.testing.assert_allclose(out[3][0, :4], [20, 0, 40, 20], atol=1e-4)
+    # After the last sighting: the held box and one extrapolated at the face's velocity.
+    dets = [a, a + [[4, 0, 4, 0, 0]], a + [[8, 0, 8, 0, 0]]] + [np.zeros((0, 5), np.float32)] * 4
+    out = FaceTracker(max_gap=4, linger=3, smooth_radius=0).track_frames(dets)
+    assert len(out[5]) == 2
+    np.testing.assert_allclose(out[5][1, :4], [20, 0, 40, 20], atol=1e-4)
