@@ -1,8 +1,10 @@
 // roi_align on the CPU: forward and backward, float and double.
 // Contract: csrc/roi_common.h (torchvision.ops.roi_align semantics).
 //
-// Forward is parallel over (roi, channel) pairs; the (separable) bilinear taps of a roi are computed
-// once per roi per thread chunk and reused across its channels. Backward is parallel over channels, so each
+// Bilinear sampling is separable, so each roi's row and column taps are computed once per roi per
+// thread chunk and reused across its channels. Forward is parallel over (roi, channel) pairs and
+// sums each bin row vertically first (a vectorisable pass over the touched columns), then
+// horizontally per bin. Backward is parallel over channels, so each
 // thread owns a disjoint slice of grad_input and no atomics are needed.
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
@@ -10,6 +12,7 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "roi_checks.h"
@@ -50,9 +53,28 @@ template <typename acc_t>
 struct RoiTaps {
   std::vector<AxisTap<acc_t>> y, x;
   std::vector<int64_t> oy, ox;
-  void compute(const AlignRoi<acc_t>& a, int PH, int PW, int64_t H, int64_t W) {
+  // Forward only: the distinct map columns the x taps touch (ascending; column taps are monotonic),
+  // and each x tap's (lo, hi) as positions in that list.
+  std::vector<int64_t> cols;
+  std::vector<int64_t> x_lo_pos, x_hi_pos;
+  bool cols_contiguous = false;
+
+  void compute(const AlignRoi<acc_t>& a, int PH, int PW, int64_t H, int64_t W, bool with_cols) {
     axis_taps(a.start_h, a.bin_h, a.grid_h, PH, H, y, oy);
     axis_taps(a.start_w, a.bin_w, a.grid_w, PW, W, x, ox);
+    if (!with_cols) return;
+    cols.clear();
+    x_lo_pos.resize(x.size());
+    x_hi_pos.resize(x.size());
+    auto pos_of = [&](int64_t col) {
+      if (cols.empty() || cols.back() != col) cols.push_back(col);
+      return static_cast<int64_t>(cols.size()) - 1;
+    };
+    for (size_t i = 0; i < x.size(); ++i) {
+      x_lo_pos[i] = pos_of(x[i].lo);
+      x_hi_pos[i] = pos_of(x[i].hi);
+    }
+    cols_contiguous = cols.empty() || cols.back() - cols.front() + 1 == static_cast<int64_t>(cols.size());
   }
 };
 
@@ -76,6 +98,7 @@ at::Tensor roi_align_forward_cpu(const at::Tensor& input_, const at::Tensor& roi
     const int64_t grain = std::max<int64_t>(1, C / 4);
     at::parallel_for(0, K * C, grain, [&](int64_t begin, int64_t end) {
       RoiTaps<acc_t> t;
+      std::vector<acc_t> col_sum;
       int64_t cached = -1;
       AlignRoi<acc_t> a{};
       for (int64_t kc = begin; kc < end; ++kc) {
@@ -83,29 +106,37 @@ at::Tensor roi_align_forward_cpu(const at::Tensor& input_, const at::Tensor& roi
         if (k != cached) {
           a = make_align_roi<acc_t>(r + k * 5, N, static_cast<acc_t>(spatial_scale), PH, PW,
                                     static_cast<int>(sampling_ratio), aligned);
-          if (a.batch >= 0) t.compute(a, PH, PW, H, W);
+          if (a.batch >= 0) t.compute(a, PH, PW, H, W, /*with_cols=*/true);
           cached = k;
         }
         if (a.batch < 0) continue;
         const scalar_t* plane = in + (a.batch * C + c) * H * W;
         scalar_t* o = out + kc * PH * PW;
+        const int64_t ncols = static_cast<int64_t>(t.cols.size());
+        col_sum.resize(ncols);
         for (int ph = 0; ph < PH; ++ph) {
+          // Vertical pass: the row samples of bin row ph, combined per touched column.
+          std::fill(col_sum.begin(), col_sum.end(), acc_t(0));
+          for (int64_t sy = t.oy[ph]; sy < t.oy[ph + 1]; ++sy) {
+            const AxisTap<acc_t>& ty = t.y[sy];
+            const scalar_t* row_lo = plane + ty.lo * W;
+            const scalar_t* row_hi = plane + ty.hi * W;
+            if (t.cols_contiguous && ncols > 0) {
+              const scalar_t* lo = row_lo + t.cols[0];
+              const scalar_t* hi = row_hi + t.cols[0];
+              for (int64_t j = 0; j < ncols; ++j)
+                col_sum[j] += ty.w_lo * static_cast<acc_t>(lo[j]) + ty.w_hi * static_cast<acc_t>(hi[j]);
+            } else {
+              for (int64_t j = 0; j < ncols; ++j)
+                col_sum[j] += ty.w_lo * static_cast<acc_t>(row_lo[t.cols[j]]) +
+                              ty.w_hi * static_cast<acc_t>(row_hi[t.cols[j]]);
+            }
+          }
+          // Horizontal pass: each bin's column samples.
           for (int pw = 0; pw < PW; ++pw) {
             acc_t sum = 0;
-            for (int64_t sy = t.oy[ph]; sy < t.oy[ph + 1]; ++sy) {
-              const AxisTap<acc_t>& ty = t.y[sy];
-              const scalar_t* row_lo = plane + ty.lo * W;
-              const scalar_t* row_hi = plane + ty.hi * W;
-              acc_t row = 0;
-              for (int64_t sx = t.ox[pw]; sx < t.ox[pw + 1]; ++sx) {
-                const AxisTap<acc_t>& tx = t.x[sx];
-                row += tx.w_lo * (ty.w_lo * static_cast<acc_t>(row_lo[tx.lo]) +
-                                  ty.w_hi * static_cast<acc_t>(row_hi[tx.lo])) +
-                       tx.w_hi * (ty.w_lo * static_cast<acc_t>(row_lo[tx.hi]) +
-                                  ty.w_hi * static_cast<acc_t>(row_hi[tx.hi]));
-              }
-              sum += row;
-            }
+            for (int64_t sx = t.ox[pw]; sx < t.ox[pw + 1]; ++sx)
+              sum += t.x[sx].w_lo * col_sum[t.x_lo_pos[sx]] + t.x[sx].w_hi * col_sum[t.x_hi_pos[sx]];
             o[ph * PW + pw] = static_cast<scalar_t>(sum / a.count);
           }
         }
@@ -147,7 +178,7 @@ at::Tensor roi_align_backward_cpu(const at::Tensor& grad_, const at::Tensor& roi
         AlignRoi<acc_t> a = make_align_roi<acc_t>(r + k * 5, N, static_cast<acc_t>(spatial_scale),
                                                   PH, PW, static_cast<int>(sampling_ratio), aligned);
         if (a.batch < 0) continue;
-        t.compute(a, PH, PW, H, W);
+        t.compute(a, PH, PW, H, W, /*with_cols=*/false);
         for (int64_t c = c_begin; c < c_end; ++c) {
           acc_t* plane = gi + (a.batch * C + c) * H * W;
           const scalar_t* go = g + (k * C + c) * PH * PW;
