@@ -225,3 +225,22 @@ def test_bad_frames() -> None:
         anonymize(np.zeros((2, 8, 8, 4), np.uint8), boxes=[BOX, BOX], device="cpu")
     with pytest.raises(ValueError, match="numpy array or a torch tensor"):
         anonymize([[1, 2, 3]], boxes=BOX, device="cpu")
+
+
+@pytest.mark.parametrize(("method", "strength"), [("pixelate", 4.0), ("blur", 0.2), ("solid", 128.0), ("noise", 40.0)])
+def test_every_method_equals_its_kernel(method: str, strength: float) -> None:
+    frames = _frames(np.random.default_rng(), 2)
+    out = anonymize(frames, boxes=[BOX, BOX], method=method, strength=strength, device="cpu", mask_scale=1.1)
+    np.testing.assert_array_equal(out, _expected(frames, BOX, method, strength, mask_scale=1.1))
+    assert (out != frames).any(-1).mean() > 0.1
+
+
+def test_mosaic_cells_of_fixed_pixel_size() -> None:
+    frames = _frames(np.random.default_rng(), 1, 96, 128)
+    small = np.array([[10, 10, 30, 30]], np.float32)  # 20 px -> 1.2 x 20 = 24 px mask box
+    big = np.array([[50, 20, 110, 80]], np.float32)  # 60 px -> 72 px mask box
+    both = np.concatenate([small, big])
+    out = anonymize(frames, boxes=[both], method="pixelate", mosaic_px=12, mask_scale=1.1, device="cpu")
+    exp = _expected(frames, small, "pixelate", 2.0, mask_scale=1.1)  # 24 / 12 = 2 cells
+    exp = _expected(exp, big, "pixelate", 6.0, mask_scale=1.1)  # 72 / 12 = 6 cells
+    np.testing.assert_array_equal(out, exp)
