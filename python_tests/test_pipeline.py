@@ -244,3 +244,23 @@ def test_mosaic_cells_of_fixed_pixel_size() -> None:
     exp = _expected(frames, small, "pixelate", 2.0, mask_scale=1.1)  # 24 / 12 = 2 cells
     exp = _expected(exp, big, "pixelate", 6.0, mask_scale=1.1)  # 72 / 12 = 6 cells
     np.testing.assert_array_equal(out, exp)
+
+
+def test_blinking_detector_faces_stay_hidden_in_every_frame() -> None:
+    """A face moving across the frames, found by the detector on only some of them."""
+    rng = np.random.default_rng()
+    n = 16
+    frames = _frames(rng, n, 64, 160)
+    truth = [np.array([[8 + 6 * t, 16, 38 + 6 * t, 46]], np.float32) for t in range(n)]
+    seen = {0, 1, 5, 6, 11, 15}  # the detector blinks for up to 4 frames at a time
+
+    class Blinking:
+        def detect(self, f, idx=None):
+            return [truth[i].copy() if i in seen else np.zeros((0, 5), np.float32) for i in idx]
+
+    out = Anonymizer(detector=Blinking(), device="cpu", method="solid", mask="box", batch_size=4)(frames)
+    for t in range(n):
+        x1, y1, x2, y2 = truth[t][0].astype(int)
+        assert (out[t, y1:y2, x1:x2] == 0).all(), f"face visible in frame {t}"
+    untracked = Anonymizer(detector=Blinking(), device="cpu", method="solid", mask="box", track=False)(frames)
+    assert not (untracked[3, 16:46, 26:56] == 0).all()  # without tracking the face shows through
