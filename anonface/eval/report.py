@@ -116,16 +116,37 @@ def plot_tradeoff(report: dict[str, Any], path: Path) -> bool:
     plt = import_matplotlib()
     colors = {"none": "black", "blur": "tab:blue", "pixelate": "tab:orange", "solid": "tab:gray",
               "noise": "tab:green", "learned": "tab:red"}
-    fig, axes = plt.subplots(1, 2, figsize=(12, 5.2), sharex=True, sharey=True)
+    strength = {r["label"]: r.get("strength") for r in report.get("rows", [])}
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5.6), sharex=True, sharey=True)
     for ax, idx, title in ((axes[0], 3, "CenterFace (threshold {t})"), (axes[1], 4, "dlib frontal detector")):
-        for label, method, x, yc, yd in pts:
-            y = (yc, yd)[idx - 3]
-            if y is None:
-                continue
-            ax.scatter(100 * x, 100 * y, color=colors.get(method, "tab:purple"), s=40, zorder=3)
-            right = x > 0.85
-            ax.annotate(label, (100 * x, 100 * y), textcoords="offset points", xytext=(-4 if right else 4, 4),
-                        ha="right" if right else "left", fontsize=8)
+        placed = [(lab, m, 100 * x, 100 * (yc, yd)[idx - 3]) for lab, m, x, yc, yd in pts
+                  if (yc, yd)[idx - 3] is not None]
+        # one line per method through its strengths, so each family reads as a curve
+        for method in dict.fromkeys(m for _, m, _, _ in placed):
+            fam = sorted((p for p in placed if p[1] == method), key=lambda p: strength.get(p[0]) or 0.0)
+            ax.plot([p[2] for p in fam], [p[3] for p in fam], "-o", color=colors.get(method, "tab:purple"),
+                    ms=6, lw=1, alpha=0.9, label=method, zorder=3)
+        # points that (nearly) coincide share one stacked label
+        clusters: list[list[tuple[str, str, float, float]]] = []
+        for p in placed:
+            for c in clusters:
+                if abs(c[0][2] - p[2]) < 3.0 and abs(c[0][3] - p[3]) < 3.0:
+                    c.append(p)
+                    break
+            else:
+                clusters.append([p])
+        done: list[tuple[float, float]] = []
+        for c in sorted(clusters, key=lambda c: c[0][2]):
+            x, y = c[0][2], c[0][3]
+            right = x > 80
+            # labels of neighbours on one level step down (or up) so they do not overprint
+            level = sum(1 for (dx, dy) in done if abs(dx - x) < 25 and abs(dy - y) < 6)
+            done.append((x, y))
+            dy = (6 + 11 * level) if y < 50 else (-4 - 11 * level)
+            ax.annotate("\n".join(p[0] for p in c), (x, y), textcoords="offset points",
+                        xytext=(-6 if right else 6, dy), ha="right" if right else "left",
+                        va="bottom" if y < 50 else "top", fontsize=7.5)
+        ax.legend(loc="center right", fontsize=8)
         thr = (report.get("protocol") or {}).get("face_thresh", "?")
         ax.set_title("still a face: " + title.format(t=thr))
         ax.set_xlabel("re-identified by dlib (% of same-person pairs), lower is more private")
