@@ -47,6 +47,8 @@ def _configure(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--clip", type=Path, default=None,
                    help="video for the speed test (default: the shared opera_arcade_pedestrians_walk.mp4)")
     p.add_argument("--speed-frames", type=int, default=16, help="frames of the clip to time (default 16)")
+    p.add_argument("--no-pipeline-speed", action="store_true",
+                   help="time only the methods on given boxes, not the whole pipeline (anonface.Anonymizer)")
     p.add_argument("--speed-repeats", type=int, default=3, help="timed repeats, median reported (default 3)")
     p.add_argument("--action-data", type=Path, default=None,
                    help="action-detection data for the utility part (default: the shared jhmdb_sample)")
@@ -114,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
             clip=args.clip,
             speed_frames=args.speed_frames,
             speed_repeats=args.speed_repeats,
+            pipeline_speed=not args.no_pipeline_speed,
             action_data=args.action_data,
             utility_steps=args.utility_steps,
             protocol=FaceProtocol(det_thresh=args.thresh, mask_scale=args.mask_scale,

@@ -60,6 +60,8 @@ class EvalConfig:
     speed_frames: int = 16
     speed_batch: int = 8
     speed_repeats: int = 3
+    pipeline_speed: bool = True
+    """Also time the whole pipeline (``anonface.Anonymizer``: detection + tracking + method) per method."""
     action_data: Path | None = None
     utility_steps: int = 150
     protocol: FaceProtocol = field(default_factory=FaceProtocol)
@@ -217,7 +219,7 @@ def evaluate(config: EvalConfig, *, progress: Callable[[str], None] | None = Non
             _montage(examples, config.out_dir / "examples.png")
 
     if "speed" in config.parts and runnable:
-        from anonface.eval.speed import detect_clip, time_method
+        from anonface.eval.speed import detect_clip, time_method, time_pipeline
 
         clip = config.clip or default_clip()
         if clip is None or not Path(clip).is_file():
@@ -238,7 +240,11 @@ def evaluate(config: EvalConfig, *, progress: Callable[[str], None] | None = Non
                     logger.exception("%s speed failed", spec.label)
                     rows[spec]["speed"] = {"error": f"{e.__class__.__name__}: {e}"}
                     continue
-                say(f"  {spec.label:>14}: {rows[spec]['speed']['method_fps']:.1f} fps")
+                if config.pipeline_speed:
+                    rows[spec]["speed"].update(time_pipeline(spec, faces, batch=config.speed_batch))
+                pf = rows[spec]["speed"].get("pipeline_fps")
+                say(f"  {spec.label:>14}: {rows[spec]['speed']['method_fps']:.1f} fps (method)"
+                    + (f", {pf:.2f} fps (whole pipeline)" if pf is not None else ""))
 
     if "utility" in config.parts and runnable:
         from anonface.eval.utility import UtilitySettings, run_utility

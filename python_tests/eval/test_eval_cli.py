@@ -102,6 +102,8 @@ def test_cli_on_shared_pairs(tmp_path, capsys) -> None:
         assert solid["privacy"]["still_face_dlib"]["value"] == 0.0
     if clip.is_file():
         assert rep["speed_clip"]["frames"] == 3 and rows["none"]["speed"]["method_fps"] > 0
+        sp = rows["none"]["speed"]
+        assert sp.get("pipeline_fps", 1.0) > 0 and ("pipeline_fps" in sp or "pipeline_unavailable" in sp)
     assert "frame-mAP" in rep.get("utility_note", "") or "frame_map" in rows["none"].get("utility", {})
     md = (out / "results.md").read_text()
     assert "| none |" in md and "| solid |" in md

@@ -155,12 +155,12 @@ def _fake_report() -> dict:
          "privacy": {"reid": r(29, 30), "verification_accuracy": r(59, 60), "reid_detecting": None,
                      "still_face_centerface": r(30, 30), "still_face_dlib": r(29, 30),
                      "landmark_displacement": {"mean": 0.0, "median": 0.0, "n": 30}},
-         "speed": {"method_fps": 512.25, "end_to_end_fps": 20.0}, "utility": {"unavailable": "not built"}},
+         "speed": {"method_fps": 512.25, "end_to_end_fps": 20.0, "pipeline_fps": 1.234}, "utility": {"unavailable": "not built"}},
         {"label": "pixelate 16", "method": "pixelate", "strength": 16.0,
          "privacy": {"reid": r(3, 30), "verification_accuracy": r(33, 60), "reid_detecting": r(1, 30),
                      "still_face_centerface": r(2, 30), "still_face_dlib": r(1, 30),
                      "landmark_displacement": {"mean": 0.0412, "median": 0.04, "n": 2}},
-         "speed": {"method_fps": 100.0, "end_to_end_fps": 16.7}, "utility": {"frame_map": 0.4321}},
+         "speed": {"method_fps": 100.0, "end_to_end_fps": 16.7, "pipeline_fps": 0.9}, "utility": {"frame_map": 0.4321}},
         {"label": "learned", "method": "learned", "strength": None, "unavailable": "no checkpoint"},
     ]
     return {"command": "anonface evaluate --limit 30", "protocol": {"face_thresh": 0.5}, "rows": rows,
@@ -175,8 +175,8 @@ def test_markdown_table_values() -> None:
     assert len(lines) == 5
     n_cols = lines[0].count("|")
     assert all(line.count("|") == n_cols for line in lines), md
-    assert lines[2].startswith("| none | 96.7% | — | 98.3% | 100.0% | 96.7% | 0.000 | 512.2 | 20.0 | n/a | 97.0% (none) |")
-    assert "| pixelate 16 | 10.0% | 3.3% | 55.0% | 6.7% | 3.3% | 0.041 | 100.0 | 16.7 | 0.432 | 9.7% (pixelate 16x16) |" in md
+    assert lines[2].startswith("| none | 96.7% | — | 98.3% | 100.0% | 96.7% | 0.000 | 512.2 | 1.23 | n/a | 97.0% (none) |")
+    assert "| pixelate 16 | 10.0% | 3.3% | 55.0% | 6.7% | 3.3% | 0.041 | 100.0 | 0.90 | 0.432 | 9.7% (pixelate 16x16) |" in md
     assert "| learned | unavailable: no checkpoint |" in md
 
 
