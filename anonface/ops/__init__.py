@@ -2,4 +2,12 @@
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from anonface.ops.roi import RoIAlign, RoIPool, convert_boxes_to_rois, roi_align, roi_pool
+
+__all__ = [
+    "RoIAlign",
+    "RoIPool",
+    "convert_boxes_to_rois",
+    "roi_align",
+    "roi_pool",
+]
