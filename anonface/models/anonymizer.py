@@ -180,6 +180,7 @@ class FaceAnonymizer(nn.Module):
         m = 2 ** self.config.n_down
         if x.shape[-1] % m or x.shape[-2] % m:
             raise ValueError(f"x spatial size must be divisible by {m}, got {tuple(x.shape[-2:])}")
+        x = x.contiguous()  # channels-last inputs crash conv backward in torch 2.13 CPU
         net_in, base = self.degrade(x)
         y = self.net(net_in)
         if self.config.residual:

@@ -109,7 +109,7 @@ class IdentityNet(nn.Module):
             x = F.interpolate(x, size=self.config.input_size, mode="bilinear", align_corners=False)
         if self.config.gray:
             x = to_gray(x)
-        f = self.pool(self.features(x)).flatten(1)
+        f = self.pool(self.features(x.contiguous())).flatten(1)
         return F.normalize(self.bn(self.fc(f)), dim=1)
 
 

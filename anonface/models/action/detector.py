@@ -71,7 +71,8 @@ class ActionDetector(nn.Module):
         if targets is not None and len(targets) != images.shape[0]:
             raise ValueError(f"targets must have one dict per image ({images.shape[0]}), got {len(targets)}")
         size = (int(images.shape[2]), int(images.shape[3]))
-        feat = self.backbone((images - self.mean) / self.std)
+        # contiguous: channels-last inputs (permuted NHWC frames) crash conv backward in torch 2.13 CPU
+        feat = self.backbone(((images - self.mean) / self.std).contiguous())
         gt = [t["boxes"] for t in targets] if targets is not None else None
         proposals, rpn_losses = self.rpn(feat, size, gt, gen)
         if targets is not None:
