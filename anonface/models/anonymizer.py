@@ -217,8 +217,8 @@ def load_pretrained(path: str | Path | None = None, map_location: str | torch.de
     """Load a trained anonymizer M in eval mode.
 
     Args:
-        path: a checkpoint written by :func:`save_anonymizer` (or a training checkpoint holding an
-            ``"anonymizer"`` entry in the same format). ``None`` loads the checkpoint shipped inside the
+        path: a checkpoint written by :func:`save_anonymizer`, or a training checkpoint of
+            ``anonface train`` (``last.pt``). ``None`` loads the checkpoint shipped inside the
             package, ``anonface/weights/anonymizer.pt``.
         map_location: device for the weights.
 
@@ -238,8 +238,10 @@ def load_pretrained(path: str | Path | None = None, map_location: str | torch.de
             "its path, or use a hand-crafted method (blur, pixelate, solid, noise)"
         )
     payload = torch.load(str(p), map_location=map_location, weights_only=True)
-    if isinstance(payload, dict) and "anonymizer" in payload and "format" not in payload:
-        payload = payload["anonymizer"]
+    if isinstance(payload, dict) and payload.get("format") == "anonface.train/1":
+        # a full training checkpoint: take M out of it
+        payload = {"format": CHECKPOINT_FORMAT, "config": payload["config"]["anonymizer"],
+                   "state_dict": payload["models"]["M"]}
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         got = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
         raise ValueError(f"{p} is not an anonymizer checkpoint (expected format {CHECKPOINT_FORMAT!r}, got {got!r})")
