@@ -113,6 +113,10 @@ class TrainConfig:
     """stop (with a checkpoint) after this much wall time in this process; 0 = no limit."""
     threads: int = 0
     """torch intra-op threads; 0 leaves torch's default."""
+    init_from: str | None = None
+    """a training checkpoint to take initial weights from (e.g. a pre-trained D); not a resume."""
+    init_models: list[str] = field(default_factory=lambda: ["D", "head"])
+    """which of its models (M, D, head, patch, A) to copy."""
     anonymizer: AnonymizerConfig = field(default_factory=AnonymizerConfig)
     identity: IdentityConfig = field(default_factory=lambda: IdentityConfig(input_size=(64, 64)))
     detector: DetectorConfig = field(default_factory=DetectorConfig)

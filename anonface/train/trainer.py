@@ -148,6 +148,8 @@ class Trainer:
                 self.A = ddp(self.A, **kw)
         self.step = 0
         self.history: list[dict[str, float]] = []
+        if cfg.init_from:
+            self.init_from(cfg.init_from, cfg.init_models)
         self.gen = torch.Generator()
 
     # ------------------------------------------------------------------ helpers
@@ -364,6 +366,18 @@ class Trainer:
             o.load_state_dict(sd["optims"][k])
         self.step = int(sd["step"])
         torch.set_rng_state(sd["rng"]["torch"])
+
+    def init_from(self, path: str | Path, names: list[str]) -> None:
+        """Copy the weights of ``names`` from a training checkpoint (optimisers and step are not touched)."""
+        sd = torch.load(str(path), map_location=self.device, weights_only=True)
+        if sd.get("format") != TRAIN_CHECKPOINT_FORMAT:
+            raise ValueError(f"init_from: {path} is not a training checkpoint")
+        models = self._models()
+        for n in names:
+            if n not in models or n not in sd["models"]:
+                raise ValueError(f"init_models: {n!r} is not in both this trainer and {path}")
+            models[n].load_state_dict(sd["models"][n])
+        logger.info("initialised %s from %s (step %d)", ", ".join(names), path, int(sd["step"]))
 
     def save(self, path: str | Path) -> None:
         """Write a training checkpoint atomically (rank 0 only)."""

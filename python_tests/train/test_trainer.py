@@ -108,3 +108,16 @@ def test_bad_identity_mode() -> None:
     t._reseed()
     with pytest.raises(ValueError, match="loss.identity"):
         t.m_step()
+
+
+def test_init_from_copies_only_named_models(tmp_path: Path) -> None:
+    a = _trainer("steps=2")
+    a.fit(tmp_path / "a")
+    b = _trainer(f"init_from={tmp_path / 'a' / 'last.pt'}", "init_models=[D, head]", "seed=5")
+    for name in ("D", "head"):
+        for p, q in zip(a._models()[name].state_dict().values(), b._models()[name].state_dict().values()):
+            assert torch.equal(p, q)
+    assert not all(torch.equal(p, q) for p, q in zip(a._models()["M"].parameters(), b._models()["M"].parameters()))
+    assert b.step == 0
+    with pytest.raises(ValueError, match="init_models"):
+        _trainer(f"init_from={tmp_path / 'a' / 'last.pt'}", "init_models=[Q]")
