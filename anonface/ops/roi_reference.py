@@ -25,39 +25,34 @@ def _valid_rois(rois: Tensor, batch_size: int) -> Tensor:
     return finite & (idx >= 0) & (idx < batch_size)
 
 
-def _bilinear(plane: Tensor, y: Tensor, x: Tensor) -> Tensor:
-    """Sample ``plane [K, C, H, W]`` at per-roi points ``y [K, P]``, ``x [K, P]`` -> ``[K, C, P]``."""
-    K, C, H, W = plane.shape
-    outside = (y < -1.0) | (y > H) | (x < -1.0) | (x > W)
-    y = y.clamp(min=0.0)
-    x = x.clamp(min=0.0)
-    y_lo = y.floor().long()
-    x_lo = x.floor().long()
-    y_top = y_lo >= H - 1
-    x_top = x_lo >= W - 1
-    y_lo = torch.where(y_top, H - 1, y_lo)
-    x_lo = torch.where(x_top, W - 1, x_lo)
-    y_hi = torch.where(y_top, y_lo, y_lo + 1)
-    x_hi = torch.where(x_top, x_lo, x_lo + 1)
-    y = torch.where(y_top, y_lo.to(y.dtype), y)
-    x = torch.where(x_top, x_lo.to(x.dtype), x)
-    ly = y - y_lo
-    lx = x - x_lo
-    hy = 1.0 - ly
-    hx = 1.0 - lx
-    flat = plane.reshape(K, C, H * W)
+def _axis_weights(start: Tensor, bin_size: Tensor, grid: Tensor, grid_max: int, pooled: int, size: int) -> Tensor:
+    """Per-roi matrix ``[K, pooled, size]``: how much each map row (or column) contributes to each
+    output bin, summed over the bin's samples along this axis.
 
-    def gather(yy: Tensor, xx: Tensor) -> Tensor:
-        index = (yy * W + xx).unsqueeze(1).expand(K, C, yy.shape[1])
-        return flat.gather(2, index)
-
-    val = (
-        (hy * hx).unsqueeze(1) * gather(y_lo, x_lo)
-        + (hy * lx).unsqueeze(1) * gather(y_lo, x_hi)
-        + (ly * hx).unsqueeze(1) * gather(y_hi, x_lo)
-        + (ly * lx).unsqueeze(1) * gather(y_hi, x_hi)
-    )
-    return val.masked_fill(outside.unsqueeze(1), 0.0)
+    Bilinear interpolation and the "outside [-1, size]" rule are separable, so RoIAlign of a plane
+    ``v [H, W]`` is ``Wy @ v @ Wx^T / count``.
+    """
+    K = start.shape[0]
+    dtype = start.dtype
+    p = torch.arange(pooled, dtype=dtype, device=start.device)
+    i = torch.arange(grid_max, dtype=dtype, device=start.device)
+    pos = start[:, None, None] + p[None, :, None] * bin_size[:, None, None] + (i[None, None, :] + 0.5) * (
+        bin_size / grid
+    )[:, None, None]  # [K, pooled, grid_max]
+    used = (i[None, None, :] < grid[:, None, None]) & (pos >= -1.0) & (pos <= size)
+    pos = pos.clamp(min=0.0)
+    lo = pos.floor()
+    top = lo >= size - 1
+    lo = torch.where(top, torch.full_like(lo, size - 1), lo)
+    hi = torch.where(top, lo, lo + 1)
+    pos = torch.where(top, lo, pos)
+    frac = pos - lo
+    w_lo = torch.where(used, 1.0 - frac, torch.zeros_like(frac))
+    w_hi = torch.where(used, frac, torch.zeros_like(frac))
+    weights = torch.zeros(K, pooled, size, dtype=dtype, device=start.device)
+    weights.scatter_add_(2, lo.long().clamp(0, size - 1), w_lo)
+    weights.scatter_add_(2, hi.long().clamp(0, size - 1), w_hi)
+    return weights
 
 
 def roi_align_reference(
@@ -126,32 +121,10 @@ def _roi_align_chunk(
     grid_w = grid_w.clamp(1, 4096)
     gh_max = int(grid_h[valid].max().item()) if valid.any() else 1
     gw_max = int(grid_w[valid].max().item()) if valid.any() else 1
-
-    # Sample coordinates: y [K, PH, GH], x [K, PW, GW]; samples past a roi's own grid are masked.
-    ph = torch.arange(pooled_h, dtype=acc, device=input.device)
-    pw = torch.arange(pooled_w, dtype=acc, device=input.device)
-    iy = torch.arange(gh_max, dtype=acc, device=input.device)
-    ix = torch.arange(gw_max, dtype=acc, device=input.device)
-    ys = (
-        y1[:, None, None]
-        + ph[None, :, None] * bin_h[:, None, None]
-        + (iy[None, None, :] + 0.5) * (bin_h / grid_h)[:, None, None]
-    )
-    xs = (
-        x1[:, None, None]
-        + pw[None, :, None] * bin_w[:, None, None]
-        + (ix[None, None, :] + 0.5) * (bin_w / grid_w)[:, None, None]
-    )
-    my = (iy[None, :] < grid_h[:, None]).to(acc)  # [K, GH]
-    mx = (ix[None, :] < grid_w[:, None]).to(acc)  # [K, GW]
-    # All (y, x) pairs: [K, PH, GH, PW, GW]
-    Y = ys[:, :, :, None, None].expand(K, pooled_h, gh_max, pooled_w, gw_max)
-    X = xs[:, None, None, :, :].expand(K, pooled_h, gh_max, pooled_w, gw_max)
+    wy = _axis_weights(y1, bin_h, grid_h, gh_max, pooled_h, H)  # [K, PH, H]
+    wx = _axis_weights(x1, bin_w, grid_w, gw_max, pooled_w, W)  # [K, PW, W]
     plane = input.to(acc)[b]  # [K, C, H, W]
-    vals = _bilinear(plane, Y.reshape(K, -1), X.reshape(K, -1))
-    vals = vals.reshape(K, C, pooled_h, gh_max, pooled_w, gw_max)
-    weight = my[:, None, None, :, None, None] * mx[:, None, None, None, None, :]
-    summed = (vals * weight).sum(dim=(3, 5))
+    summed = torch.einsum("kph,kchw,kqw->kcpq", wy, plane, wx)
     count = (grid_h * grid_w)[:, None, None, None]
     out = torch.where(valid[:, None, None, None], summed / count, torch.zeros_like(summed))
     return out.to(input.dtype)

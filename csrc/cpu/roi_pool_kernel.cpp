@@ -9,6 +9,7 @@
 
 #include <limits>
 #include <tuple>
+#include <vector>
 
 #include "roi_checks.h"
 #include "roi_common.h"
@@ -37,29 +38,37 @@ std::tuple<at::Tensor, at::Tensor> roi_pool_forward_cpu(const at::Tensor& input_
     scalar_t* out = output.mutable_data_ptr<scalar_t>();
     int32_t* am = argmax.mutable_data_ptr<int32_t>();
     at::parallel_for(0, K * C, std::max<int64_t>(1, C / 4), [&](int64_t begin, int64_t end) {
+      // Bins depend only on the roi: compute them once per roi and reuse them across channels.
+      std::vector<PoolBin> bins(static_cast<size_t>(PH) * PW);
+      int64_t cached = -1;
       for (int64_t kc = begin; kc < end; ++kc) {
         const int64_t k = kc / C, c = kc % C;
-        for (int ph = 0; ph < PH; ++ph) {
-          for (int pw = 0; pw < PW; ++pw) {
-            PoolBin b = make_pool_bin<acc_t>(r + k * 5, N, static_cast<acc_t>(spatial_scale), PH,
-                                             PW, ph, pw, H, W);
-            const int64_t o = kc * PH * PW + ph * PW + pw;
-            if (b.batch < 0 || b.h1 <= b.h0 || b.w1 <= b.w0) continue;  // 0 and -1 already set
-            const scalar_t* plane = in + (b.batch * C + c) * H * W;
-            acc_t best = -std::numeric_limits<acc_t>::max();
-            int64_t best_idx = -1;
-            for (int64_t h = b.h0; h < b.h1; ++h) {
-              for (int64_t w = b.w0; w < b.w1; ++w) {
-                const acc_t v = static_cast<acc_t>(plane[h * W + w]);
-                if (v > best) {
-                  best = v;
-                  best_idx = h * W + w;
-                }
+        if (k != cached) {
+          for (int ph = 0; ph < PH; ++ph)
+            for (int pw = 0; pw < PW; ++pw)
+              bins[ph * PW + pw] = make_pool_bin<acc_t>(r + k * 5, N, static_cast<acc_t>(spatial_scale),
+                                                        PH, PW, ph, pw, H, W);
+          cached = k;
+        }
+        for (int64_t bin = 0; bin < PH * PW; ++bin) {
+          const PoolBin& b = bins[bin];
+          const int64_t o = kc * PH * PW + bin;
+          if (b.batch < 0 || b.h1 <= b.h0 || b.w1 <= b.w0) continue;  // 0 and -1 already set
+          const scalar_t* plane = in + (b.batch * C + c) * H * W;
+          acc_t best = -std::numeric_limits<acc_t>::max();
+          int64_t best_idx = -1;
+          for (int64_t h = b.h0; h < b.h1; ++h) {
+            const scalar_t* row = plane + h * W;
+            for (int64_t w = b.w0; w < b.w1; ++w) {
+              const acc_t v = static_cast<acc_t>(row[w]);
+              if (v > best) {
+                best = v;
+                best_idx = h * W + w;
               }
             }
-            out[o] = static_cast<scalar_t>(best);
-            am[o] = static_cast<int32_t>(best_idx);
           }
+          out[o] = static_cast<scalar_t>(best);
+          am[o] = static_cast<int32_t>(best_idx);
         }
       }
     });
