@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import numpy as np
 import torch
 
-from anonface.detect.base import FaceDetector, empty_dets
+from anonface.detect.base import FaceDetector
 from anonface.detect.boxes import BoxesDetector, as_dets
 from anonface.track import FaceTracker
 
