@@ -38,6 +38,7 @@ __all__ = [
     "DEFAULT_STRENGTH",
     "AnonymizationError",
     "Anonymizer",
+    "RunStats",
     "anonymize",
     "anonymize_video",
     "anonymize_image",
