@@ -1,0 +1,70 @@
+// Host-side argument checks and per-box planning shared by the CPU and CUDA face kernels.
+// Plans are computed once per call on the host in double precision (the CUDA entry points copy
+// the rois to the host: the frame-index check needs that synchronisation anyway) and uploaded,
+// so both backends see bit-identical geometry.
+#pragma once
+
+#include <ATen/ATen.h>
+#include <c10/util/string_view.h>
+
+#include <array>
+
+#include "face_common.h"
+
+namespace anonface {
+namespace face {
+
+// frames: 4-D uint8/float32/float64 with 3 channels in dim 3 (channels_last) or dim 1.
+void check_frames(const at::Tensor& frames, bool channels_last, const char* name = "frames");
+FrameView frame_view(const at::Tensor& frames, bool channels_last);
+// Shape [B, H, W, 3] or [B, 3, H, W] as the caller's layout asks.
+std::array<int64_t, 3> frame_bhw(const at::Tensor& frames, bool channels_last);
+// Accumulation dtype: float64 for float64 frames, float32 otherwise.
+at::ScalarType acc_type(at::ScalarType frames_dtype);
+
+// Checks rois [K, 5] (floating, on `device`) and that every frame index is an integer in
+// [0, n_frames); returns them as a contiguous CPU float64 tensor.
+at::Tensor host_rois(const at::Tensor& rois, const at::Device& device, int64_t n_frames);
+
+std::array<double, 3> check_triple(at::ArrayRef<double> v, const char* name, bool nonzero);
+int32_t parse_mask(c10::string_view mask);
+float inv_band(double feather);  // also checks feather in [0, 0.5]
+
+struct CropPlan {
+  at::Tensor frame;           // int32 [K], -1 = empty crop
+  at::Tensor ystart, ylen;    // int32 [K, Sh]
+  at::Tensor xstart, xlen;    // int32 [K, Sw]
+  at::Tensor wy, wx;          // acc [K, Sh, Ly], [K, Sw, Lx]
+  int64_t Ly = 0, Lx = 0;
+  CropPlan to(const at::Device& device) const;
+};
+// roi_align (aligned=True, adaptive sampling grid) weights of every box, separable per axis.
+// replicate: samples outside the frame read its nearest edge pixel instead of counting as zero,
+// so boxes partly outside the frame are not darkened (the blur grid of face_modify).
+CropPlan plan_crop(const at::Tensor& rois_host, int64_t sh, int64_t sw, int64_t H, int64_t W,
+                   at::ScalarType acc, bool replicate = false);
+
+// PasteGeom per box, packed in a CPU uint8 tensor [K * sizeof(PasteGeom)].
+at::Tensor plan_paste(const at::Tensor& rois_host, int64_t H, int64_t W, int64_t sh, int64_t sw);
+inline const PasteGeom* geoms_ptr(const at::Tensor& packed) {
+  return reinterpret_cast<const PasteGeom*>(packed.data_ptr<uint8_t>());
+}
+// Pixel bounds of the pixelate cells: int32 [K, 2, cells + 1] (rows, then columns); cell c
+// covers [b[c], b[c + 1]) in absolute frame pixels.
+at::Tensor plan_cells(const at::Tensor& geoms_host, int32_t cells);
+
+int64_t blur_grid(double strength);
+at::Tensor gaussian_taps(double sigma, at::ScalarType acc);  // CPU [2r + 1]
+
+double noise_inv_sd();
+
+}  // namespace face
+}  // namespace anonface
+
+namespace anonface {
+namespace face {
+// face_modify methods map onto SourceKind: pixelate -> kCells, blur -> kFace, solid, noise.
+int32_t parse_method(c10::string_view method);
+void check_strength(int32_t method, double strength);
+}  // namespace face
+}  // namespace anonface

@@ -1,0 +1,74 @@
+"""Shared helpers of the face-op tests: devices, random frames and boxes, layouts."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+HAS_CUDA = torch.cuda.is_available()
+try:
+    import anonface
+
+    KERNELS_CUDA = bool(anonface.build_info()["has_cuda"])
+except Exception:  # pragma: no cover
+    KERNELS_CUDA = False
+
+DEVICES = [
+    "cpu",
+    pytest.param(
+        "cuda",
+        marks=[
+            pytest.mark.cuda,
+            pytest.mark.skipif(not (HAS_CUDA and KERNELS_CUDA), reason="needs a CUDA device and CUDA kernels"),
+        ],
+    ),
+]
+DTYPES = [torch.uint8, torch.float32, torch.float64]
+
+
+def random_frames(
+    b: int, h: int, w: int, dtype: torch.dtype, channels_last: bool, gen: torch.Generator
+) -> torch.Tensor:
+    """Random RGB frames (uint8 0-255 or float 0-1) in the asked layout; never constant."""
+    x = torch.randint(0, 256, (b, h, w, 3), dtype=torch.uint8, generator=gen)
+    if dtype != torch.uint8:
+        x = x.to(dtype) / 255 + torch.rand(b, h, w, 3, generator=gen, dtype=dtype) * 1e-3
+    if not channels_last:
+        x = x.permute(0, 3, 1, 2).contiguous()
+    return x
+
+
+def random_rois(
+    k: int, b: int, h: int, w: int, gen: torch.Generator, min_size: float = 1.0, max_size: float | None = None,
+    outside: float = 0.2,
+) -> torch.Tensor:
+    """Random boxes, some partly outside the frame, as float32 [K, 5]."""
+    max_size = max_size if max_size is not None else 0.8 * max(h, w)
+    size = min_size + torch.rand(k, 2, generator=gen, dtype=torch.float64) * (max_size - min_size)
+    lo = torch.rand(k, 2, generator=gen, dtype=torch.float64) * torch.tensor([w, h]) * (1 + 2 * outside)
+    lo = lo - torch.tensor([w, h]) * outside - size / 2
+    idx = torch.randint(0, max(b, 1), (k, 1), generator=gen).double()
+    return torch.cat([idx, lo, lo + size], 1).float()
+
+
+def to_layout(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    """[B, H, W, 3] view of frames in either layout."""
+    return x if channels_last else x.permute(0, 2, 3, 1)
+
+
+def covered(rois: torch.Tensor, b: int, h: int, w: int) -> torch.Tensor:
+    """Bool [B, H, W]: pixels whose centre lies in some (non-NaN) box, computed independently."""
+    m = torch.zeros(b, h, w, dtype=torch.bool)
+    ys = torch.arange(h, dtype=torch.float64)[:, None] + 0.5
+    xs = torch.arange(w, dtype=torch.float64)[None, :] + 0.5
+    for r in rois.double().tolist():
+        n, x1, y1, x2, y2 = r
+        m[int(n)] |= (xs >= x1) & (xs < x2) & (ys >= y1) & (ys < y2)
+    return m
+
+
+def seed_gen() -> torch.Generator:
+    """A fresh random generator per test run (its seed is printed on failure by pytest's -ra)."""
+    g = torch.Generator()
+    g.seed()
+    return g
