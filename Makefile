@@ -4,7 +4,7 @@ VENV ?= .venv
 VPY := $(VENV)/bin/python
 # The CPU build of torch 2.13.0; an environment that already has a torch keeps it.
 TORCH_SPEC ?= torch==2.13.0
-BUILD_TOOLS := scikit-build-core>=0.10 pybind11>=2.12 ninja cmake>=3.26
+BUILD_TOOLS := "scikit-build-core>=0.10" "pybind11>=2.12" ninja "cmake>=3.26"
 PYTEST_ARGS ?=
 
 .PHONY: venv build test demo bench sanitize cuda-check clean
@@ -25,8 +25,9 @@ build: venv
 test: build
 	$(VPY) -m pytest python_tests $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then rc=0; fi; exit $$rc
 
+# Anonymizes scikit-image's astronaut photo and a short clip made from it (nothing is downloaded).
 demo: build
-	@echo "The anonymization pipeline is not built yet (see issue 4); nothing to demo." >&2; exit 1
+	$(VPY) examples/demo.py out/demo
 
 bench: build
 	$(VPY) benchmarks/bench_roi.py
@@ -35,6 +36,8 @@ bench: build
 sanitize: venv
 	ANONFACE_SANITIZE="address;undefined" ANONFACE_CUDA=OFF $(VPY) -m pip install --no-build-isolation \
 		-Cbuild-dir=build/sanitize -e ".[test]"
+	LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" ASAN_OPTIONS=detect_leaks=0 \
+		$(VPY) -c "import anonface, sys; sys.exit(0 if anonface.build_info()['sanitized'] else 'sanitize: the build is not instrumented')"
 	LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 		$(VPY) -m pytest python_tests/ops -q -p no:cacheprovider -x $(PYTEST_ARGS); rc=$$?; \

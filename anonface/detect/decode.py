@@ -1,0 +1,113 @@
+"""Vectorised decoding of CenterFace outputs and greedy non-maximum suppression.
+
+Convention: boxes are pixel-corner coordinates ``(x1, y1, x2, y2)`` as float32 in the frame the
+detector looked at; pixel ``(i, j)`` has its centre at ``(j + 0.5, i + 0.5)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["decode_centerface", "nms", "box_iou"]
+
+# CenterFace predicts on a grid 4x coarser than its input.
+_STRIDE = 4.0
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise intersection over union.
+
+    Args:
+        a: ``[K, 4+]`` boxes ``(x1, y1, x2, y2, ...)``.
+        b: ``[M, 4+]`` boxes.
+
+    Returns:
+        ``[K, M]`` float32 IoU; degenerate boxes have IoU 0 with everything.
+    """
+    a = np.asarray(a, dtype=np.float32)[:, :4]
+    b = np.asarray(b, dtype=np.float32)[:, :4]
+    ix1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    iy1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    ix2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    iy2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(ix2 - ix1, 0, None) * np.clip(iy2 - iy1, 0, None)
+    area_a = np.clip(a[:, 2] - a[:, 0], 0, None) * np.clip(a[:, 3] - a[:, 1], 0, None)
+    area_b = np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
+    union = area_a[:, None] + area_b[None, :] - inter
+    with np.errstate(divide="ignore", invalid="ignore"):
+        iou = np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+    return iou.astype(np.float32)
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float = 0.3) -> np.ndarray:
+    """Greedy NMS: keep the best-scoring box, drop those overlapping it by IoU >= threshold, repeat.
+
+    The IoU matrix is computed once; the loop only walks the kept boxes.
+
+    Args:
+        boxes: ``[K, 4]`` boxes.
+        scores: ``[K]`` scores.
+        iou_threshold: boxes overlapping a kept one by at least this are suppressed.
+
+    Returns:
+        ``[K']`` int64 indices of the kept boxes, best score first.
+    """
+    k = len(boxes)
+    if k == 0:
+        return np.zeros((0,), dtype=np.int64)
+    order = np.argsort(-np.asarray(scores), kind="stable")
+    iou = box_iou(boxes[order], boxes[order])
+    alive = np.ones(k, dtype=bool)
+    keep = []
+    for i in range(k):
+        if not alive[i]:
+            continue
+        keep.append(i)
+        alive[i + 1 :] &= iou[i, i + 1 :] < iou_threshold
+    return order[np.asarray(keep, dtype=np.int64)]
+
+
+def decode_centerface(
+    heatmap: np.ndarray,
+    scale: np.ndarray,
+    offset: np.ndarray,
+    landmarks: np.ndarray | None,
+    threshold: float,
+    nms_threshold: float = 0.3,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Turn one image's CenterFace maps into boxes.
+
+    Args:
+        heatmap: ``[1, h, w]`` or ``[h, w]`` face-centre probabilities.
+        scale: ``[2, h, w]`` log box size / 4 (height, width).
+        offset: ``[2, h, w]`` sub-cell centre offset (y, x).
+        landmarks: ``[10, h, w]`` five points as (y, x) pairs relative to the box, or ``None``.
+        threshold: minimum heatmap score.
+        nms_threshold: IoU above which overlapping boxes are merged.
+
+    Returns:
+        ``dets [K, 5]`` float32 ``(x1, y1, x2, y2, score)`` in the network input's pixels,
+        ``lms [K, 10]`` float32 ``(x, y)`` pairs (zeros when ``landmarks`` is None).
+    """
+    heat = np.asarray(heatmap).reshape(heatmap.shape[-2:])
+    h, w = heat.shape
+    ys, xs = np.nonzero(heat > threshold)
+    if len(ys) == 0:
+        return np.zeros((0, 5), np.float32), np.zeros((0, 10), np.float32)
+    sc = heat[ys, xs]
+    bh = np.exp(scale[0, ys, xs]) * _STRIDE
+    bw = np.exp(scale[1, ys, xs]) * _STRIDE
+    cy = (ys + offset[0, ys, xs] + 0.5) * _STRIDE
+    cx = (xs + offset[1, ys, xs] + 0.5) * _STRIDE
+    x1, y1 = cx - bw / 2, cy - bh / 2
+    dets = np.stack([x1, y1, x1 + bw, y1 + bh, sc], axis=1).astype(np.float32)
+    limit_w, limit_h = w * _STRIDE, h * _STRIDE
+    dets[:, 0:4:2] = np.clip(dets[:, 0:4:2], 0, limit_w)
+    dets[:, 1:4:2] = np.clip(dets[:, 1:4:2], 0, limit_h)
+    lms = np.zeros((len(ys), 10), np.float32)
+    if landmarks is not None:
+        lm = landmarks[:, ys, xs]  # [10, K]
+        lms[:, 0::2] = (lm[1::2] * bw + x1).T
+        lms[:, 1::2] = (lm[0::2] * bh + y1).T
+    keep = nms(dets[:, :4], dets[:, 4], nms_threshold)
+    return dets[keep], lms[keep]

@@ -1,0 +1,240 @@
+"""Video benchmark: anonface vs deface vs the transcode floor, side by side in one run.
+
+On ``../shared/data/action_videos/opera_arcade_pedestrians_walk.mp4`` (1080p, 105 frames, many
+small faces), with the same encoder settings for all (libx264, crf 25, preset medium, yuv420p):
+
+* ``transcode``: decode + encode only (PyAV), the floor any anonymizer pays;
+* ``deface``: the deface 1.5 CLI (its ``main()`` in a subprocess, imageio-ffmpeg I/O),
+  full-resolution CenterFace (cv2.dnn backend) at threshold 0.2 and its default blur; its
+  detections are recorded and are the reference faces for coverage;
+* ``anonface <config>``: :func:`anonface.anonymize_video` with the recorded face boxes.
+
+Coverage: the share of the reference faces (deface, full resolution, every frame) that anonface
+covered on the same frame. ``coverage_iou50``: some anonface face box (before the mask_scale
+enlargement) overlaps the reference box with IoU >= 0.5 (the issue's criterion). ``coverage_in90``:
+>= 90% of the reference box lies inside anonface's anonymized region (the ellipses of the
+enlarged boxes), the privacy-relevant reading.
+
+Timings include decoding, detection, tracking, anonymization and encoding, not model loading.
+The CPU is shared with other jobs while this runs, so compare the ratios of one run, not
+absolute numbers across runs. Prints a table and writes JSON (machine, versions, commit).
+
+Usage: ``python benchmarks/bench_video.py [--video PATH] [--configs fast,balanced] [--out FILE]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("ANONFACE_DATA", REPO.parent / "shared" / "data"))
+VIDEO = DATA / "action_videos" / "opera_arcade_pedestrians_walk.mp4"
+CRF, PRESET = 25, "medium"
+
+CONFIGS: dict[str, dict] = {
+    # deface's detection (full resolution, 0.2, every frame) plus tracking.
+    "full": {"threshold": 0.2, "detect_every": 1},
+    # full-resolution detection on every 4th frame at a lower threshold, tracked in between.
+    "fast": {"threshold": 0.1, "detect_every": 4},
+    "faster": {"threshold": 0.1, "detect_every": 6},
+    "fastest": {"threshold": 0.1, "detect_every": 8},
+    # reduced-scale detection every other frame.
+    "scaled1280": {"threshold": 0.05, "detect_every": 2, "max_side": 1280},
+}
+
+
+def _commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except Exception:  # noqa: BLE001
+        return "unknown"
+
+
+def run_transcode(src: str, dst: str) -> dict:
+    from anonface.io import VideoReader, VideoWriter
+
+    t0 = time.perf_counter()
+    with VideoReader(src) as r:
+        i = r.info
+        w = VideoWriter(dst, width=i.width, height=i.height, fps=i.fps, time_base=i.time_base,
+                        encoder={"crf": CRF, "preset": PRESET})
+        n = 0
+        for frame, pts in r:
+            w.write(frame, pts)
+            n += 1
+        w.close()
+    dt = time.perf_counter() - t0
+    return {"frames": n, "seconds": dt, "fps": n / dt}
+
+
+_DEFACE_BOOT = r"""
+import json, sys, time
+import numpy as np
+import deface.deface as d
+
+src, dst, rec_path, cfg = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+REC = []
+
+
+class Recording(d.CenterFace):
+    def __call__(self, img, threshold=0.5):
+        dets, lms = super().__call__(img, threshold=threshold)
+        REC.append(dets.tolist())
+        return dets, lms
+
+
+d.CenterFace = Recording  # the CLI's own code path, with its detections recorded
+sys.argv = ["deface", src, "-o", dst, "-t", "0.2", "--backend", "opencv", "--ffmpeg-config", cfg]
+t0 = time.perf_counter()
+d.main()
+json.dump({"seconds": time.perf_counter() - t0, "dets": REC}, open(rec_path, "w"))
+"""
+
+
+def run_deface(src: str, dst: str) -> tuple[dict, list[np.ndarray]]:
+    """The deface CLI (its ``main()``, in a subprocess), full resolution, threshold 0.2.
+
+    Its CenterFace calls are recorded (they are the reference faces). ``seconds`` is the time
+    inside ``main()`` (argument parsing, model loading, decode, detect, blur, encode), which
+    leaves out the interpreter start-up as anonface's timing does.
+    """
+    cfg = {"codec": "libx264", "quality": None, "macro_block_size": 1, "pixelformat": "yuv420p",
+           "ffmpeg_params": ["-crf", str(CRF), "-preset", PRESET]}
+    with tempfile.TemporaryDirectory() as tmp:
+        rec = f"{tmp}/rec.json"
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-c", _DEFACE_BOOT, src, dst, rec, json.dumps(cfg)], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wall = time.perf_counter() - t0
+        data = json.loads(Path(rec).read_text())
+    dets = [np.asarray(d, np.float32).reshape(-1, 5) for d in data["dets"]]
+    dt = data["seconds"]
+    return {"frames": len(dets), "seconds": dt, "fps": len(dets) / dt, "process_seconds": wall,
+            "how": "deface CLI main() in a subprocess, --backend opencv -t 0.2"}, dets
+
+
+def _inside_fraction(ref: np.ndarray, mask_boxes: np.ndarray) -> np.ndarray:
+    """For each reference box, the share of a 12x12 grid of its points inside any mask ellipse."""
+    if len(ref) == 0:
+        return np.zeros(0)
+    if len(mask_boxes) == 0:
+        return np.zeros(len(ref))
+    cx = (mask_boxes[:, 0] + mask_boxes[:, 2]) / 2
+    cy = (mask_boxes[:, 1] + mask_boxes[:, 3]) / 2
+    ax = np.maximum((mask_boxes[:, 2] - mask_boxes[:, 0]) / 2, 1e-3)
+    ay = np.maximum((mask_boxes[:, 3] - mask_boxes[:, 1]) / 2, 1e-3)
+    out = []
+    g = (np.arange(12) + 0.5) / 12
+    for x1, y1, x2, y2 in ref[:, :4]:
+        X, Y = np.meshgrid(x1 + g * (x2 - x1), y1 + g * (y2 - y1))
+        X, Y = X.ravel()[:, None], Y.ravel()[:, None]
+        inside = (((X - cx) / ax) ** 2 + ((Y - cy) / ay) ** 2 <= 1).any(axis=1)
+        out.append(inside.mean())
+    return np.array(out)
+
+
+def coverage(ref: list[np.ndarray], boxes: list[np.ndarray], mask_scale: float, w: int, h: int) -> dict:
+    from anonface.detect import box_iou
+    from anonface.pipeline import scale_boxes
+
+    n = min(len(ref), len(boxes))
+    total = hit_iou = hit_in = 0
+    for r, b in zip(ref[:n], boxes[:n]):
+        if len(r) == 0:
+            continue
+        total += len(r)
+        if len(b):
+            hit_iou += int((box_iou(r, b).max(axis=1) >= 0.5).sum())
+            hit_in += int((_inside_fraction(r, scale_boxes(b, mask_scale, w, h)) >= 0.9).sum())
+    return {"reference_faces": total, "coverage_iou50": hit_iou / max(total, 1),
+            "coverage_in90": hit_in / max(total, 1)}
+
+
+def run_anonface(src: str, dst: str, cfg: dict, device: str) -> tuple[dict, list[np.ndarray]]:
+    from anonface.pipeline import Anonymizer, anonymize_video
+
+    anon = Anonymizer(device=device, **cfg)  # model loading is not timed
+    stats = anonymize_video(src, dst, anonymizer=anon, encoder={"crf": CRF, "preset": PRESET}, record_boxes=True)
+    return {"frames": stats.frames, "seconds": stats.seconds, "fps": stats.fps,
+            "face_boxes_per_frame": stats.faces / max(stats.frames, 1)}, stats.boxes or []
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--video", default=str(VIDEO))
+    p.add_argument("--configs", default="fast,faster,fastest,scaled1280", help=f"comma list of {sorted(CONFIGS)}")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--skip-deface", action="store_true", help="no deface run (no coverage)")
+    p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "video_cpu.json"))
+    args = p.parse_args()
+    if not Path(args.video).exists():
+        print(f"video not found: {args.video} (set ANONFACE_DATA)", file=sys.stderr)
+        return 2
+    import anonface
+    from anonface.io import probe_video
+
+    info = probe_video(args.video)
+    rows: list[dict] = []
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory() as tmp:
+        floor = run_transcode(args.video, f"{tmp}/floor.mp4")
+        rows.append({"name": "transcode", **floor})
+        ref: list[np.ndarray] = []
+        if not args.skip_deface:
+            d, ref = run_deface(args.video, f"{tmp}/deface.mp4")
+            rows.append({"name": "deface (full res)", **d})
+        for name in args.configs.split(","):
+            cfg = CONFIGS[name]
+            res, boxes = run_anonface(args.video, f"{tmp}/anon_{name}.mp4", cfg, args.device)
+            row = {"name": f"anonface {name}", "config": cfg, **res}
+            if ref:
+                row.update(coverage(ref, boxes, 1.3, info.width, info.height))
+            rows.append(row)
+    floor_s = rows[0]["seconds"]
+    deface_fps = next((r["fps"] for r in rows if r["name"].startswith("deface")), None)
+    for r in rows:
+        r["time_vs_transcode"] = r["seconds"] / floor_s
+        if deface_fps:
+            r["speedup_vs_deface"] = r["fps"] / deface_fps
+    print(f"{'run':24s} {'frames':>6s} {'s':>7s} {'fps':>6s} {'x deface':>8s} {'/floor':>7s} {'cov IoU.5':>9s} {'cov in90':>8s}")
+    for r in rows:
+        print(f"{r['name']:24s} {r['frames']:6d} {r['seconds']:7.2f} {r['fps']:6.2f} "
+              f"{r.get('speedup_vs_deface', float('nan')):8.2f} {r['time_vs_transcode']:7.2f} "
+              f"{r.get('coverage_iou50', float('nan')):9.3f} {r.get('coverage_in90', float('nan')):8.3f}")
+    import cv2
+    import deface
+
+    out = {
+        "benchmark": "bench_video",
+        "video": os.path.basename(args.video),
+        "size": [info.width, info.height],
+        "encoder": {"codec": "libx264", "crf": CRF, "preset": PRESET, "pix_fmt": "yuv420p"},
+        "device": args.device,
+        "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(),
+                    "processor": platform.processor(), "loadavg_before": load_before,
+                    "loadavg_after": os.getloadavg(), "note": "CPU shared with other jobs; compare ratios within this run"},
+        "versions": {"torch": torch.__version__, "anonface": anonface.__version__, "deface": deface.__version__,
+                     "opencv": cv2.__version__, "kernels": anonface.build_info()},
+        "commit": _commit(),
+        "rows": rows,
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(out, indent=2, default=float))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# One prepared run for a lent GPU machine (see README "GPU check"): build the CUDA kernels, run the
+# CUDA tests, run compute-sanitizer on a small case, run the GPU benchmarks. Everything it measures
+# goes under $OUT (the device tool brings that folder back); commit the figures to
+# benchmarks/results/. Run from the repository root:
+#     bash benchmarks/gpu_check.sh            (OUT defaults to ./gpu_out)
+# The lent machine has python3 with a CUDA torch, nvcc, cmake, ninja, pybind11, scikit-build-core,
+# pytest and numpy; other wheels (hypothesis, ...) travel in .whl/ and are installed to /tmp/site.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-$PWD/gpu_out}
+mkdir -p "$OUT"
+PY=${PYTHON:-python3}
+export PYTHONUNBUFFERED=1
+status=0
+step() { echo; echo "=== $* ==="; }
+
+if [ -d .whl ] && ls .whl/*.whl >/dev/null 2>&1; then
+  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+    && export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+fi
+
+step "device"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1 | tee "$OUT/device.txt"
+$PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)" | tee -a "$OUT/device.txt"
+
+step "build (CUDA on)"
+if [ -z "${CUDA_HOME:-}" ]; then
+  nvcc_path=$(readlink -f "$(command -v nvcc)")
+  export CUDA_HOME=$(dirname "$(dirname "$nvcc_path")")
+fi
+export CUDACXX=$CUDA_HOME/bin/nvcc
+export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0}
+export ANONFACE_CUDA=ON CMAKE_BUILD_PARALLEL_LEVEL=16
+t0=$(date +%s)
+if ! $PY -m pip install --no-build-isolation --no-deps -Cbuild-dir=build/gpu . > "$OUT/build.log" 2>&1; then
+  tail -50 "$OUT/build.log"; echo "BUILD FAILED"; exit 1
+fi
+echo "built in $(( $(date +%s) - t0 )) s"
+# -P: import the installed package, not the source folder (which has no compiled module)
+$PY -P -c "import anonface; print(anonface.build_info())" | tee -a "$OUT/device.txt"
+
+step "CUDA tests (ops)"
+$PY -P -m pytest python_tests/ops -q -x -p no:cacheprovider --junitxml="$OUT/pytest_ops.xml" 2>&1 | tail -30 \
+  | tee "$OUT/pytest_ops.txt"
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+
+step "compute-sanitizer memcheck"
+if command -v compute-sanitizer >/dev/null 2>&1; then
+  compute-sanitizer --tool memcheck --error-exitcode 9 $PY -P benchmarks/cuda_sanitizer_case.py \
+    > "$OUT/sanitizer_memcheck.txt" 2>&1 || status=1
+  tail -5 "$OUT/sanitizer_memcheck.txt"
+  compute-sanitizer --tool racecheck --error-exitcode 9 $PY -P benchmarks/cuda_sanitizer_case.py \
+    > "$OUT/sanitizer_racecheck.txt" 2>&1 || status=1
+  tail -3 "$OUT/sanitizer_racecheck.txt"
+else
+  echo "compute-sanitizer not found" | tee "$OUT/sanitizer_memcheck.txt"
+fi
+
+step "benchmarks"
+$PY -P benchmarks/bench_roi.py --device cuda --out "$OUT" 2>&1 | tail -20
+for b in benchmarks/bench_face_ops.py; do
+  [ -f "$b" ] && { $PY -P "$b" --device cuda --out "$OUT" 2>&1 | tail -40 || status=1; }
+done
+
+echo; echo "gpu_check: exit status $status"
+exit $status

@@ -1,0 +1,58 @@
+// Schemas of the RoI pooling ops and the checks every backend shares.
+// Kernels: csrc/cpu/roi_*_kernel.cpp and csrc/cuda/roi_*_kernel.cu. Autograd and fake (meta)
+// implementations are registered from Python (anonface/ops/roi.py).
+#include <ATen/ATen.h>
+#include <torch/library.h>
+
+#include "roi_checks.h"
+
+namespace anonface {
+
+void check_roi_args(const at::Tensor& input, const at::Tensor& rois, int64_t pooled_h,
+                    int64_t pooled_w, const char* op) {
+  TORCH_CHECK_VALUE(input.dim() == 4, op, ": input must be a 4-D tensor [N, C, H, W], got shape ",
+                    input.sizes());
+  TORCH_CHECK_VALUE(at::isFloatingType(input.scalar_type()), op,
+                    ": input must be a floating tensor, got ", input.scalar_type());
+  TORCH_CHECK_VALUE(rois.dim() == 2 && rois.size(1) == 5, op,
+                    ": rois must be a 2-D tensor [K, 5] of (batch_index, x1, y1, x2, y2), got shape ",
+                    rois.sizes());
+  TORCH_CHECK_VALUE(at::isFloatingType(rois.scalar_type()), op,
+                    ": rois must be a floating tensor, got ", rois.scalar_type());
+  TORCH_CHECK_VALUE(input.device() == rois.device(), op, ": rois are on ", rois.device(),
+                    " but input is on ", input.device());
+  TORCH_CHECK_VALUE(pooled_h > 0 && pooled_w > 0, op,
+                    ": output size must be positive, got (", pooled_h, ", ", pooled_w, ")");
+  if (rois.size(0) > 0) {
+    at::Tensor idx = rois.select(1, 0);
+    // NaN fails both comparisons, so NaN indices are rejected too.
+    bool ok = at::logical_and(idx >= 0, idx < static_cast<double>(input.size(0))).all().item<bool>();
+    TORCH_CHECK_INDEX(ok, op, ": every rois[:, 0] (batch index) must lie in [0, ", input.size(0),
+                      "); got values from ", idx.min().item<double>(), " to ",
+                      idx.max().item<double>());
+  }
+}
+
+at::Tensor rois_for(const at::Tensor& input, const at::Tensor& rois) {
+  auto acc = input.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  return rois.to(acc).contiguous();
+}
+
+}  // namespace anonface
+
+TORCH_LIBRARY_FRAGMENT(anonface, m) {
+  m.def(
+      "roi_align(Tensor input, Tensor rois, float spatial_scale, int pooled_height, "
+      "int pooled_width, int sampling_ratio, bool aligned) -> Tensor");
+  m.def(
+      "_roi_align_backward(Tensor grad, Tensor rois, float spatial_scale, int pooled_height, "
+      "int pooled_width, int batch_size, int channels, int height, int width, int sampling_ratio, "
+      "bool aligned) -> Tensor");
+  m.def(
+      "roi_pool(Tensor input, Tensor rois, float spatial_scale, int pooled_height, "
+      "int pooled_width) -> (Tensor, Tensor)");
+  m.def(
+      "_roi_pool_backward(Tensor grad, Tensor rois, Tensor argmax, float spatial_scale, "
+      "int pooled_height, int pooled_width, int batch_size, int channels, int height, "
+      "int width) -> Tensor");
+}

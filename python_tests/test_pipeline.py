@@ -1,0 +1,266 @@
+"""anonymize / Anonymizer: input types round trip, results equal the face kernels, fail-closed."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import types
+
+import numpy as np
+import pytest
+import torch
+
+from anonface import ops
+from anonface.pipeline import AnonymizationError, Anonymizer, anonymize, scale_boxes
+
+# The pipeline's pixel work is done by the face kernels (anonface.ops.face_*), merged separately.
+pytestmark = pytest.mark.skipif(not hasattr(ops, "face_modify"), reason="anonface.ops.face_modify is not available")
+
+
+def _frames(rng: np.random.Generator, n: int = 3, h: int = 48, w: int = 64) -> np.ndarray:
+    return rng.integers(0, 256, (n, h, w, 3), dtype=np.uint8)
+
+
+BOX = np.array([[12.0, 8.0, 40.0, 36.0]], np.float32)
+
+
+def _expected(frames: np.ndarray, box: np.ndarray, method: str = "pixelate", strength: float = 10.0,
+              mask_scale: float = 1.3) -> np.ndarray:
+    """The face kernel applied directly with the pipeline's box enlargement."""
+    n, h, w = frames.shape[:3]
+    sb = scale_boxes(box, mask_scale, w, h)
+    rois = torch.tensor([[i, *b] for i in range(n) for b in sb], dtype=torch.float32)
+    return ops.face_modify(torch.from_numpy(frames), rois, method, strength, "ellipse", 0.05, 0).numpy()
+
+
+def test_numpy_sequence_with_boxes_equals_kernel() -> None:
+    frames = _frames(np.random.default_rng())
+    out = anonymize(frames, boxes=[BOX] * 3, device="cpu")
+    assert isinstance(out, np.ndarray) and out.shape == frames.shape and out.dtype == np.uint8
+    np.testing.assert_array_equal(out, _expected(frames, BOX))
+    assert (out != frames).any()
+    # Outside the enlarged box nothing changes.
+    np.testing.assert_array_equal(out[:, 46:, :], frames[:, 46:, :])
+
+
+def test_numpy_single_image() -> None:
+    img = _frames(np.random.default_rng(), 1)[0]
+    out = anonymize(img, boxes=BOX, device="cpu", method="solid")
+    assert out.shape == img.shape and out.dtype == np.uint8
+    np.testing.assert_array_equal(out, _expected(img[None], BOX, "solid", 0.0)[0])
+
+
+@pytest.mark.parametrize("layout", ["nhwc", "nchw", "hwc", "chw"])
+def test_torch_layouts_round_trip(layout: str) -> None:
+    frames = _frames(np.random.default_rng(), 2)
+    exp = _expected(frames, BOX)
+    t = torch.from_numpy(frames)
+    if layout == "nchw":
+        t = t.permute(0, 3, 1, 2).contiguous()
+    elif layout == "hwc":
+        t, exp = t[0], exp[0]
+    elif layout == "chw":
+        t, exp = t[0].permute(2, 0, 1).contiguous(), exp[0]
+    boxes = BOX if layout in ("hwc", "chw") else [BOX, BOX]
+    out = anonymize(t, boxes=boxes, device="cpu")
+    assert isinstance(out, torch.Tensor) and out.shape == t.shape and out.dtype == torch.uint8
+    if layout == "nchw":
+        out = out.permute(0, 2, 3, 1)
+    elif layout == "chw":
+        out = out.permute(1, 2, 0)
+    np.testing.assert_array_equal(out.numpy(), exp)
+
+
+def test_float_tensor_keeps_dtype_and_untouched_pixels() -> None:
+    frames = torch.rand(2, 48, 64, 3, dtype=torch.float32)
+    out = anonymize(frames, boxes=[BOX, BOX], device="cpu")
+    assert out.dtype == torch.float32 and out.shape == frames.shape
+    assert torch.equal(out[:, 46:], frames[:, 46:])
+    exp = _expected((frames * 255).round().to(torch.uint8).numpy(), BOX)
+    changed = (out != frames).any(-1)
+    assert changed.any()
+    np.testing.assert_allclose(out[changed].numpy(), exp[changed.numpy()] / 255.0, atol=1e-6)
+
+
+def test_method_none_changes_nothing() -> None:
+    frames = _frames(np.random.default_rng())
+    np.testing.assert_array_equal(anonymize(frames, boxes=[BOX] * 3, method="none", device="cpu"), frames)
+
+
+def test_detects_the_astronaut_face() -> None:
+    data = pytest.importorskip("skimage.data")
+    img = np.ascontiguousarray(data.astronaut())
+    out = anonymize(img, device="cpu")
+    changed = (out != img).any(-1)
+    ys, xs = np.nonzero(changed)
+    # The face (x ~180-270, y ~60-180) is replaced; the suit and background below are not.
+    assert changed[100:150, 200:250].mean() > 0.9
+    assert 120 < xs.min() and xs.max() < 340 and ys.max() < 260
+    # Pixelated: few distinct colours inside the face.
+    assert len(np.unique(out[90:160, 190:260].reshape(-1, 3), axis=0)) < 60
+
+
+class _Flaky:
+    """A detector that raises on chosen frames and otherwise returns BOX."""
+
+    def __init__(self, bad: set[int]) -> None:
+        self.bad, self.calls = bad, []
+
+    def detect(self, frames, frame_indices=None):
+        self.calls.append(list(frame_indices))
+        if any(i in self.bad for i in frame_indices):
+            raise RuntimeError("detector exploded")
+        return [BOX.copy() for _ in frame_indices]
+
+
+def test_detector_failure_masks_the_frame(caplog: pytest.LogCaptureFixture) -> None:
+    frames = _frames(np.random.default_rng(), 5)
+    anon = Anonymizer(detector=_Flaky({2}), device="cpu", track=False, batch_size=5)
+    with caplog.at_level(logging.WARNING):
+        out = anon(frames)
+    assert (out[2] == 0).all()  # fail closed: the whole frame is hidden
+    for i in (0, 1, 3, 4):
+        np.testing.assert_array_equal(out[i], _expected(frames[i : i + 1], BOX)[0])
+    assert "frame 2" in caplog.text and "masked" in caplog.text
+
+
+def test_detector_failure_can_stop() -> None:
+    frames = _frames(np.random.default_rng(), 3)
+    anon = Anonymizer(detector=_Flaky({1}), device="cpu", on_error="stop")
+    with pytest.raises(AnonymizationError, match="frame 1: face detection failed"):
+        anon(frames)
+
+
+def test_modification_failure_masks(monkeypatch: pytest.MonkeyPatch) -> None:
+    def boom(*args, **kwargs):
+        raise RuntimeError("kernel failed")
+
+    monkeypatch.setattr(ops, "face_modify", boom)
+    frames = _frames(np.random.default_rng(), 2)
+    out = anonymize(frames, boxes=[BOX, BOX], device="cpu")
+    assert (out == 0).all()
+    with pytest.raises(AnonymizationError, match="modification"):
+        anonymize(frames, boxes=[BOX, BOX], device="cpu", on_error="stop")
+
+
+def test_detect_every_k_runs_the_detector_on_keyframes_and_covers_all() -> None:
+    frames = _frames(np.random.default_rng(), 10)
+    det = _Flaky(set())
+    out = Anonymizer(detector=det, device="cpu", detect_every=4, batch_size=3)(frames)
+    called = sorted(i for c in det.calls for i in c)
+    assert called == [0, 4, 8, 9]  # keyframes, and the last frame of the stream
+    np.testing.assert_array_equal(out, _expected(frames, BOX))
+
+
+def test_tracks_carry_across_calls() -> None:
+    frames = _frames(np.random.default_rng(), 2)
+
+    class Once:
+        def __init__(self):
+            self.n = 0
+
+        def detect(self, f, idx=None):
+            self.n += 1
+            return [BOX.copy() if self.n == 1 else np.zeros((0, 5), np.float32) for _ in idx]
+
+    anon = Anonymizer(detector=Once(), device="cpu", batch_size=1, linger=3)
+    first = anon(frames[:1])
+    second = anon(frames[1:])  # the detector finds nothing now; the face lingers
+    np.testing.assert_array_equal(first[0], _expected(frames[:1], BOX)[0])
+    np.testing.assert_array_equal(second[0], _expected(frames[1:], BOX)[0])
+
+
+def test_learned_without_model_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "anonface.models.anonymizer", None)
+    with pytest.raises(RuntimeError, match="learned"):
+        Anonymizer("learned", boxes=[BOX], device="cpu")
+
+
+def test_learned_missing_checkpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+    mod = types.ModuleType("anonface.models.anonymizer")
+
+    def load_pretrained(path=None, map_location="cpu"):
+        raise FileNotFoundError("no checkpoint shipped")
+
+    mod.load_pretrained = load_pretrained
+    monkeypatch.setitem(sys.modules, "anonface.models.anonymizer", mod)
+    with pytest.raises(RuntimeError, match="checkpoint"):
+        Anonymizer("learned", boxes=[BOX], device="cpu")
+
+
+def test_learned_is_crop_model_paste(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Negate(torch.nn.Module):
+        crop_size = 16
+
+        def forward(self, x):
+            return -x
+
+    mod = types.ModuleType("anonface.models.anonymizer")
+    mod.load_pretrained = lambda path=None, map_location="cpu": Negate()
+    monkeypatch.setitem(sys.modules, "anonface.models.anonymizer", mod)
+    frames = _frames(np.random.default_rng(), 2)
+    out = anonymize(frames, method="learned", boxes=[BOX, BOX], device="cpu")
+    sb = scale_boxes(BOX, 1.3, 64, 48)
+    rois = torch.tensor([[i, *sb[0]] for i in range(2)], dtype=torch.float32)
+    f = torch.from_numpy(frames)
+    crops = ops.face_crop(f, rois, 16, (0.5,) * 3, (0.5,) * 3)
+    exp = ops.face_paste(f, -crops, rois, (0.5,) * 3, (0.5,) * 3, "ellipse", 0.05)
+    np.testing.assert_array_equal(out, exp.numpy())
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [({"method": "smudge"}, "method"), ({"mask": "star"}, "mask"), ({"on_error": "ignore"}, "on_error"),
+     ({"mask_scale": 0.5}, "mask_scale"), ({"detect_every": 0}, "detect_every")],
+)
+def test_bad_arguments(kwargs: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        anonymize(np.zeros((8, 8, 3), np.uint8), boxes=BOX, device="cpu", **kwargs)
+
+
+def test_bad_frames() -> None:
+    with pytest.raises(ValueError, match="frames"):
+        anonymize(np.zeros((8, 8), np.uint8), boxes=BOX, device="cpu")
+    with pytest.raises(ValueError, match="channels"):
+        anonymize(np.zeros((2, 8, 8, 4), np.uint8), boxes=[BOX, BOX], device="cpu")
+    with pytest.raises(ValueError, match="numpy array or a torch tensor"):
+        anonymize([[1, 2, 3]], boxes=BOX, device="cpu")
+
+
+@pytest.mark.parametrize(("method", "strength"), [("pixelate", 4.0), ("blur", 0.2), ("solid", 128.0), ("noise", 40.0)])
+def test_every_method_equals_its_kernel(method: str, strength: float) -> None:
+    frames = _frames(np.random.default_rng(), 2)
+    out = anonymize(frames, boxes=[BOX, BOX], method=method, strength=strength, device="cpu", mask_scale=1.1)
+    np.testing.assert_array_equal(out, _expected(frames, BOX, method, strength, mask_scale=1.1))
+    assert (out != frames).any(-1).mean() > 0.1
+
+
+def test_mosaic_cells_of_fixed_pixel_size() -> None:
+    frames = _frames(np.random.default_rng(), 1, 96, 128)
+    small = np.array([[10, 10, 30, 30]], np.float32)  # 20 px -> 1.2 x 20 = 24 px mask box
+    big = np.array([[50, 20, 110, 80]], np.float32)  # 60 px -> 72 px mask box
+    both = np.concatenate([small, big])
+    out = anonymize(frames, boxes=[both], method="pixelate", mosaic_px=12, mask_scale=1.1, device="cpu")
+    exp = _expected(frames, small, "pixelate", 2.0, mask_scale=1.1)  # 24 / 12 = 2 cells
+    exp = _expected(exp, big, "pixelate", 6.0, mask_scale=1.1)  # 72 / 12 = 6 cells
+    np.testing.assert_array_equal(out, exp)
+
+
+def test_blinking_detector_faces_stay_hidden_in_every_frame() -> None:
+    """A face moving across the frames, found by the detector on only some of them."""
+    rng = np.random.default_rng()
+    n = 16
+    frames = _frames(rng, n, 64, 160)
+    truth = [np.array([[8 + 6 * t, 16, 38 + 6 * t, 46]], np.float32) for t in range(n)]
+    seen = {0, 1, 5, 6, 11, 15}  # the detector blinks for up to 4 frames at a time
+
+    class Blinking:
+        def detect(self, f, idx=None):
+            return [truth[i].copy() if i in seen else np.zeros((0, 5), np.float32) for i in idx]
+
+    out = Anonymizer(detector=Blinking(), device="cpu", method="solid", mask="box", batch_size=4)(frames)
+    for t in range(n):
+        x1, y1, x2, y2 = truth[t][0].astype(int)
+        assert (out[t, y1:y2, x1:x2] == 0).all(), f"face visible in frame {t}"
+    untracked = Anonymizer(detector=Blinking(), device="cpu", method="solid", mask="box", track=False)(frames)
+    assert not (untracked[3, 16:46, 26:56] == 0).all()  # without tracking the face shows through
