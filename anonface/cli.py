@@ -197,7 +197,7 @@ def _frame_hook(args: argparse.Namespace) -> Callable[[Any, Any], Any] | None:
 def run_command(args: argparse.Namespace) -> int:
     """Anonymize every input; returns 0 when all succeeded, 1 otherwise."""
     from anonface.io import MediaError, encoder_settings, media_kind
-    from anonface.pipeline import AnonymizationError, Anonymizer, anonymize_image, anonymize_video
+    from anonface.pipeline import AnonymizationError, Anonymizer, anonymize_image
 
     method = args.method
     if args.replacewith is not None:

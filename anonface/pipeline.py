@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import numpy as np
 import torch
 
-from anonface.detect.base import FaceDetector, empty_dets
+from anonface.detect.base import FaceDetector
 from anonface.detect.boxes import BoxesDetector, as_dets
 from anonface.track import FaceTracker
 
@@ -38,6 +38,7 @@ __all__ = [
     "DEFAULT_STRENGTH",
     "AnonymizationError",
     "Anonymizer",
+    "RunStats",
     "anonymize",
     "anonymize_video",
     "anonymize_image",
@@ -132,6 +133,7 @@ def _modify_faces(
     feather: float,
     seed: int,
     model: torch.nn.Module | None = None,
+    inplace: bool = False,
 ) -> torch.Tensor:
     """Every pixel change of the pipeline: anonymize ``rois`` in ``frames`` with the face kernels.
 
@@ -141,9 +143,11 @@ def _modify_faces(
         method: one of :data:`METHODS`.
         strength: one value for all boxes, or ``[K]`` values (boxes sharing a value go through
             one kernel call; e.g. mosaic cells of a fixed pixel size).
+        inplace: ``frames`` may be overwritten (the hand-crafted methods then use the in-place
+            kernel where it exists).
 
     Returns:
-        New frames, same shape/dtype/device.
+        The anonymized frames (new, or ``frames`` itself when ``inplace``), same shape/dtype.
     """
     from anonface import ops
 
@@ -156,13 +160,17 @@ def _modify_faces(
         with torch.no_grad():
             faces = model(crops).float().clamp(-1.0, 1.0)
         return ops.face_paste(frames, faces, rois, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), mask, feather)
+    # ``frames`` is a batch the pipeline stacked for this call, so it may be overwritten: the
+    # in-place kernel (where available) saves a frame-sized copy.
+    modify = getattr(ops, "face_modify_", None) if inplace else None
+    modify = modify or ops.face_modify
     if isinstance(strength, np.ndarray):
         out = frames
         for value in np.unique(strength):
             sel = torch.from_numpy(np.nonzero(strength == value)[0]).to(rois.device)
-            out = ops.face_modify(out, rois[sel], method, float(value), mask, feather, seed)
+            out = modify(out, rois[sel], method, float(value), mask, feather, seed)
         return out
-    return ops.face_modify(frames, rois, method, strength, mask, feather, seed)
+    return modify(frames, rois, method, strength, mask, feather, seed)
 
 
 def _mask_whole(frames: torch.Tensor, which: Sequence[int]) -> torch.Tensor:
@@ -391,7 +399,7 @@ class Anonymizer:
         try:
             out = _modify_faces(
                 frames, roi_t, method=self.method, strength=strength, mask=self.mask,
-                feather=self.feather, seed=self.seed, model=self.model,
+                feather=self.feather, seed=self.seed, model=self.model, inplace=True,
             )
         except Exception as exc:  # noqa: BLE001 - fail closed
             for idx in indices:

@@ -116,7 +116,7 @@ def modify_cv2(frames_np: np.ndarray, boxes: list, method: str, cells: int = 8, 
 # ----------------------------------------------------------------------------------------------
 # harness
 # ----------------------------------------------------------------------------------------------
-def timeit(fn, repeats: int, device: str) -> tuple[float, float]:
+def timeit(fn, repeats: int, device: str) -> tuple[float, float]:  # single-callable timing (kept for ad-hoc use)
     """Median and interquartile spread (ms) after one warm-up call."""
     fn()
     times = []
@@ -130,6 +130,35 @@ def timeit(fn, repeats: int, device: str) -> tuple[float, float]:
         times.append((time.perf_counter() - t) * 1e3)
     q = statistics.quantiles(times, n=4) if len(times) >= 4 else [min(times), 0, max(times)]
     return statistics.median(times), q[2] - q[0]
+
+
+def timepair(fn_a, fn_b, repeats: int, device: str):
+    """Time two callables alternately; median and interquartile spread (ms) of each."""
+    def once(fn):
+        if device == "cuda":
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        fn()
+        if device == "cuda":
+            torch.cuda.synchronize()
+        return (time.perf_counter() - t) * 1e3
+
+    fn_a()
+    if fn_b is not None:
+        fn_b()
+    ta, tb = [], []
+    for _ in range(repeats):
+        ta.append(once(fn_a))
+        if fn_b is not None:
+            tb.append(once(fn_b))
+
+    def stats(ts):
+        if not ts:
+            return float("nan"), float("nan")
+        q = statistics.quantiles(ts, n=4) if len(ts) >= 4 else [min(ts), 0, max(ts)]
+        return statistics.median(ts), q[2] - q[0]
+
+    return stats(ta), stats(tb)
 
 
 def make_scene(batch: int, faces: int, gen: torch.Generator, h: int = 1080, w: int = 1920):
@@ -210,34 +239,36 @@ def main(argv: list[str] | None = None) -> int:
             frames, rois = make_scene(b, k, gen)
             frames_d, rois_d = frames.to(dev), rois.to(dev)
             faces = torch.randn(k, 3, args.size, args.size, generator=gen).clamp(-1, 1).to(dev)
-            rows = []
-            fused = timeit(lambda: face_crop(frames_d, rois_d, args.size), repeats, dev)
-            rows.append(("face_crop", fused, "interpolate chain",
-                         timeit(lambda: crop_chain(frames_d, rois_d, args.size), repeats, dev)))
+            # (op, fused fn, baseline name, baseline fn); each pair is timed alternately, call by
+            # call, so a change in the machine's load hits both sides alike.
+            pairs = [("face_crop", lambda: face_crop(frames_d, rois_d, args.size), "interpolate chain",
+                      lambda: crop_chain(frames_d, rois_d, args.size))]
             if have_roi_align:
-                rows.append(("face_crop", fused, "roi_align chain",
-                             timeit(lambda: crop_chain_roi_align(frames_d, rois_d, args.size), repeats, dev)))
-            rows.append(("face_paste", timeit(lambda: face_paste(frames_d, faces, rois_d), repeats, dev),
-                         "grid_sample+mask+blend", timeit(lambda: paste_torch(frames_d, faces, rois_d), repeats, dev)))
+                pairs.append(("face_crop", lambda: face_crop(frames_d, rois_d, args.size), "roi_align chain",
+                              lambda: crop_chain_roi_align(frames_d, rois_d, args.size)))
             work = frames_d.clone()
-            rows.append(("face_paste_", timeit(lambda: face_paste_(work, faces, rois_d), repeats, dev),
-                         "grid_sample+mask+blend", rows[-1][3]))
-            if dev == "cpu":
-                fr_np, boxes = frames.numpy(), rois.tolist()
-                work_np = fr_np.copy()
-                for method, strength in [("pixelate", 8.0), ("blur", 0.1)]:
-                    rows.append((f"modify:{method}",
-                                 timeit(lambda: face_modify(frames_d, rois_d, method, strength), repeats, dev),
-                                 "cv2 loop (+copy)", timeit(lambda: modify_cv2(fr_np, boxes, method), repeats, dev)))
-                    rows.append((f"modify_:{method}",
-                                 timeit(lambda: face_modify_(work, rois_d, method, strength), repeats, dev),
-                                 "cv2 loop (in place)",
-                                 timeit(lambda: modify_cv2(work_np, boxes, method, copy=False), repeats, dev)))
-            else:
-                for method, strength in [("pixelate", 8.0), ("blur", 0.1)]:
-                    rows.append((f"modify:{method}",
-                                 timeit(lambda: face_modify(frames_d, rois_d, method, strength), repeats, dev),
-                                 "-", (float("nan"), float("nan"))))
+            pairs.append(("face_paste", lambda: face_paste(frames_d, faces, rois_d), "grid_sample+mask+blend",
+                          lambda: paste_torch(frames_d, faces, rois_d)))
+            pairs.append(("face_paste_", lambda: face_paste_(work, faces, rois_d), "grid_sample+mask+blend",
+                          lambda: paste_torch(frames_d, faces, rois_d)))
+            for method, strength in [("pixelate", 8.0), ("blur", 0.1)]:
+                if dev == "cpu":
+                    fr_np, boxes = frames.numpy(), rois.tolist()
+                    work_np = fr_np.copy()
+                    pairs.append((f"modify:{method}",
+                                  lambda m=method, s=strength: face_modify(frames_d, rois_d, m, s),
+                                  "cv2 loop (+copy)", lambda m=method: modify_cv2(fr_np, boxes, m)))
+                    pairs.append((f"modify_:{method}",
+                                  lambda m=method, s=strength: face_modify_(work, rois_d, m, s),
+                                  "cv2 loop (in place)",
+                                  lambda m=method: modify_cv2(work_np, boxes, m, copy=False)))
+                else:
+                    pairs.append((f"modify:{method}",
+                                  lambda m=method, s=strength: face_modify(frames_d, rois_d, m, s), "-", None))
+            rows = []
+            for op, fused_fn, base, base_fn in pairs:
+                fused, baseline = timepair(fused_fn, base_fn, repeats, dev)
+                rows.append((op, fused, base, baseline))
             for op, (fm, fs), base, (bm, bs) in rows:
                 ratio = bm / fm if fm > 0 else float("nan")
                 print(f"{op:<17}{b:>6}{k:>6}{fm:>10.2f}{base:>24}{bm:>10.2f}{ratio:>8.2f}")

@@ -37,18 +37,38 @@ def main() -> None:
         out.float().sum().backward()
     empty = torch.zeros(0, 5, device=dev)
     roi_align(x, empty, 2).sum().backward()
-    ops = getattr(anonface, "ops")
-    if hasattr(ops, "face_crop") and hasattr(ops, "face_paste") and hasattr(ops, "face_modify"):
-        frames = torch.randint(0, 256, (2, 40, 50, 3), dtype=torch.uint8, device=dev)
-        boxes = rois.detach().clone()
-        boxes[:, 1:] *= 4
-        crops = ops.face_crop(frames, boxes, 16)
-        ops.face_paste(frames, crops, boxes)
+    # fused face ops: both layouts, uint8/float/double, odd boxes (zero-size, inverted, NaN, infinite,
+    # sub-pixel, outside), forward and backward
+    from anonface.ops import face_crop, face_modify, face_paste
+
+    g = torch.Generator().manual_seed(0)
+    inf = float("inf")
+    face_rois = torch.tensor(
+        [
+            [0, 3, 4, 30, 33],
+            [1, -10, -10, 70, 60],
+            [2, 50, 30, 60, 45],
+            [0, 5, 5, 5, 9],
+            [1, 8, 8, 3, 2],
+            [2, float("nan"), 1, 5, 5],
+            [0, -inf, -inf, inf, inf],
+            [2, 52.5, 36.2, 52.7, 36.4],
+        ],
+        device=dev,
+    )
+    for channels_last in (True, False):
+        f = torch.randint(0, 256, (3, 37, 53, 3), generator=g, dtype=torch.uint8)
+        f = (f if channels_last else f.permute(0, 3, 1, 2).contiguous()).to(dev)
+        c = face_crop(f, face_rois, 17)
+        face_paste(f, c, face_rois)
         for method in ("pixelate", "blur", "solid", "noise"):
-            ops.face_modify(frames, boxes, method=method)
-        ff = frames.float().requires_grad_(True)
-        c = ops.face_crop(ff, boxes, 16)
-        ops.face_paste(ff, c, boxes).sum().backward()
+            face_modify(f, face_rois, method)
+        ff = (f.float() / 255).requires_grad_()
+        faces = c.clone().requires_grad_()
+        (face_crop(ff, face_rois, 9).sum() + face_paste(ff, faces, face_rois).square().sum()).backward()
+        fd = f.double() / 255
+        face_crop(fd, face_rois, (5, 7))
+        face_paste(fd, c.double(), face_rois, mask="box")
     torch.cuda.synchronize()
     print("sanitizer case: done")
 

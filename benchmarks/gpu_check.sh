@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # One prepared run for a lent GPU machine (see README "GPU check"): build the CUDA kernels, run the
-# CUDA tests, run compute-sanitizer on a small case, run the GPU benchmarks. Everything it measures
+# CUDA tests (roi and face ops, CUDA twins and CPU-vs-CUDA checks included), run compute-sanitizer
+# memcheck and racecheck on a small case of every op, run the GPU benchmarks. Everything it measures
 # goes under $OUT (the device tool brings that folder back); commit the figures to
 # benchmarks/results/. Run from the repository root:
 #     bash benchmarks/gpu_check.sh            (OUT defaults to ./gpu_out)
 # The lent machine has python3 with a CUDA torch, nvcc, cmake, ninja, pybind11, scikit-build-core,
-# pytest and numpy; other wheels (hypothesis, ...) travel in .whl/ and are installed to /tmp/site.
+# pytest and numpy; other wheels travel in .whl/ (git-ignored locally via .git/info/exclude) and are
+# installed to /tmp/site. The tests need hypothesis; prepare once on the CPU machine with
+#   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+#     --platform manylinux_2_28_x86_64 -d .whl hypothesis sortedcontainers attrs
+# and pass carry=[".whl"] to the device tool.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-$PWD/gpu_out}
@@ -41,7 +46,7 @@ echo "built in $(( $(date +%s) - t0 )) s"
 $PY -P -c "import anonface; print(anonface.build_info())" | tee -a "$OUT/device.txt"
 
 step "CUDA tests (ops)"
-$PY -P -m pytest python_tests/ops -q -x -p no:cacheprovider --junitxml="$OUT/pytest_ops.xml" 2>&1 | tail -30 \
+$PY -P -m pytest python_tests/ops -q -p no:cacheprovider --junitxml="$OUT/pytest_ops.xml" 2>&1 | tail -30 \
   | tee "$OUT/pytest_ops.txt"
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 
@@ -59,9 +64,8 @@ fi
 
 step "benchmarks"
 $PY -P benchmarks/bench_roi.py --device cuda --out "$OUT" 2>&1 | tail -20
-for b in benchmarks/bench_face_ops.py; do
-  [ -f "$b" ] && { $PY -P "$b" --device cuda --out "$OUT" 2>&1 | tail -40 || status=1; }
-done
+$PY -P benchmarks/bench_face_ops.py --device cuda --out "$OUT/face_ops_cuda.json" 2>&1 | tail -40
+$PY -P benchmarks/bench_face_ops.py --quick --out "$OUT/face_ops_cpu_devicehost.json" 2>&1 | tail -20
 
 echo; echo "gpu_check: exit status $status"
 exit $status

@@ -11,6 +11,10 @@
 
 #include <cmath>
 #include <cstdint>
+#if !defined(__CUDA_ARCH__) && (defined(__SSE2__) || defined(__x86_64__))
+#include <emmintrin.h>
+#define AF_HAVE_SSE2 1
+#endif
 
 #if defined(__CUDACC__)
 #define AF_HD __host__ __device__ __forceinline__
@@ -227,26 +231,24 @@ struct Store {
 };
 template <>
 struct Store<uint8_t> {
-  // Round half to even after clamping; NaN (only from NaN faces) becomes 0. On the host the
-  // 1.5 * 2^23 trick rounds exactly like rintf (default rounding mode) without a libm call.
+  // Round half to even after clamping; NaN (only from NaN faces) becomes 0. On x86 hosts
+  // cvtss2si rounds with the current mode (nearest-even), exactly like rintf, without libm.
   AF_HD static uint8_t from(float v) {
     if (!(v == v)) return 0;
     v = clampv(v, 0.f, 255.f);
-#if defined(__CUDA_ARCH__)
-    return static_cast<uint8_t>(rintf(v));
+#if defined(AF_HAVE_SSE2)
+    return static_cast<uint8_t>(_mm_cvtss_si32(_mm_set_ss(v)));
 #else
-    volatile float t = v + 12582912.f;
-    return static_cast<uint8_t>(t - 12582912.f);
+    return static_cast<uint8_t>(rintf(v));
 #endif
   }
   AF_HD static uint8_t from(double v) {
     if (!(v == v)) return 0;
     v = clampv(v, 0.0, 255.0);
-#if defined(__CUDA_ARCH__)
-    return static_cast<uint8_t>(rint(v));
+#if defined(AF_HAVE_SSE2)
+    return static_cast<uint8_t>(_mm_cvtsd_si32(_mm_set_sd(v)));
 #else
-    volatile double t = v + 6755399441055744.0;
-    return static_cast<uint8_t>(t - 6755399441055744.0);
+    return static_cast<uint8_t>(rint(v));
 #endif
   }
 };

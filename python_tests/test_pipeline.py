@@ -136,6 +136,7 @@ def test_modification_failure_masks(monkeypatch: pytest.MonkeyPatch) -> None:
         raise RuntimeError("kernel failed")
 
     monkeypatch.setattr(ops, "face_modify", boom)
+    monkeypatch.setattr(ops, "face_modify_", boom, raising=False)
     frames = _frames(np.random.default_rng(), 2)
     out = anonymize(frames, boxes=[BOX, BOX], device="cpu")
     assert (out == 0).all()

@@ -6,7 +6,13 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <cstdint>
+#include <cstring>
 #include <vector>
+
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 #include "face_plan.h"
 
@@ -151,10 +157,25 @@ void paste(const scalar_t* in, const FrameView& vin, scalar_t* out, const FrameV
   });
 }
 
-// A fresh contiguous tensor of the frames' shape holding a copy of them.
+// A fresh contiguous tensor of the frames' shape holding a copy of them. Large outputs are
+// advised onto transparent huge pages before the first touch (as numpy does): on a 1080p batch
+// the page faults of a fresh allocation otherwise cost about three times the copy itself.
 inline at::Tensor copy_frames(const at::Tensor& frames) {
   at::Tensor out = at::empty(frames.sizes(), frames.options());
-  out.copy_(frames);
+  const size_t nbytes = out.nbytes();
+  if (nbytes == 0) return out;
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  if (nbytes >= (size_t(4) << 20)) {
+    const uintptr_t p = reinterpret_cast<uintptr_t>(out.data_ptr());
+    const uintptr_t a = (p + 4095) & ~uintptr_t(4095);
+    if (a < p + nbytes) madvise(reinterpret_cast<void*>(a), p + nbytes - a, MADV_HUGEPAGE);
+  }
+#endif
+  if (frames.is_contiguous()) {
+    std::memcpy(out.data_ptr(), frames.data_ptr(), nbytes);
+  } else {
+    out.copy_(frames);
+  }
   return out;
 }
 

@@ -206,3 +206,15 @@ def test_crop_opcheck(device):
         torch.library.opcheck(torch.ops.anonface.face_crop.default, (frames, rois, [5, 6], [0.5] * 3, [0.5] * 3, cl))
     grad = torch.rand(4, 3, 5, 6, dtype=torch.float64, device=device)
     torch.library.opcheck(torch.ops.anonface._face_crop_backward.default, (grad, rois, [2, 12, 14, 3], [0.5] * 3, True))
+
+
+def test_crop_equals_compiled_roi_align():
+    """The contract itself: face_crop == normalise(roi_align(frames / 255, aligned=True))."""
+    roi = pytest.importorskip("anonface.ops.roi")
+    gen = seed_gen()
+    frames = random_frames(3, 33, 47, torch.uint8, True, gen)
+    rois = random_rois(10, 3, 33, 47, gen)
+    x = frames.permute(0, 3, 1, 2).float() / 255
+    want = (roi.roi_align(x, rois, (9, 11), 1.0, -1, True) - 0.5) / 0.25
+    got = face_crop(frames, rois, (9, 11), 0.5, 0.25)
+    torch.testing.assert_close(got, want, atol=2e-5, rtol=0, msg=f"seed {gen.initial_seed()}")

@@ -1,0 +1,254 @@
+"""M, the face anonymizer: a face crop goes in, a modified face of the same size comes out.
+
+Convention:
+    crops are ``Tensor[K, 3, S, S]`` float32, RGB, normalised with mean = std = 0.5, so values lie in
+    ``[-1, 1]`` (``anonface.ops.face_crop(frames, rois, S, mean=0.5, std=0.5)`` gives exactly this).
+    The output has the same shape, dtype and range.
+
+Two generator families share one module:
+
+* ``upsample="transpose"``: the CycleGAN-style ResNet generator of the authors' release (reflect pad,
+  7x7 conv, ``n_down`` stride-2 convs, ``n_blocks`` residual blocks with instance norm, transposed
+  convs, 7x7 conv, tanh). ``AnonymizerConfig.paper()`` is the paper's 256 px / 9 block / width 64 model.
+* ``upsample="nearest"``: the same encoder and residual blocks, but nearest-neighbour upsampling
+  followed by a 3x3 conv, which avoids the checkerboard artefacts of transposed convs.
+
+Options that the feasibility probe suggested (see DESIGN.md):
+
+* ``degrade_cells > 0`` is an information bottleneck: the network sees only the face pixelated to
+  ``degrade_cells x degrade_cells`` cells (plus, if ``degrade_edges``, nothing else), so the output can
+  carry no more identity than that pixelated face, whatever the weights are. Privacy by construction.
+* ``residual=True`` predicts a correction added (in logit space) to a base image: the smooth
+  (bilinear) up-sampling of the degraded face, or the input itself when there is no bottleneck.
+  This keeps pose, lighting and position.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "AnonymizerConfig",
+    "FaceAnonymizer",
+    "build_anonymizer",
+    "load_pretrained",
+    "save_anonymizer",
+    "pixelate",
+    "CHECKPOINT_FORMAT",
+    "DEFAULT_WEIGHTS",
+]
+
+CHECKPOINT_FORMAT = "anonface.anonymizer/1"
+DEFAULT_WEIGHTS = "anonymizer.pt"
+
+
+@dataclass
+class AnonymizerConfig:
+    """Architecture of M. Defaults are the small CPU-friendly model."""
+
+    crop_size: int = 96
+    width: int = 32
+    n_blocks: int = 4
+    n_down: int = 2
+    upsample: Literal["transpose", "nearest"] = "nearest"
+    norm: Literal["instance", "batch", "none"] = "instance"
+    residual: bool = True
+    degrade_cells: int = 0
+    """0: no bottleneck; n > 0: the network sees the face pixelated to n x n cells."""
+
+    @staticmethod
+    def paper() -> "AnonymizerConfig":
+        """The ResNet generator of the authors' release: 256 px, width 64, 9 blocks, transposed convs."""
+        return AnonymizerConfig(
+            crop_size=256, width=64, n_blocks=9, n_down=2, upsample="transpose", norm="instance",
+            residual=False, degrade_cells=0,
+        )
+
+    @staticmethod
+    def from_dict(d: dict[str, Any]) -> "AnonymizerConfig":
+        names = {f.name for f in dataclasses.fields(AnonymizerConfig)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"AnonymizerConfig: unknown fields {sorted(unknown)}")
+        return AnonymizerConfig(**d)
+
+    def validate(self) -> None:
+        if self.crop_size < 8 or self.crop_size % (2 ** self.n_down) != 0:
+            raise ValueError(
+                f"crop_size must be >= 8 and divisible by 2**n_down={2 ** self.n_down}, got {self.crop_size}"
+            )
+        if self.upsample not in ("transpose", "nearest"):
+            raise ValueError(f"upsample must be 'transpose' or 'nearest', got {self.upsample!r}")
+        if self.norm not in ("instance", "batch", "none"):
+            raise ValueError(f"norm must be 'instance', 'batch' or 'none', got {self.norm!r}")
+        if self.degrade_cells < 0:
+            raise ValueError(f"degrade_cells must be >= 0, got {self.degrade_cells}")
+
+
+def pixelate(x: Tensor, cells: int) -> Tensor:
+    """Mean of each of ``cells x cells`` cells, ``Tensor[K, C, cells, cells]`` (differentiable)."""
+    return F.adaptive_avg_pool2d(x, (cells, cells))
+
+
+def _norm(kind: str, ch: int) -> nn.Module:
+    if kind == "instance":
+        return nn.InstanceNorm2d(ch, affine=False)
+    if kind == "batch":
+        return nn.BatchNorm2d(ch)
+    return nn.Identity()
+
+
+class _ResBlock(nn.Module):
+    def __init__(self, ch: int, norm: str) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.ReflectionPad2d(1), nn.Conv2d(ch, ch, 3), _norm(norm, ch), nn.ReLU(inplace=True),
+            nn.ReflectionPad2d(1), nn.Conv2d(ch, ch, 3), _norm(norm, ch),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.body(x)
+
+
+class FaceAnonymizer(nn.Module):
+    """M: ``Tensor[K, 3, S, S]`` in ``[-1, 1]`` -> ``Tensor[K, 3, S, S]`` in ``[-1, 1]``.
+
+    Any square input size divisible by ``2**n_down`` works; ``crop_size`` is the size it was trained on
+    and the size callers should crop to.
+    """
+
+    def __init__(self, config: AnonymizerConfig | None = None) -> None:
+        super().__init__()
+        cfg = config or AnonymizerConfig()
+        cfg.validate()
+        self.config = cfg
+        self.crop_size: int = cfg.crop_size
+        w = cfg.width
+        bias = cfg.norm != "batch"
+        layers: list[nn.Module] = [
+            nn.ReflectionPad2d(3), nn.Conv2d(3, w, 7, bias=bias), _norm(cfg.norm, w), nn.ReLU(inplace=True)
+        ]
+        ch = w
+        for _ in range(cfg.n_down):
+            layers += [nn.Conv2d(ch, ch * 2, 3, stride=2, padding=1, bias=bias), _norm(cfg.norm, ch * 2),
+                       nn.ReLU(inplace=True)]
+            ch *= 2
+        layers += [_ResBlock(ch, cfg.norm) for _ in range(cfg.n_blocks)]
+        for _ in range(cfg.n_down):
+            if cfg.upsample == "transpose":
+                layers += [nn.ConvTranspose2d(ch, ch // 2, 3, stride=2, padding=1, output_padding=1, bias=bias)]
+            else:
+                layers += [nn.Upsample(scale_factor=2, mode="nearest"), nn.ReflectionPad2d(1),
+                           nn.Conv2d(ch, ch // 2, 3, bias=bias)]
+            layers += [_norm(cfg.norm, ch // 2), nn.ReLU(inplace=True)]
+            ch //= 2
+        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ch, 3, 7)]
+        self.net = nn.Sequential(*layers)
+        if cfg.residual:
+            # Start as the identity (or the smooth degraded face): the first steps then keep the face.
+            last = self.net[-1]
+            assert isinstance(last, nn.Conv2d)
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
+
+    def degrade(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """The network input and the residual base for crops ``x`` (both ``[K, 3, S, S]``)."""
+        cells = self.config.degrade_cells
+        if cells <= 0:
+            return x, x
+        small = pixelate(x, cells)
+        blocky = F.interpolate(small, size=x.shape[-2:], mode="nearest")
+        smooth = F.interpolate(small, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        return blocky, smooth
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dim() != 4 or x.shape[1] != 3:
+            raise ValueError(f"x must be Tensor[K, 3, S, S], got shape {tuple(x.shape)}")
+        if x.shape[0] == 0:
+            return x.clone()
+        m = 2 ** self.config.n_down
+        if x.shape[-1] % m or x.shape[-2] % m:
+            raise ValueError(f"x spatial size must be divisible by {m}, got {tuple(x.shape[-2:])}")
+        x = x.contiguous()  # channels-last inputs crash conv backward in torch 2.13 CPU
+        net_in, base = self.degrade(x)
+        y = self.net(net_in)
+        if self.config.residual:
+            return torch.tanh(torch.atanh(base.clamp(-0.995, 0.995)) + y)
+        return torch.tanh(y)
+
+
+def build_anonymizer(config: AnonymizerConfig | dict[str, Any] | None = None) -> FaceAnonymizer:
+    """Build M from a config (dataclass or dict)."""
+    if isinstance(config, dict):
+        config = AnonymizerConfig.from_dict(config)
+    return FaceAnonymizer(config)
+
+
+def save_anonymizer(model: FaceAnonymizer, path: str | Path, *, half: bool = True,
+                    meta: dict[str, Any] | None = None) -> None:
+    """Write M as a small self-describing checkpoint (config + state dict, fp16 when ``half``)."""
+    sd = {k: (v.detach().half() if half and v.is_floating_point() else v.detach()).cpu().clone()
+          for k, v in model.state_dict().items()}
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "config": dataclasses.asdict(model.config),
+        "state_dict": sd,
+        "meta": dict(meta or {}),
+    }
+    torch.save(payload, str(path))
+
+
+def _default_weights_path() -> Path:
+    return Path(str(resources.files("anonface.weights").joinpath(DEFAULT_WEIGHTS)))
+
+
+def load_pretrained(path: str | Path | None = None, map_location: str | torch.device = "cpu") -> FaceAnonymizer:
+    """Load a trained anonymizer M in eval mode.
+
+    Args:
+        path: a checkpoint written by :func:`save_anonymizer`, or a training checkpoint of
+            ``anonface train`` (``last.pt``). ``None`` loads the checkpoint shipped inside the
+            package, ``anonface/weights/anonymizer.pt``.
+        map_location: device for the weights.
+
+    Returns:
+        The module, in eval mode, float32, with ``crop_size`` set. It maps crops ``[K, 3, S, S]``
+        normalised with mean = std = 0.5 to the same shape and range.
+
+    Raises:
+        FileNotFoundError: the checkpoint does not exist.
+        ValueError: the file is not an anonymizer checkpoint.
+    """
+    p = _default_weights_path() if path is None else Path(path)
+    if not p.is_file():
+        where = "shipped with the package" if path is None else "given"
+        raise FileNotFoundError(
+            f"anonymizer checkpoint {where} not found at {p}; train one with `anonface train` and pass "
+            "its path, or use a hand-crafted method (blur, pixelate, solid, noise)"
+        )
+    payload = torch.load(str(p), map_location=map_location, weights_only=True)
+    if isinstance(payload, dict) and payload.get("format") == "anonface.train/1":
+        # a full training checkpoint: take M out of it
+        payload = {"format": CHECKPOINT_FORMAT, "config": payload["config"]["anonymizer"],
+                   "state_dict": payload["models"]["M"]}
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        got = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
+        raise ValueError(f"{p} is not an anonymizer checkpoint (expected format {CHECKPOINT_FORMAT!r}, got {got!r})")
+    model = build_anonymizer(payload["config"])
+    sd = {k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()}
+    model.load_state_dict(sd)
+    model.to(map_location)
+    model.eval()
+    logger.info("loaded anonymizer from %s (crop_size=%d)", p, model.crop_size)
+    return model

@@ -1,0 +1,97 @@
+"""Build the training data of a :class:`TrainConfig` (faces for M and D, action frames for A)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+
+from anonface.data.actions import ActionSet, load_action_json, load_jhmdb
+from anonface.data.faces import FaceBank
+from anonface.data.lfw import IdentityFolder, data_root, list_identities, pair_fold, read_pairs
+from anonface.data.synthetic import synthetic_actions, synthetic_faces
+from anonface.train.config import DataConfig
+from anonface.train.trainer import TrainData
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["build_train_data", "load_actions"]
+
+
+def _resolve(root: Path | None, p: str) -> Path:
+    q = Path(p)
+    if q.is_absolute() or root is None:
+        return q
+    return root / q
+
+
+def load_actions(spec: str, root: Path | None = None) -> ActionSet:
+    """A JHMDB clip (``.avi``, joints beside it), a JHMDB folder (first clip in it) or a JSON file."""
+    p = _resolve(root, spec)
+    if p.is_dir():
+        clips = sorted(p.glob("*.avi"))
+        if not clips:
+            raise FileNotFoundError(f"no .avi clip in {p}")
+        p = clips[0]
+    if p.suffix.lower() == ".json":
+        return load_action_json(p)
+    return load_jhmdb(p)
+
+
+def build_train_data(cfg: DataConfig, seed: int = 0) -> TrainData:
+    """Faces from the identity folders and the LFW train folds (held-out identities removed), and actions.
+
+    Identities of ``heldout_folds`` (both sides of every pair) never enter the bank, so measurements
+    on those folds judge faces the networks never saw.
+    """
+    if cfg.synthetic:
+        bank = FaceBank()
+        imgs, boxes, labels = synthetic_faces(cfg.synthetic_identities, cfg.synthetic_images, 64, seed)
+        bank.add(imgs, boxes, labels)
+        bank.names = [f"id{i}" for i in range(cfg.synthetic_identities)]
+        acts = synthetic_actions(8, 3, 96, 128, seed) if cfg.action else None
+        return TrainData(bank, acts, [])
+    root = data_root()
+    heldout: set[str] = set()
+    pairs = None
+    if cfg.lfw_pairs:
+        lp = _resolve(root, cfg.lfw_pairs)
+        pairs = read_pairs(lp / "pairs.txt")
+        for p in pair_fold(pairs, cfg.heldout_folds):
+            heldout.update([p.name1, p.name2])
+    per_name: dict[str, list[tuple[Path, int]]] = {}
+    for r in cfg.identity_roots:
+        for name, paths in list_identities(_resolve(root, r)).items():
+            if name not in heldout:
+                per_name.setdefault(name, []).extend((q, 0) for q in paths)
+    colour: list[tuple[Path, str]] = []
+    if pairs is not None:
+        lp = _resolve(root, cfg.lfw_pairs or "")
+        train_names: set[str] = set()
+        for p in pair_fold(pairs, cfg.train_folds):
+            train_names.update([p.name1, p.name2])
+        train_names -= heldout
+        for name in sorted(train_names):
+            d = lp / "images_250_gray" / name
+            have = {q.name for q, _ in per_name.get(name, [])}
+            for q in sorted(d.glob("*.jpg")):
+                if q.name not in have:
+                    per_name.setdefault(name, []).append((q, 0))
+            for q in sorted((lp / "aligned_112_color" / name).glob("*.jpg")):
+                colour.append((q, name))
+    labelled = sorted(n for n, v in per_name.items() if len(v) >= cfg.min_images)
+    label_of = {n: i for i, n in enumerate(labelled)}
+    items = [(q, label_of.get(n, -1)) for n in sorted(per_name) for q, _ in per_name[n]]
+    bank = FaceBank()
+    imgs, boxes = FaceBank.load_lfw(items, size=cfg.image_size, gray=True)
+    bank.add(imgs, boxes, torch.tensor([lab for _, lab in items]), share=1.0 - cfg.colour_share)
+    if colour and cfg.colour_share > 0:
+        citems = [(q, label_of.get(n, -1)) for q, n in colour]
+        cimgs, cboxes = FaceBank.load_aligned(citems)
+        bank.add(cimgs, cboxes, torch.tensor([lab for _, lab in citems]), share=cfg.colour_share)
+    bank.names = labelled
+    logger.info("faces: %d gray images, %d colour crops, %d labelled identities, %d held-out identities excluded",
+                len(items), len(colour), len(labelled), len(heldout))
+    acts = load_actions(cfg.action, root).resized(cfg.action_size) if cfg.action else None
+    return TrainData(bank, acts, sorted(heldout))

@@ -1,0 +1,1 @@
+"""Shipped model weights (the trained anonymizer M, its config and training log)."""

@@ -1,0 +1,113 @@
+"""M: shapes, range, the bottleneck, checkpoint round trip and load_pretrained."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import torch
+
+from anonface.models import anonymizer as am
+from anonface.models.anonymizer import AnonymizerConfig, FaceAnonymizer, load_pretrained, save_anonymizer
+
+
+def _crops(k: int, s: int) -> torch.Tensor:
+    return torch.rand(k, 3, s, s) * 2 - 1
+
+
+@pytest.mark.parametrize("upsample", ["nearest", "transpose"])
+@pytest.mark.parametrize("residual", [True, False])
+def test_shapes_dtype_range(upsample: str, residual: bool) -> None:
+    cfg = AnonymizerConfig(crop_size=32, width=8, n_blocks=1, upsample=upsample, residual=residual)
+    m = FaceAnonymizer(cfg).eval()
+    x = _crops(3, 32)
+    with torch.no_grad():
+        y = m(x)
+    assert y.shape == x.shape and y.dtype == torch.float32
+    assert float(y.abs().max()) <= 1.0
+    assert m(torch.zeros(0, 3, 32, 32)).shape == (0, 3, 32, 32)
+
+
+def test_residual_starts_as_identity() -> None:
+    m = FaceAnonymizer(AnonymizerConfig(crop_size=32, width=8, n_blocks=1, residual=True)).eval()
+    x = _crops(2, 32) * 0.9
+    torch.testing.assert_close(m(x), x, atol=1e-5, rtol=1e-5)
+
+
+def test_bottleneck_output_depends_only_on_cells() -> None:
+    """With degrade_cells=4 two inputs with equal 4x4 cell means give the same output."""
+    cfg = AnonymizerConfig(crop_size=32, width=8, n_blocks=1, degrade_cells=4, residual=True)
+    m = FaceAnonymizer(cfg).eval()
+    torch.nn.init.normal_(m.net[-1].weight, std=0.1)
+    x = _crops(2, 32) * 0.5
+    # zero-mean perturbation inside each 8x8 cell
+    noise = torch.randn(2, 3, 4, 4, 8, 8)
+    noise = noise - noise.mean(dim=(-1, -2), keepdim=True)
+    noise = noise.permute(0, 1, 2, 4, 3, 5).reshape(2, 3, 32, 32) * 0.3
+    torch.testing.assert_close(m(x), m(x + noise), atol=1e-5, rtol=1e-4)
+    assert not torch.allclose(m(x), x, atol=1e-2)
+
+
+def test_bad_input() -> None:
+    m = FaceAnonymizer(AnonymizerConfig(crop_size=32, width=8, n_blocks=1))
+    with pytest.raises(ValueError, match="Tensor\\[K, 3, S, S\\]"):
+        m(torch.rand(3, 32, 32))
+    with pytest.raises(ValueError, match="divisible"):
+        m(torch.rand(1, 3, 30, 30))
+    with pytest.raises(ValueError, match="crop_size"):
+        AnonymizerConfig(crop_size=30).validate()
+
+
+def test_paper_config_shapes() -> None:
+    cfg = AnonymizerConfig.paper()
+    assert (cfg.crop_size, cfg.width, cfg.n_blocks, cfg.upsample) == (256, 64, 9, "transpose")
+    small = dataclasses.replace(cfg, crop_size=64, width=8, n_blocks=2)
+    y = FaceAnonymizer(small)(_crops(1, 64))
+    assert y.shape == (1, 3, 64, 64)
+
+
+def test_save_load_roundtrip(tmp_path: Path) -> None:
+    cfg = AnonymizerConfig(crop_size=32, width=8, n_blocks=1, residual=False)
+    m = FaceAnonymizer(cfg).eval()
+    p = tmp_path / "m.pt"
+    save_anonymizer(m, p, half=False)
+    m2 = load_pretrained(p)
+    assert not m2.training and m2.crop_size == 32
+    x = _crops(2, 32)
+    torch.testing.assert_close(m2(x), m(x))
+    save_anonymizer(m, p, half=True)
+    torch.testing.assert_close(load_pretrained(p)(x), m(x), atol=2e-2, rtol=0)
+
+
+def test_load_pretrained_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(FileNotFoundError, match="not found"):
+        load_pretrained(tmp_path / "nope.pt")
+    monkeypatch.setattr(am, "_default_weights_path", lambda: tmp_path / "absent.pt")
+    with pytest.raises(FileNotFoundError, match="shipped"):
+        load_pretrained()
+
+
+def test_load_pretrained_rejects_other_files(tmp_path: Path) -> None:
+    p = tmp_path / "x.pt"
+    torch.save({"format": "something-else"}, str(p))
+    with pytest.raises(ValueError, match="not an anonymizer checkpoint"):
+        load_pretrained(p)
+
+
+def test_shipped_checkpoint() -> None:
+    """The shipped weights load and keep a face's coarse structure (low-frequency content)."""
+    try:
+        m = load_pretrained()
+    except FileNotFoundError:
+        pytest.skip("no anonymizer checkpoint shipped yet")
+    s = m.crop_size
+    yy, xx = torch.meshgrid(torch.linspace(-1, 1, s), torch.linspace(-1, 1, s), indexing="ij")
+    blob = (0.8 - 1.6 * ((xx / 0.7) ** 2 + (yy / 0.9) ** 2)).clamp(-0.8, 0.8)
+    x = blob.expand(2, 3, s, s).contiguous() + 0.05 * torch.randn(2, 3, s, s)
+    with torch.no_grad():
+        y = m(x)
+    assert y.shape == x.shape and y.dtype == torch.float32 and float(y.abs().max()) <= 1
+    lo = torch.nn.functional.adaptive_avg_pool2d
+    # coarse layout (bright centre, dark corners) survives
+    assert float((lo(y, 4) - lo(x, 4)).abs().mean()) < 0.35
