@@ -108,7 +108,7 @@ def compute_frame_map(detections: list[dict[str, torch.Tensor]], targets: list[d
                       num_classes: int) -> float:
     """Frame-mAP at IoU 0.5 through ``anonface.eval.frame_map.frame_map``."""
     fm = importlib.import_module("anonface.eval.frame_map")
-    res = fm.frame_map(detections, targets, num_classes=num_classes, iou_threshold=0.5)
+    res = fm.frame_map(detections, targets, iou_threshold=0.5)
     if isinstance(res, dict):
         for key in ("map", "mAP", "frame_map"):
             if key in res:

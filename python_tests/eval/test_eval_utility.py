@@ -73,8 +73,8 @@ def test_frame_map_adapter(monkeypatch, ret) -> None:
     m = types.ModuleType("anonface.eval.frame_map")
     calls = {}
 
-    def frame_map(dets, targets, num_classes, iou_threshold):
-        calls.update(n=len(dets), classes=num_classes, iou=iou_threshold)
+    def frame_map(dets, targets, iou_threshold=0.5, classes=None):
+        calls.update(n=len(dets), iou=iou_threshold)
         return ret
 
     m.frame_map = frame_map  # type: ignore[attr-defined]
@@ -82,4 +82,16 @@ def test_frame_map_adapter(monkeypatch, ret) -> None:
     det = [{"boxes": torch.zeros(0, 4), "scores": torch.zeros(0), "labels": torch.zeros(0, dtype=torch.long)}]
     tgt = [{"boxes": torch.tensor([[1.0, 2.0, 3.0, 4.0]]), "labels": torch.tensor([1])}]
     assert compute_frame_map(det, tgt, 21) == 0.625
-    assert calls == {"n": 1, "classes": 21, "iou": 0.5}
+    assert calls == {"n": 1, "iou": 0.5}
+
+
+def test_frame_map_adapter_with_the_real_frame_map() -> None:
+    pytest.importorskip("anonface.eval.frame_map")
+    # two frames, one person each; the detector finds frame 0 (IoU 0.81) and misses frame 1, plus
+    # one low-scored false positive: AP = 0.5 (recall 1/2 at precision 1)
+    det = [{"boxes": torch.tensor([[10.0, 10.0, 50.0, 50.0], [60.0, 60.0, 70.0, 70.0]]),
+            "scores": torch.tensor([0.9, 0.1]), "labels": torch.tensor([1, 1])},
+           {"boxes": torch.zeros(0, 4), "scores": torch.zeros(0), "labels": torch.zeros(0, dtype=torch.long)}]
+    tgt = [{"boxes": torch.tensor([[12.0, 12.0, 52.0, 52.0]]), "labels": torch.tensor([1])},
+           {"boxes": torch.tensor([[5.0, 5.0, 30.0, 30.0]]), "labels": torch.tensor([1])}]
+    assert compute_frame_map(det, tgt, 21) == pytest.approx(0.5)
