@@ -52,8 +52,8 @@ def _configure(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--speed-repeats", type=int, default=3, help="timed repeats, median reported (default 3)")
     p.add_argument("--action-data", type=Path, default=None,
                    help="action-detection data for the utility part (default: the shared jhmdb_sample)")
-    p.add_argument("--utility-steps", type=int, default=150,
-                   help="SGD steps of the action detector per method in the utility part (default 150)")
+    p.add_argument("--utility-steps", type=int, default=200,
+                   help="SGD steps of the action detector per method in the utility part (default 200)")
     p.add_argument("-t", "--thresh", type=float, default=0.2,
                    help="CenterFace threshold for finding the face to anonymize (default 0.2)")
     p.add_argument("--mask-scale", type=float, default=1.3,

@@ -63,7 +63,7 @@ class EvalConfig:
     pipeline_speed: bool = True
     """Also time the whole pipeline (``anonface.Anonymizer``: detection + tracking + method) per method."""
     action_data: Path | None = None
-    utility_steps: int = 150
+    utility_steps: int = 200
     protocol: FaceProtocol = field(default_factory=FaceProtocol)
     feather: float = 0.05
     seed: int = 0

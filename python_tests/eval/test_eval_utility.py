@@ -33,7 +33,7 @@ def test_unavailable_rows_say_why(monkeypatch, tmp_path) -> None:
 
 def test_missing_data_is_unavailable(monkeypatch, tmp_path) -> None:
     for mod, attr in (("anonface.eval.frame_map", "frame_map"), ("anonface.models.action", "build_detector"),
-                      ("anonface.data.actions", "load_jhmdb")):
+                      ("anonface.data.actions", "load_jhmdb"), ("anonface.train.action", "train_action_detector")):
         m = types.ModuleType(mod)
         setattr(m, attr, lambda *a, **k: None)
         monkeypatch.setitem(sys.modules, mod, m)
