@@ -19,7 +19,7 @@ $(VENV)/.tools-installed:
 
 # Build isolation is off on purpose: the kernels must be compiled against the torch they run with.
 build: venv
-	$(VPY) -m pip install --no-build-isolation -e ".[test]"
+	$(VPY) -m pip install --no-build-isolation -e ".[test,eval]"
 
 # pytest exits 5 when it collected no test; that is not a failure of the build.
 test: build

