@@ -53,6 +53,20 @@ FrameView frame_view(const at::Tensor& f, bool cl) {
 
 at::ScalarType acc_type(at::ScalarType dt) { return dt == at::kDouble ? at::kDouble : at::kFloat; }
 
+void check_faces(const at::Tensor& faces, const at::Tensor& frames, int64_t K) {
+  TORCH_CHECK_VALUE(faces.dim() == 4 && faces.size(0) == K && faces.size(1) == 3 &&
+                        faces.size(2) > 0 && faces.size(3) > 0,
+                    "faces must be [K=", K, ", 3, Sh, Sw] with Sh, Sw > 0, got shape ", faces.sizes());
+  TORCH_CHECK_VALUE(faces.scalar_type() == acc_type(frames.scalar_type()), "faces must be ",
+                    acc_type(frames.scalar_type()), " for ", frames.scalar_type(), " frames, got ",
+                    faces.scalar_type());
+  TORCH_CHECK_VALUE(faces.device() == frames.device(), "faces must be on the frames' device ",
+                    frames.device(), ", got ", faces.device());
+  TORCH_CHECK_VALUE(faces.size(2) < (int64_t(1) << 24) && faces.size(3) < (int64_t(1) << 24),
+                    "faces are too large: ", faces.sizes());
+}
+
+
 at::Tensor host_rois(const at::Tensor& rois, const at::Device& device, int64_t n_frames) {
   TORCH_CHECK_VALUE(rois.dim() == 2 && rois.size(1) == 5,
                     "rois must be [K, 5] (frame_index, x1, y1, x2, y2), got shape ", rois.sizes());

@@ -26,6 +26,9 @@ at::ScalarType acc_type(at::ScalarType frames_dtype);
 // [0, n_frames); returns them as a contiguous CPU float64 tensor.
 at::Tensor host_rois(const at::Tensor& rois, const at::Device& device, int64_t n_frames);
 
+// faces [K, 3, Sh, Sw] in the accumulation dtype of `frames`, on their device.
+void check_faces(const at::Tensor& faces, const at::Tensor& frames, int64_t K);
+
 std::array<double, 3> check_triple(at::ArrayRef<double> v, const char* name, bool nonzero);
 int32_t parse_mask(c10::string_view mask);
 float inv_band(double feather);  // also checks feather in [0, 0.5]

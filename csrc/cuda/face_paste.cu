@@ -12,19 +12,6 @@ namespace anonface {
 namespace face {
 namespace {
 
-void check_faces(const at::Tensor& faces, const at::Tensor& frames, int64_t K) {
-  TORCH_CHECK_VALUE(faces.dim() == 4 && faces.size(0) == K && faces.size(1) == 3 &&
-                        faces.size(2) > 0 && faces.size(3) > 0,
-                    "faces must be [K=", K, ", 3, Sh, Sw] with Sh, Sw > 0, got shape ", faces.sizes());
-  TORCH_CHECK_VALUE(faces.scalar_type() == acc_type(frames.scalar_type()), "faces must be ",
-                    acc_type(frames.scalar_type()), " for ", frames.scalar_type(), " frames, got ",
-                    faces.scalar_type());
-  TORCH_CHECK_VALUE(faces.device() == frames.device(), "faces must be on the frames' device ",
-                    frames.device(), ", got ", faces.device());
-  TORCH_CHECK_VALUE(faces.size(2) < (int64_t(1) << 24) && faces.size(3) < (int64_t(1) << 24),
-                    "faces are too large: ", faces.sizes());
-}
-
 // Writes the pasted frames into `out` (a copy of `frames`, or `frames` itself: every pixel is
 // read before it is written, by the same thread).
 void paste_into(const at::Tensor& frames, at::Tensor& out, const at::Tensor& faces_in, const at::Tensor& rois,
