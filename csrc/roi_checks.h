@@ -12,6 +12,14 @@ namespace anonface {
 void check_roi_args(const at::Tensor& input, const at::Tensor& rois, int64_t pooled_h,
                     int64_t pooled_w, const char* op);
 
+// Backward entry points: the checks above for rois against a [batch_size, channels, ., .] input,
+// and grad of shape [K, channels, pooled_h, pooled_w].
+void check_roi_backward_args(const at::Tensor& grad, const at::Tensor& rois, int64_t batch_size,
+                             int64_t channels, int64_t pooled_h, int64_t pooled_w, const char* op);
+
+// roi_pool's argmax: int32 with grad's shape and device.
+void check_roi_pool_argmax(const at::Tensor& argmax, const at::Tensor& grad);
+
 // The rois as a contiguous tensor in the accumulation dtype of `input` (double for double input,
 // float otherwise), on input's device.
 at::Tensor rois_for(const at::Tensor& input, const at::Tensor& rois);

@@ -33,6 +33,23 @@ void check_roi_args(const at::Tensor& input, const at::Tensor& rois, int64_t poo
   }
 }
 
+void check_roi_backward_args(const at::Tensor& grad, const at::Tensor& rois, int64_t batch_size,
+                             int64_t channels, int64_t pooled_h, int64_t pooled_w, const char* op) {
+  at::Tensor probe = at::empty({batch_size, channels, 0, 0}, grad.options());
+  check_roi_args(probe, rois, pooled_h, pooled_w, op);
+  TORCH_CHECK_VALUE(grad.dim() == 4 && grad.size(0) == rois.size(0) && grad.size(1) == channels &&
+                        grad.size(2) == pooled_h && grad.size(3) == pooled_w,
+                    op, ": grad must be [", rois.size(0), ", ", channels, ", ", pooled_h, ", ",
+                    pooled_w, "], got ", grad.sizes());
+}
+
+void check_roi_pool_argmax(const at::Tensor& argmax, const at::Tensor& grad) {
+  TORCH_CHECK_VALUE(argmax.sizes() == grad.sizes() && argmax.scalar_type() == at::kInt &&
+                        argmax.device() == grad.device(),
+                    "_roi_pool_backward: argmax must be int32 of grad's shape and device, got ",
+                    argmax.scalar_type(), " ", argmax.sizes(), " on ", argmax.device());
+}
+
 at::Tensor rois_for(const at::Tensor& input, const at::Tensor& rois) {
   auto acc = input.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
   return rois.to(acc).contiguous();

@@ -150,14 +150,7 @@ at::Tensor roi_align_backward_cpu(const at::Tensor& grad_, const at::Tensor& roi
                                   double spatial_scale, int64_t pooled_h, int64_t pooled_w,
                                   int64_t batch_size, int64_t channels, int64_t height,
                                   int64_t width, int64_t sampling_ratio, bool aligned) {
-  TORCH_CHECK_VALUE(grad_.dim() == 4 && grad_.size(2) == pooled_h && grad_.size(3) == pooled_w,
-                    "_roi_align_backward: grad must be [K, C, ", pooled_h, ", ", pooled_w,
-                    "], got ", grad_.sizes());
-  at::Tensor probe = at::empty({batch_size, channels, 0, 0}, grad_.options());
-  check_roi_args(probe, rois_, pooled_h, pooled_w, "_roi_align_backward");
-  TORCH_CHECK_VALUE(grad_.size(0) == rois_.size(0) && grad_.size(1) == channels,
-                    "_roi_align_backward: grad must be [K=", rois_.size(0), ", C=", channels,
-                    ", ...], got ", grad_.sizes());
+  check_roi_backward_args(grad_, rois_, batch_size, channels, pooled_h, pooled_w, "_roi_align_backward");
   at::Tensor grad = grad_.contiguous();
   at::Tensor rois = rois_for(grad, rois_);
   const int64_t K = rois.size(0), N = batch_size, C = channels, H = height, W = width;

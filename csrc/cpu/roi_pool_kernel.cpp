@@ -80,16 +80,9 @@ at::Tensor roi_pool_backward_cpu(const at::Tensor& grad_, const at::Tensor& rois
                                  const at::Tensor& argmax_, double spatial_scale,
                                  int64_t pooled_h, int64_t pooled_w, int64_t batch_size,
                                  int64_t channels, int64_t height, int64_t width) {
-  at::Tensor probe = at::empty({batch_size, channels, 0, 0}, grad_.options());
-  check_roi_args(probe, rois_, pooled_h, pooled_w, "_roi_pool_backward");
+  check_roi_backward_args(grad_, rois_, batch_size, channels, pooled_h, pooled_w, "_roi_pool_backward");
+  check_roi_pool_argmax(argmax_, grad_);
   const int64_t K = rois_.size(0);
-  TORCH_CHECK_VALUE(grad_.dim() == 4 && grad_.size(0) == K && grad_.size(1) == channels &&
-                        grad_.size(2) == pooled_h && grad_.size(3) == pooled_w,
-                    "_roi_pool_backward: grad must be [", K, ", ", channels, ", ", pooled_h, ", ",
-                    pooled_w, "], got ", grad_.sizes());
-  TORCH_CHECK_VALUE(argmax_.sizes() == grad_.sizes() && argmax_.scalar_type() == at::kInt,
-                    "_roi_pool_backward: argmax must be int32 of grad's shape, got ",
-                    argmax_.scalar_type(), " ", argmax_.sizes());
   at::Tensor grad = grad_.contiguous();
   at::Tensor argmax = argmax_.contiguous();
   at::Tensor rois = rois_for(grad, rois_);

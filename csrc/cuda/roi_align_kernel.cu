@@ -17,6 +17,23 @@ namespace {
 using cuda::blocks_for;
 using cuda::kThreads;
 
+// Calls f(idx[4], w[4]) with the bilinear taps of every in-map sample of bin (ph, pw).
+template <typename acc_t, typename F>
+__device__ __forceinline__ void for_each_sample(const AlignRoi<acc_t>& a, int ph, int pw, int64_t H,
+                                                int64_t W, F&& f) {
+  for (int iy = 0; iy < a.grid_h; ++iy) {
+    const acc_t y = a.start_h + ph * a.bin_h +
+                    (static_cast<acc_t>(iy) + acc_t(0.5)) * a.bin_h / static_cast<acc_t>(a.grid_h);
+    for (int ix = 0; ix < a.grid_w; ++ix) {
+      const acc_t x = a.start_w + pw * a.bin_w +
+                      (static_cast<acc_t>(ix) + acc_t(0.5)) * a.bin_w / static_cast<acc_t>(a.grid_w);
+      int64_t idx[4];
+      acc_t w[4];
+      if (bilinear_taps(y, x, H, W, idx, w)) f(idx, w);
+    }
+  }
+}
+
 template <typename scalar_t, typename acc_t>
 __global__ void roi_align_forward_kernel(int64_t total, const scalar_t* __restrict__ input,
                                          const acc_t* __restrict__ rois, int64_t N, int64_t C,
@@ -36,19 +53,10 @@ __global__ void roi_align_forward_kernel(int64_t total, const scalar_t* __restri
     }
     const scalar_t* plane = input + (a.batch * C + c) * H * W;
     acc_t sum = 0;
-    for (int iy = 0; iy < a.grid_h; ++iy) {
-      const acc_t y = a.start_h + ph * a.bin_h +
-                      (static_cast<acc_t>(iy) + acc_t(0.5)) * a.bin_h / static_cast<acc_t>(a.grid_h);
-      for (int ix = 0; ix < a.grid_w; ++ix) {
-        const acc_t x = a.start_w + pw * a.bin_w +
-                        (static_cast<acc_t>(ix) + acc_t(0.5)) * a.bin_w / static_cast<acc_t>(a.grid_w);
-        int64_t idx[4];
-        acc_t w[4];
-        if (!bilinear_taps(y, x, H, W, idx, w)) continue;
-        sum += w[0] * static_cast<acc_t>(plane[idx[0]]) + w[1] * static_cast<acc_t>(plane[idx[1]]) +
-               w[2] * static_cast<acc_t>(plane[idx[2]]) + w[3] * static_cast<acc_t>(plane[idx[3]]);
-      }
-    }
+    for_each_sample(a, ph, pw, H, W, [&](const int64_t* idx, const acc_t* w) {
+      sum += w[0] * static_cast<acc_t>(plane[idx[0]]) + w[1] * static_cast<acc_t>(plane[idx[1]]) +
+             w[2] * static_cast<acc_t>(plane[idx[2]]) + w[3] * static_cast<acc_t>(plane[idx[3]]);
+    });
     output[i] = static_cast<scalar_t>(sum / a.count);
   }
 }
@@ -69,21 +77,12 @@ __global__ void roi_align_backward_kernel(int64_t total, const scalar_t* __restr
     if (a.batch < 0) continue;
     acc_t* plane = grad_input + (a.batch * C + c) * H * W;
     const acc_t g = static_cast<acc_t>(grad[i]) / a.count;
-    for (int iy = 0; iy < a.grid_h; ++iy) {
-      const acc_t y = a.start_h + ph * a.bin_h +
-                      (static_cast<acc_t>(iy) + acc_t(0.5)) * a.bin_h / static_cast<acc_t>(a.grid_h);
-      for (int ix = 0; ix < a.grid_w; ++ix) {
-        const acc_t x = a.start_w + pw * a.bin_w +
-                        (static_cast<acc_t>(ix) + acc_t(0.5)) * a.bin_w / static_cast<acc_t>(a.grid_w);
-        int64_t idx[4];
-        acc_t w[4];
-        if (!bilinear_taps(y, x, H, W, idx, w)) continue;
-        gpuAtomicAdd(plane + idx[0], w[0] * g);
-        gpuAtomicAdd(plane + idx[1], w[1] * g);
-        gpuAtomicAdd(plane + idx[2], w[2] * g);
-        gpuAtomicAdd(plane + idx[3], w[3] * g);
-      }
-    }
+    for_each_sample(a, ph, pw, H, W, [&](const int64_t* idx, const acc_t* w) {
+      gpuAtomicAdd(plane + idx[0], w[0] * g);
+      gpuAtomicAdd(plane + idx[1], w[1] * g);
+      gpuAtomicAdd(plane + idx[2], w[2] * g);
+      gpuAtomicAdd(plane + idx[3], w[3] * g);
+    });
   }
 }
 
@@ -115,12 +114,7 @@ at::Tensor roi_align_backward_cuda(const at::Tensor& grad_, const at::Tensor& ro
                                    double spatial_scale, int64_t pooled_h, int64_t pooled_w,
                                    int64_t batch_size, int64_t channels, int64_t height,
                                    int64_t width, int64_t sampling_ratio, bool aligned) {
-  at::Tensor probe = at::empty({batch_size, channels, 0, 0}, grad_.options());
-  check_roi_args(probe, rois_, pooled_h, pooled_w, "_roi_align_backward");
-  TORCH_CHECK_VALUE(grad_.dim() == 4 && grad_.size(0) == rois_.size(0) && grad_.size(1) == channels &&
-                        grad_.size(2) == pooled_h && grad_.size(3) == pooled_w,
-                    "_roi_align_backward: grad must be [", rois_.size(0), ", ", channels, ", ",
-                    pooled_h, ", ", pooled_w, "], got ", grad_.sizes());
+  check_roi_backward_args(grad_, rois_, batch_size, channels, pooled_h, pooled_w, "_roi_align_backward");
   c10::cuda::CUDAGuard guard(grad_.device());
   at::Tensor grad = grad_.contiguous();
   at::Tensor rois = rois_for(grad, rois_);

@@ -97,16 +97,8 @@ at::Tensor roi_pool_backward_cuda(const at::Tensor& grad_, const at::Tensor& roi
                                   const at::Tensor& argmax_, double spatial_scale,
                                   int64_t pooled_h, int64_t pooled_w, int64_t batch_size,
                                   int64_t channels, int64_t height, int64_t width) {
-  at::Tensor probe = at::empty({batch_size, channels, 0, 0}, grad_.options());
-  check_roi_args(probe, rois_, pooled_h, pooled_w, "_roi_pool_backward");
-  TORCH_CHECK_VALUE(grad_.dim() == 4 && grad_.size(0) == rois_.size(0) && grad_.size(1) == channels &&
-                        grad_.size(2) == pooled_h && grad_.size(3) == pooled_w,
-                    "_roi_pool_backward: grad must be [", rois_.size(0), ", ", channels, ", ",
-                    pooled_h, ", ", pooled_w, "], got ", grad_.sizes());
-  TORCH_CHECK_VALUE(argmax_.sizes() == grad_.sizes() && argmax_.scalar_type() == at::kInt &&
-                        argmax_.device() == grad_.device(),
-                    "_roi_pool_backward: argmax must be int32 of grad's shape and device, got ",
-                    argmax_.scalar_type(), " ", argmax_.sizes());
+  check_roi_backward_args(grad_, rois_, batch_size, channels, pooled_h, pooled_w, "_roi_pool_backward");
+  check_roi_pool_argmax(argmax_, grad_);
   c10::cuda::CUDAGuard guard(grad_.device());
   at::Tensor grad = grad_.contiguous();
   at::Tensor argmax = argmax_.contiguous();

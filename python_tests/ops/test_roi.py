@@ -289,3 +289,21 @@ def test_property_roi_ops_match_reference(n, c, h, w, k, ph, pw, scale, sr, alig
     torch.testing.assert_close(pooled, ref)
     assert torch.equal(argmax, ref_arg)
     assert ((argmax >= -1) & (argmax < h * w)).all()
+
+
+def test_backward_ops_check_their_arguments(device):
+    rois = torch.tensor([[0.0, 0, 0, 3, 3]], device=device)
+    good = torch.randn(1, 2, 2, 2, device=device)
+    with pytest.raises(ValueError, match="grad must be"):
+        torch.ops.anonface._roi_align_backward(good[:, :1], rois, 1.0, 2, 2, 1, 2, 5, 5, -1, True)
+    with pytest.raises(IndexError, match="batch index"):
+        torch.ops.anonface._roi_align_backward(good, rois + torch.tensor([3.0, 0, 0, 0, 0], device=device), 1.0, 2, 2, 1, 2, 5, 5, -1, True)
+    argmax = torch.zeros(1, 2, 2, 2, dtype=torch.int32, device=device)
+    with pytest.raises(ValueError, match="grad must be"):
+        torch.ops.anonface._roi_pool_backward(good[..., :1], rois, argmax, 1.0, 2, 2, 1, 2, 5, 5)
+    with pytest.raises(ValueError, match="argmax must be int32"):
+        torch.ops.anonface._roi_pool_backward(good, rois, argmax.long(), 1.0, 2, 2, 1, 2, 5, 5)
+    # a well-formed call scatters every gradient to pixel 0 of the first map
+    out = torch.ops.anonface._roi_pool_backward(good, rois, argmax, 1.0, 2, 2, 1, 2, 5, 5)
+    torch.testing.assert_close(out[0, :, 0, 0], good[0].sum(dim=(1, 2)))
+    assert out.flatten(2)[:, :, 1:].abs().sum() == 0
