@@ -23,15 +23,13 @@ Convention:
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
 
+import anonface._ext  # noqa: F401  (loads the kernels into torch.ops.anonface)
 from anonface.ops import face_reference as _ref
-
-logger = logging.getLogger(__name__)
 
 __all__ = [
     "face_crop",
@@ -56,14 +54,6 @@ DEFAULT_STRENGTH: dict[str, float] = {
     "solid": 0.0,  # grey level in 0-255 units (0 = black)
 }
 _FRAME_DTYPES = (torch.uint8, torch.float32, torch.float64)
-
-
-def _has_op(name: str) -> bool:
-    try:
-        getattr(torch.ops.anonface, name)
-    except (AttributeError, RuntimeError):
-        return False
-    return True
 
 
 # ----------------------------------------------------------------------------------------------
@@ -146,10 +136,6 @@ def _compute_dtype(frames: Tensor) -> torch.dtype:
 # fake (meta) kernels and autograd of the compiled ops
 # ----------------------------------------------------------------------------------------------
 def _register() -> None:
-    if not _has_op("face_crop"):  # pragma: no cover - only without the compiled module
-        logger.warning("anonface._C has no face kernels; the face ops run their references")
-        return
-
     @torch.library.register_fake("anonface::face_crop")
     def _crop_fake(frames, rois, size, mean, std, channels_last):
         return frames.new_empty(
@@ -172,15 +158,13 @@ def _register() -> None:
     def _modify_fake(frames, rois, method, strength, mask, feather, seed, channels_last):
         return frames.new_empty(frames.shape)
 
-    if _has_op("face_paste_"):
+    @torch.library.register_fake("anonface::face_paste_")
+    def _paste_inplace_fake(frames, faces, rois, mean, std, mask, feather, channels_last):
+        return None
 
-        @torch.library.register_fake("anonface::face_paste_")
-        def _paste_inplace_fake(frames, faces, rois, mean, std, mask, feather, channels_last):
-            return None
-
-        @torch.library.register_fake("anonface::face_modify_")
-        def _modify_inplace_fake(frames, rois, method, strength, mask, feather, seed, channels_last):
-            return None
+    @torch.library.register_fake("anonface::face_modify_")
+    def _modify_inplace_fake(frames, rois, method, strength, mask, feather, seed, channels_last):
+        return None
 
     def _crop_setup(ctx, inputs, output):
         frames, rois, _size, _mean, std, channels_last = inputs
@@ -263,9 +247,7 @@ def face_crop(
     sz = _size2(size)
     m, s = _triple("mean", mean), _triple("std", std)
     _check_std(s)
-    if _has_op("face_crop"):
-        return torch.ops.anonface.face_crop(frames, rois, sz, m, s, cl)
-    return _ref.face_crop_reference(frames, rois, sz, m, s, cl)
+    return torch.ops.anonface.face_crop(frames, rois, sz, m, s, cl)
 
 
 def face_paste(
@@ -304,6 +286,12 @@ def face_paste(
         ``faces`` and floating ``frames``.
     """
     cl = _layout(frames, channels_last)
+    faces, rois, m, s = _paste_args(frames, faces, rois, mean, std, mask, feather)
+    return torch.ops.anonface.face_paste(frames, faces, rois, m, s, mask, float(feather), cl)
+
+
+def _paste_args(frames, faces, rois, mean, std, mask, feather):
+    """Checks of face_paste / face_paste_; returns (faces in the compute dtype, rois, mean, std)."""
     rois = _check_rois(rois, frames)
     m, s = _triple("mean", mean), _triple("std", std)
     _check_std(s)
@@ -317,10 +305,7 @@ def face_paste(
         raise ValueError(f"faces must be on the frames' device {frames.device}, got {faces.device}")
     if not faces.is_floating_point():
         raise ValueError(f"faces must be floating point, got {faces.dtype}")
-    faces = faces.to(_compute_dtype(frames))
-    if _has_op("face_paste"):
-        return torch.ops.anonface.face_paste(frames, faces, rois, m, s, mask, float(feather), cl)
-    return _ref.face_paste_reference(frames, faces, rois, m, s, mask, float(feather), cl)
+    return faces.to(_compute_dtype(frames)), rois, m, s
 
 
 def face_modify(
@@ -367,6 +352,12 @@ def face_modify(
     cl = _layout(frames, channels_last)
     rois = _check_rois(rois, frames)
     _check_mask(mask, feather)
+    st, seed = _modify_args(method, strength, seed)
+    return torch.ops.anonface.face_modify(frames, rois, method, st, mask, float(feather), seed, cl)
+
+
+def _modify_args(method: str, strength: float | None, seed: int) -> tuple[float, int]:
+    """Checks of face_modify / face_modify_; returns (strength, seed as a non-negative int64)."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     st = float(DEFAULT_STRENGTH[method] if strength is None else strength)
@@ -379,9 +370,7 @@ def face_modify(
     if method == "solid" and not (st == st):
         raise ValueError(f"strength for solid (grey level) must be a number, got {st}")
     seed = int(seed) & ((1 << 63) - 1)
-    if _has_op("face_modify"):
-        return torch.ops.anonface.face_modify(frames, rois, method, st, mask, float(feather), seed, cl)
-    return _ref.face_modify_reference(frames, rois, method, st, mask, float(feather), seed, cl)
+    return st, seed
 
 
 def _check_inplace(frames: Tensor, name: str) -> None:
@@ -407,20 +396,8 @@ def face_paste_(
     """
     cl = _layout(frames, channels_last)
     _check_inplace(frames, "face_paste_")
-    rois = _check_rois(rois, frames)
-    m, s = _triple("mean", mean), _triple("std", std)
-    _check_std(s)
-    _check_mask(mask, feather)
-    k = rois.shape[0]
-    if faces.dim() != 4 or faces.shape[0] != k or faces.shape[1] != 3:
-        raise ValueError(f"faces must be [K={k}, 3, Sh, Sw], got shape {tuple(faces.shape)}")
-    if not faces.is_floating_point():
-        raise ValueError(f"faces must be floating point, got {faces.dtype}")
-    faces = faces.detach().to(_compute_dtype(frames))
-    if _has_op("face_paste_"):
-        torch.ops.anonface.face_paste_(frames, faces, rois, m, s, mask, float(feather), cl)
-    else:
-        frames.copy_(_ref.face_paste_reference(frames, faces, rois, m, s, mask, float(feather), cl))
+    faces, rois, m, s = _paste_args(frames, faces.detach(), rois, mean, std, mask, feather)
+    torch.ops.anonface.face_paste_(frames, faces, rois, m, s, mask, float(feather), cl)
     return frames
 
 
@@ -442,14 +419,8 @@ def face_modify_(
     _check_inplace(frames, "face_modify_")
     rois = _check_rois(rois, frames)
     _check_mask(mask, feather)
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    st = float(DEFAULT_STRENGTH[method] if strength is None else strength)
-    seed = int(seed) & ((1 << 63) - 1)
-    if _has_op("face_modify_"):
-        torch.ops.anonface.face_modify_(frames, rois, method, st, mask, float(feather), seed, cl)
-    else:
-        frames.copy_(face_modify(frames, rois, method, st, mask, feather, seed, channels_last=cl))
+    st, seed = _modify_args(method, strength, seed)
+    torch.ops.anonface.face_modify_(frames, rois, method, st, mask, float(feather), seed, cl)
     return frames
 
 
