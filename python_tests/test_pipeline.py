@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from anonface import ops
-from anonface.pipeline import AnonymizationError, Anonymizer, anonymize, scale_boxes
+from anonface.pipeline import AnonymizationError, Anonymizer, anonymize, frame_seed, scale_boxes
 
 # The pipeline's pixel work is done by the face kernels (anonface.ops.face_*), merged separately.
 pytestmark = pytest.mark.skipif(not hasattr(ops, "face_modify"), reason="anonface.ops.face_modify is not available")
@@ -29,6 +29,10 @@ def _expected(frames: np.ndarray, box: np.ndarray, method: str = "pixelate", str
     """The face kernel applied directly with the pipeline's box enlargement."""
     n, h, w = frames.shape[:3]
     sb = scale_boxes(box, mask_scale, w, h)
+    if method == "noise":  # the pipeline seeds each frame's noise with its stream index
+        rois = torch.tensor([[0, *b] for b in sb], dtype=torch.float32)
+        return np.stack([ops.face_modify(torch.from_numpy(frames[i : i + 1]), rois, method, strength,
+                                         "ellipse", 0.05, frame_seed(0, i)).numpy()[0] for i in range(n)])
     rois = torch.tensor([[i, *b] for i in range(n) for b in sb], dtype=torch.float32)
     return ops.face_modify(torch.from_numpy(frames), rois, method, strength, "ellipse", 0.05, 0).numpy()
 
@@ -265,3 +269,20 @@ def test_blinking_detector_faces_stay_hidden_in_every_frame() -> None:
         assert (out[t, y1:y2, x1:x2] == 0).all(), f"face visible in frame {t}"
     untracked = Anonymizer(detector=Blinking(), device="cpu", method="solid", mask="box", track=False)(frames)
     assert not (untracked[3, 16:46, 26:56] == 0).all()  # without tracking the face shows through
+
+
+def test_noise_differs_between_frames_and_inputs_stay_untouched() -> None:
+    """Each frame gets its own noise (keyed by its stream index); the caller's frames are not written."""
+    frame = _frames(np.random.default_rng(), 1)[0]
+    frames = np.stack([frame, frame, frame])
+    before = frames.copy()
+    out = anonymize(frames, boxes=[BOX] * 3, method="noise", strength=40.0, device="cpu")
+    np.testing.assert_array_equal(frames, before)
+    changed = (out[0] != frame).any(-1)
+    assert changed.mean() > 0.05
+    assert (out[0][changed] != out[1][changed]).any(-1).mean() > 0.5
+    assert (out[1][changed] != out[2][changed]).any(-1).mean() > 0.5
+    # Tensors given to a reusable Anonymizer are left untouched too.
+    t = torch.from_numpy(before.copy())
+    Anonymizer(boxes=[BOX] * 3, device="cpu")(t)
+    assert torch.equal(t, torch.from_numpy(before))

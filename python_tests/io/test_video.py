@@ -123,6 +123,23 @@ def test_round_trip_keeps_frames_timestamps_and_audio(clip, tmp_path: Path) -> N
     assert not [f for f in os.listdir(tmp_path) if ".part" in f]
 
 
+@needs_face_ops
+def test_video_kernels_run_on_one_thread_and_threads_are_restored(clip, tmp_path: Path) -> None:
+    import torch
+
+    path, _ = clip
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        seen: list[int] = []
+        anonymize_video(str(path), str(tmp_path / "t.mp4"), boxes=np.array([[10, 10, 40, 40]]), method="pixelate",
+                        device="cpu", max_frames=3, on_frame=lambda f, b: seen.append(torch.get_num_threads()))
+        assert seen == [1, 1, 1]
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_without_keep_audio_there_is_no_audio(clip, tmp_path: Path) -> None:
     path, _ = clip
     dst = tmp_path / "noaudio.mp4"
