@@ -55,6 +55,10 @@ class VideoInfo:
     codec: str
     has_audio: bool
     audio_codec: str | None
+    #: Degrees (counter-clockwise, a multiple of 90) the stored pictures are turned to be upright,
+    #: from the stream's display matrix (phones record portrait video this way). ``width`` and
+    #: ``height`` are those of the upright picture, which is what :class:`VideoReader` yields.
+    rotation: int = 0
 
 
 def _av() -> Any:
@@ -79,19 +83,43 @@ def _open_input(path: str) -> Any:
     return container
 
 
-def _info(container: Any) -> VideoInfo:
+def _display_rotation(path: str) -> int:
+    """The display rotation of the first video frame of ``path``, rounded to a multiple of 90.
+
+    Read from a separate opening of the file (the display matrix travels as frame side data),
+    so the reader's own demuxing starts at the beginning. Unreadable files give 0: the reader
+    itself then reports the error.
+    """
+    av = _av()
+    try:
+        with av.open(path, mode="r") as c:
+            frame = next(c.decode(video=0), None)
+    except (av.error.FFmpegError, UnicodeDecodeError, ValueError, StopIteration):
+        return 0
+    angle = float(getattr(frame, "rotation", 0) or 0) if frame is not None else 0.0
+    k = int(round(angle / 90.0)) % 4
+    if abs(angle - round(angle / 90.0) * 90.0) > 1.0:
+        log.warning("%s: display rotation %.1f degrees is not a multiple of 90; using %d", path, angle, 90 * k)
+    return 90 * k
+
+
+def _info(container: Any, rotation: int = 0) -> VideoInfo:
     v = container.streams.video[0]
     a = container.streams.audio[0] if container.streams.audio else None
     rate = v.average_rate or v.guessed_rate or v.base_rate or Fraction(25)
+    w, h = int(v.codec_context.width), int(v.codec_context.height)
+    if rotation % 180 == 90:
+        w, h = h, w
     return VideoInfo(
-        width=int(v.codec_context.width),
-        height=int(v.codec_context.height),
+        width=w,
+        height=h,
         fps=Fraction(rate),
         time_base=Fraction(v.time_base) if v.time_base else Fraction(1, int(rate * 1000) or 1),
         frames=int(v.frames or 0),
         codec=str(v.codec_context.name),
         has_audio=a is not None,
         audio_codec=str(a.codec_context.name) if a is not None else None,
+        rotation=rotation,
     )
 
 
@@ -99,7 +127,7 @@ def probe_video(path: str) -> VideoInfo:
     """Read a video's header facts (size, frame rate, time base, stated frame count, audio)."""
     container = _open_input(path)
     try:
-        return _info(container)
+        return _info(container, _display_rotation(path))
     finally:
         container.close()
 
@@ -113,6 +141,9 @@ class VideoReader:
             an output); ``None`` skips audio.
         strict: raise :class:`MediaError` when fewer frames decode than the container states
             (a truncated file) instead of only logging a warning.
+        autorotate: turn frames upright by the stream's display rotation (as the ffmpeg tool
+            does), so that faces are upright for the detector and the output needs no rotation
+            metadata. ``info`` then describes the upright frames.
 
     Raises:
         FileNotFoundError: no such file.
@@ -125,10 +156,12 @@ class VideoReader:
         *,
         audio_sink: Callable[[Any], None] | None = None,
         strict: bool = True,
+        autorotate: bool = True,
     ) -> None:
         self.path = str(path)
         self._container = _open_input(self.path)
-        self.info = _info(self._container)
+        self.info = _info(self._container, _display_rotation(self.path) if autorotate else 0)
+        self._turns = (self.info.rotation // 90) % 4
         self.audio_sink = audio_sink
         self.strict = strict
         self.frames_read = 0
@@ -156,7 +189,10 @@ class VideoReader:
                 # The final empty packet flushes the decoder's buffered frames.
                 for frame in packet.decode():
                     self.frames_read += 1
-                    yield frame.to_ndarray(format="rgb24"), frame.pts
+                    rgb = frame.to_ndarray(format="rgb24")
+                    if self._turns:
+                        rgb = np.ascontiguousarray(np.rot90(rgb, self._turns))
+                    yield rgb, frame.pts
         except av.error.FFmpegError as exc:
             raise MediaError(
                 f"{self.path}: video data is corrupt after {self.frames_read} frames: {exc}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from fractions import Fraction
 from pathlib import Path
 
@@ -240,3 +241,62 @@ def test_background_writer_reraises_encoder_errors() -> None:
     w.write(np.zeros((2, 2, 3), np.uint8), 0)
     with pytest.raises(MediaError, match="encoder broke"):
         w.close()
+
+
+def _ffmpeg_exe() -> str | None:
+    try:
+        import imageio_ffmpeg
+    except ImportError:
+        return None
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+@pytest.mark.parametrize("angle,turns", [(90, 1), (-90, 3), (180, 2)])
+def test_rotated_video_is_read_upright_as_ffmpeg_shows_it(tmp_path: Path, angle: int, turns: int) -> None:
+    """Phone videos store the picture sideways plus a display matrix; faces must be upright for
+    the detector. Reference: the ffmpeg tool's own autorotation."""
+    exe = _ffmpeg_exe()
+    if exe is None:
+        pytest.skip("no ffmpeg executable (imageio-ffmpeg) to write rotation metadata")
+    import av
+
+    rng = np.random.default_rng()
+    src, rot = tmp_path / "src.mp4", tmp_path / "rot.mp4"
+    frames = []
+    with av.open(str(src), "w") as c:
+        s = c.add_stream("libx264", rate=10, options={"crf": "0", "preset": "ultrafast"})
+        s.width, s.height, s.pix_fmt = 64, 32, "yuv444p"
+        for _ in range(4):
+            f = np.repeat(np.repeat(rng.integers(0, 256, (8, 16, 3), dtype=np.uint8), 4, 0), 4, 1)
+            frames.append(f)
+            for p in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    subprocess.run([exe, "-loglevel", "error", "-y", "-display_rotation", str(angle), "-i", str(src), "-c", "copy",
+                    str(rot)], check=True)
+    raw = subprocess.run([exe, "-loglevel", "error", "-i", str(rot), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+                         check=True, capture_output=True).stdout
+    info = probe_video(str(rot))
+    assert info.rotation == 90 * turns
+    assert (info.width, info.height) == ((32, 64) if turns % 2 else (64, 32))
+    with VideoReader(str(rot)) as r:
+        got = [f for f, _ in r]
+    ref = np.frombuffer(raw, np.uint8).reshape(len(got), info.height, info.width, 3)
+    assert len(got) == 4 and got[0].shape == (info.height, info.width, 3)
+    for g, want, orig in zip(got, ref, frames):
+        assert np.abs(g.astype(int) - want.astype(int)).mean() < 2  # ffmpeg's upright picture
+        assert np.abs(g.astype(int) - np.rot90(orig, turns).astype(int)).mean() < 4
+    with VideoReader(str(rot), autorotate=False) as r:
+        assert next(iter(r))[0].shape == (32, 64, 3) and r.info.rotation == 0
+    # The anonymized output is upright, with no rotation left to apply.
+    out = tmp_path / "out.mp4"
+    box = np.array([[2, 2, 20, 20]], np.float32)
+    anonymize_video(str(rot), str(out), boxes=box, method="solid", mask="box", mask_scale=1.0, device="cpu",
+                    encoder={"crf": 0, "preset": "ultrafast"})
+    with av.open(str(out)) as c:
+        first = next(c.decode(video=0))
+        assert (first.width, first.height) == (info.width, info.height)
+        assert not (getattr(first, "rotation", 0) or 0)
+        img = first.to_ndarray(format="rgb24")
+    assert img[4:18, 4:18].mean() < 10  # the box, in upright coordinates, was blacked out
