@@ -188,7 +188,7 @@ def test_pipeline_box_matches_centerface_on_lfw() -> None:
         boxes.append(b)
         ious.append(_iou(tuple(float(v) for v in b), want))
     med = np.median(np.asarray(boxes), 0)
-    assert np.median(ious) > 0.8, ious
+    assert np.median(ious) > 0.75, ious  # per image: median 0.87, 5th percentile 0.77 (200 images)
     assert np.abs(med - np.asarray(want)).max() < 15, (med, want)
     # the legacy box is clearly not what the pipeline crops
     assert _iou(tuple(float(v) for v in med), face_box_250()) < 0.75
