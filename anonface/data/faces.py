@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from anonface.data.lfw import face_box_250, read_image
+from anonface.data.lfw import aligned_face_box, lfw_face_box, read_image
 
 logger = logging.getLogger(__name__)
 
@@ -77,8 +77,11 @@ class FaceBank:
         self.shares.append(float(share))
 
     @staticmethod
-    def load_lfw(paths: Sequence[tuple[Path, int]], size: int = 160, gray: bool = True) -> tuple[Tensor, Tensor]:
-        """Read 250x250 LFW images resized to ``size``; boxes are :func:`face_box_250` scaled."""
+    def load_lfw(paths: Sequence[tuple[Path, int]], size: int = 160, gray: bool = True,
+                 geometry: str = "legacy") -> tuple[Tensor, Tensor]:
+        """Read 250x250 LFW images resized to ``size``; boxes are :func:`~anonface.data.lfw.lfw_face_box`
+        of ``geometry`` (``legacy`` or ``pipeline``) scaled to ``size``."""
+        lfw_face_box(geometry)  # checks geometry before reading anything
         import cv2
 
         imgs = []
@@ -90,16 +93,24 @@ class FaceBank:
             imgs.append(im[:, :, :1] if gray else im)
         arr = torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2).contiguous()
         s = size / 250.0
-        box = torch.tensor(face_box_250()) * s
+        box = torch.tensor(lfw_face_box(geometry)) * s
         return arr, box.expand(len(imgs), 4).clone()
 
     @staticmethod
-    def load_aligned(paths: Sequence[tuple[Path, int]], pad: float = 0.0) -> tuple[Tensor, Tensor]:
-        """Read pre-aligned colour crops; the box is the whole image grown by ``pad`` per side."""
+    def load_aligned(paths: Sequence[tuple[Path, int]], pad: float = 0.0,
+                     geometry: str = "legacy") -> tuple[Tensor, Tensor]:
+        """Read pre-aligned colour crops. ``legacy``: the box is the whole image grown by ``pad`` per side;
+        ``pipeline``: :func:`~anonface.data.lfw.aligned_face_box` (``pad`` must be 0)."""
+        aligned_face_box(geometry)
+        if geometry != "legacy" and pad != 0.0:
+            raise ValueError(f"pad must be 0 with geometry={geometry!r}, got {pad}")
         imgs = [read_image(p) for p, _ in paths]
         arr = torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2).contiguous()
         h, w = arr.shape[-2:]
-        box = torch.tensor([-pad * w, -pad * h, w * (1 + pad), h * (1 + pad)], dtype=torch.float32)
+        if geometry == "legacy":
+            box = torch.tensor([-pad * w, -pad * h, w * (1 + pad), h * (1 + pad)], dtype=torch.float32)
+        else:
+            box = torch.tensor(aligned_face_box(geometry, int(w), int(h)), dtype=torch.float32)
         return arr, box.expand(len(imgs), 4).clone()
 
     def sample(self, batch: int, size: int, gen: torch.Generator, *, jitter: float = 0.08,

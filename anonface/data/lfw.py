@@ -5,9 +5,12 @@ Layout: ``root/<Name>/<Name>_NNNN.jpg`` (NNNN = the LFW image number, 1-based, 4
 ``n`` different-person lines ``name1 i name2 j``.
 
 Images are returned as ``uint8`` RGB ``numpy`` arrays ``[H, W, 3]``; grayscale files are replicated to
-three channels. Face crops for training M are taken with :func:`face_box_250` (a fixed box that covers
-the face of a 250x250 LFW deep-funneled image as a face detector's box enlarged by ~1.3 would) or given
-whole for pre-aligned crops.
+three channels. Face crops for training M are taken with a fixed box per image kind, chosen by
+:func:`lfw_face_box` / :func:`aligned_face_box`: the ``legacy`` geometry (:func:`face_box_250`, a box that
+covers the face of a 250x250 LFW image as a detector box enlarged ~1.3x would; pre-aligned crops whole)
+or the ``pipeline`` geometry (CenterFace's median detection enlarged like
+``anonface.pipeline.scale_boxes(boxes, mask_scale=1.3)``, i.e. 1.6x: the box the inference pipeline
+crops, measured with ``python -m anonface.train.measure_face_box``).
 """
 
 from __future__ import annotations
@@ -30,6 +33,9 @@ __all__ = [
     "read_image",
     "IdentityFolder",
     "face_box_250",
+    "FACE_BOX_GEOMETRIES",
+    "lfw_face_box",
+    "aligned_face_box",
     "data_root",
 ]
 
@@ -133,6 +139,57 @@ def face_box_250(jitter: float = 0.0, rng: np.random.Generator | None = None) ->
         a = 1.0 + r.uniform(-jitter, jitter) * 0.5
         w, h = w * s * a, h * s / a
     return (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
+
+
+FACE_BOX_GEOMETRIES = ("legacy", "pipeline")
+"""Crop geometries for training M: ``legacy`` (the box M v1 was trained on, ~1.3x a detector box) and
+``pipeline`` (the box ``anonface.pipeline`` crops at inference: CenterFace's box enlarged 1.6x)."""
+
+# Median CenterFace detection (threshold 0.2, most central face) on 400 random training images of each
+# kind (LFW pairs folds 1-4, held-out identities of folds 5-6 excluded; every image had a detection),
+# enlarged with mask_scale 1.3 (each side out by 0.3 box sizes). Measured with
+# ``python -m anonface.train.measure_face_box --n 400 --seed 0``:
+#   images_250_gray  : detection centre (126.5, 127.0), 100.2 x 131.2 -> enlarged 160.2 x 210.0
+#                      (10th-90th percentile of the enlarged width 149-174, height 194-225)
+#   aligned_112_color: detection centre (57.4, 64.2), 80.9 x 95.0 -> enlarged 129.4 x 152.0
+#                      (reaches outside the 112x112 crop; crop_boxes repeats the border there)
+_PIPELINE_250 = (126.5, 127.0, 160.2, 210.0)  # cx, cy, w, h in the 250x250 frame
+_PIPELINE_ALIGNED_112 = (57.4, 64.2, 129.4, 152.0)  # cx, cy, w, h in the 112x112 frame
+
+
+def _check_geometry(geometry: str) -> None:
+    if geometry not in FACE_BOX_GEOMETRIES:
+        raise ValueError(f"geometry must be one of {FACE_BOX_GEOMETRIES}, got {geometry!r}")
+
+
+def _cwh(cx: float, cy: float, w: float, h: float) -> tuple[float, float, float, float]:
+    return (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
+
+
+def lfw_face_box(geometry: str = "legacy") -> tuple[float, float, float, float]:
+    """The training crop box ``(x1, y1, x2, y2)`` in a 250x250 LFW image for ``geometry``.
+
+    ``legacy``: :func:`face_box_250` (140x160). ``pipeline``: CenterFace's median box on LFW enlarged
+    like ``scale_boxes(..., mask_scale=1.3)`` (160x210, see the measurement above).
+    """
+    _check_geometry(geometry)
+    if geometry == "legacy":
+        return face_box_250()
+    return _cwh(*_PIPELINE_250)
+
+
+def aligned_face_box(geometry: str = "legacy", width: int = 112, height: int = 112) -> tuple[float, float, float, float]:
+    """The training crop box in a pre-aligned ``height x width`` face crop (LFW's 112x112 colour crops).
+
+    ``legacy``: the whole image. ``pipeline``: CenterFace's median box on the 112x112 aligned crops
+    enlarged 1.6x, scaled to ``width x height`` (it reaches outside the image).
+    """
+    _check_geometry(geometry)
+    if geometry == "legacy":
+        return (0.0, 0.0, float(width), float(height))
+    cx, cy, w, h = _PIPELINE_ALIGNED_112
+    sx, sy = width / 112.0, height / 112.0
+    return _cwh(cx * sx, cy * sy, w * sx, h * sy)
 
 
 class IdentityFolder:

@@ -51,6 +51,11 @@ class DataConfig:
     """identities with fewer images get no class label (they still train M)."""
     image_size: int = 160
     crop_jitter: float = 0.08
+    face_box: str = "legacy"
+    """crop geometry of the training faces: ``legacy`` (a fixed 140x160 box in the 250x250 LFW frame,
+    ~1.3x a detector box; aligned colour crops whole) or ``pipeline`` (CenterFace's median LFW box
+    enlarged like ``anonface.pipeline.scale_boxes(..., mask_scale=1.3)``, i.e. 1.6x: the box the
+    inference pipeline crops; see :func:`anonface.data.lfw.lfw_face_box`)."""
     action: str | None = None
     """action frames: a JHMDB clip (``.avi`` with ``*_joint_positions.mat`` beside it) or a JSON file
     in the format of :mod:`anonface.data.actions`; None trains M and D only."""

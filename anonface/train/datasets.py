@@ -9,7 +9,7 @@ import torch
 
 from anonface.data.actions import ActionSet, load_action_json, load_jhmdb
 from anonface.data.faces import FaceBank
-from anonface.data.lfw import IdentityFolder, data_root, list_identities, pair_fold, read_pairs
+from anonface.data.lfw import FACE_BOX_GEOMETRIES, IdentityFolder, data_root, list_identities, pair_fold, read_pairs
 from anonface.data.synthetic import synthetic_actions, synthetic_faces
 from anonface.train.config import DataConfig
 from anonface.train.trainer import TrainData
@@ -45,6 +45,8 @@ def build_train_data(cfg: DataConfig, seed: int = 0) -> TrainData:
     Identities of ``heldout_folds`` (both sides of every pair) never enter the bank, so measurements
     on those folds judge faces the networks never saw.
     """
+    if cfg.face_box not in FACE_BOX_GEOMETRIES:
+        raise ValueError(f"data.face_box must be one of {FACE_BOX_GEOMETRIES}, got {cfg.face_box!r}")
     if cfg.synthetic:
         bank = FaceBank()
         imgs, boxes, labels = synthetic_faces(cfg.synthetic_identities, cfg.synthetic_images, 64, seed)
@@ -84,11 +86,11 @@ def build_train_data(cfg: DataConfig, seed: int = 0) -> TrainData:
     label_of = {n: i for i, n in enumerate(labelled)}
     items = [(q, label_of.get(n, -1)) for n in sorted(per_name) for q, _ in per_name[n]]
     bank = FaceBank()
-    imgs, boxes = FaceBank.load_lfw(items, size=cfg.image_size, gray=True)
+    imgs, boxes = FaceBank.load_lfw(items, size=cfg.image_size, gray=True, geometry=cfg.face_box)
     bank.add(imgs, boxes, torch.tensor([lab for _, lab in items]), share=1.0 - cfg.colour_share)
     if colour and cfg.colour_share > 0:
         citems = [(q, label_of.get(n, -1)) for q, n in colour]
-        cimgs, cboxes = FaceBank.load_aligned(citems)
+        cimgs, cboxes = FaceBank.load_aligned(citems, geometry=cfg.face_box)
         bank.add(cimgs, cboxes, torch.tensor([lab for _, lab in citems]), share=cfg.colour_share)
     bank.names = labelled
     logger.info("faces: %d gray images, %d colour crops, %d labelled identities, %d held-out identities excluded",
