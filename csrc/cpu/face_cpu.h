@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <utility>
 #include <vector>
 
 #if defined(__linux__)
@@ -119,18 +120,31 @@ void paste(const scalar_t* in, const FrameView& vin, scalar_t* out, const FrameV
       float ny;
     };
     std::vector<RowBox> row;
+    std::vector<std::pair<int64_t, int64_t>> spans;  // the row's covered columns, merged
     for (int64_t t = begin; t < end; ++t) {
       const int64_t n = t / vin.H, i = t % vin.H;
       row.clear();
-      int64_t jmin = vin.W, jmax = 0;
+      spans.clear();
       for (int32_t k : lists[n]) {
         if (i < g[k].i0 || i >= g[k].i1) continue;
         row.push_back({k, source_tap(src.kind, i, g[k].y1, g[k].sy, g[k].sh), mask_coord(i, g[k].cy, g[k].ib)});
-        jmin = std::min<int64_t>(jmin, g[k].j0);
-        jmax = std::max<int64_t>(jmax, g[k].j1);
+        spans.emplace_back(g[k].j0, g[k].j1);
       }
       if (row.empty()) continue;
-      for (int64_t j = jmin; j < jmax; ++j) {
+      // Walk only the columns some box covers: boxes spread across a wide frame would otherwise
+      // make every row scan the gaps between them.
+      std::sort(spans.begin(), spans.end());
+      size_t m = 0;
+      for (size_t q = 1; q < spans.size(); ++q) {
+        if (spans[q].first <= spans[m].second) {
+          spans[m].second = std::max(spans[m].second, spans[q].second);
+        } else {
+          spans[++m] = spans[q];
+        }
+      }
+      spans.resize(m + 1);
+      for (const auto& span : spans)
+      for (int64_t j = span.first; j < span.second; ++j) {
         const scalar_t* pin = in + vin.at(n, i, j);
         acc_t orig[3], px[3];
         bool loaded = false, hit = false;
