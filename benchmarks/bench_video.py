@@ -202,6 +202,8 @@ def main() -> int:
                    help=f"comma list of {sorted(CONFIGS)}")
     p.add_argument("--device", default="cpu")
     p.add_argument("--skip-deface", action="store_true", help="no deface run (no coverage)")
+    p.add_argument("--repeats", type=int, default=1,
+                   help="rounds of all runs; each row reports its median round (the floor's runs: one per round + one at the end)")
     p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "video_cpu.json"))
     args = p.parse_args()
     if not Path(args.video).exists():
@@ -211,37 +213,52 @@ def main() -> int:
     from anonface.io import probe_video
 
     info = probe_video(args.video)
-    rows: list[dict] = []
+    names = args.configs.split(",")
+    runs: dict[str, list[dict]] = {}  # row name -> one result per round
+    extra: dict[str, dict] = {}  # row name -> what is measured once (config, coverage, ...)
     load_before = os.getloadavg()
+
+    def timed(name: str, fn, children: bool = False):
+        with _cpu_time(cpu := {}, children=children):
+            res, *more = fn()
+        runs.setdefault(name, []).append({**res, **cpu})
+        return more[0] if more else None
+
     with tempfile.TemporaryDirectory() as tmp:
-        with _cpu_time(rows_cpu := {}, children=False):
-            floor = run_transcode(args.video, f"{tmp}/floor.mp4")
-        rows.append({"name": "transcode", **floor, **rows_cpu})
         ref: list[np.ndarray] = []
-        if not args.skip_deface:
-            with _cpu_time(rows_cpu := {}, children=True):
-                d, ref = run_deface(args.video, f"{tmp}/deface.mp4")
-            rows.append({"name": "deface (full res)", **d, **rows_cpu})
-        for name in args.configs.split(","):
-            cfg = CONFIGS[name]
-            with _cpu_time(rows_cpu := {}, children=False):
-                res, boxes = run_anonface(args.video, f"{tmp}/anon_{name}.mp4", cfg, args.device)
-            row = {"name": f"anonface {name}", "config": cfg, **res, **rows_cpu}
-            if ref:
-                row.update(coverage(ref, boxes, 1.3, info.width, info.height))
-            rows.append(row)
-        # The floor again at the end; the faster of the two is the floor (load drifts during a run).
-        with _cpu_time(rows_cpu := {}, children=False):
-            again = run_transcode(args.video, f"{tmp}/floor2.mp4")
-        rows[0]["seconds_runs"] = [rows[0]["seconds"], again["seconds"]]
-        if again["seconds"] < rows[0]["seconds"]:
-            rows[0].update(again, **rows_cpu)
+        run_transcode(args.video, f"{tmp}/warmup.mp4")  # untimed: the first pass in a process is slower
+        # Rounds of every run in the same order; the floor also once more at the very end.
+        for rnd in range(args.repeats):
+            timed("transcode", lambda: (run_transcode(args.video, f"{tmp}/floor.mp4"),))
+            if not args.skip_deface:
+                dets = timed("deface (full res)", lambda: run_deface(args.video, f"{tmp}/deface.mp4"), True)
+                ref = ref or dets
+            for name in names:
+                cfg = CONFIGS[name]
+                boxes = timed(f"anonface {name}", lambda: run_anonface(args.video, f"{tmp}/anon_{name}.mp4", cfg, args.device))
+                if rnd == 0:
+                    extra[f"anonface {name}"] = {"config": cfg}
+                    if ref:  # detection is deterministic: coverage is the same every round
+                        extra[f"anonface {name}"].update(coverage(ref, boxes, 1.3, info.width, info.height))
+        timed("transcode", lambda: (run_transcode(args.video, f"{tmp}/floor_end.mp4"),))
+    rows: list[dict] = []
+    for name, results in runs.items():
+        secs = [r["seconds"] for r in results]
+        med = results[int(np.argsort(secs)[len(secs) // 2])]  # the median run (upper for even counts)
+        rows.append({"name": name, **med, **extra.get(name, {}), "seconds_runs": secs,
+                     "cpu_seconds_runs": [r.get("cpu_seconds") for r in results]})
     floor_s = rows[0]["seconds"]
     deface_fps = next((r["fps"] for r in rows if r["name"].startswith("deface")), None)
+    floor_runs = runs["transcode"]
+    deface_runs = runs.get("deface (full res)")
     for r in rows:
         r["time_vs_transcode"] = r["seconds"] / floor_s
         if deface_fps:
             r["speedup_vs_deface"] = r["fps"] / deface_fps
+        # Ratios within each round (the runs of a round are minutes apart, not the whole run).
+        r["time_vs_transcode_rounds"] = [s / f["seconds"] for s, f in zip(r["seconds_runs"], floor_runs)]
+        if deface_runs:
+            r["speedup_vs_deface_rounds"] = [d["seconds"] / s for s, d in zip(r["seconds_runs"], deface_runs)]
     print(f"{'run':24s} {'frames':>6s} {'s':>7s} {'cpu s':>7s} {'fps':>6s} {'x deface':>8s} {'/floor':>7s} "
           f"{'cov IoU.5':>9s} {'cov in90':>8s}")
     for r in rows:
@@ -263,6 +280,7 @@ def main() -> int:
         "versions": {"torch": torch.__version__, "anonface": anonface.__version__, "deface": deface.__version__,
                      "opencv": cv2.__version__, "kernels": anonface.build_info()},
         "commit": _commit(),
+        "repeats": args.repeats,
         "rows": rows,
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
