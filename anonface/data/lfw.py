@@ -72,15 +72,32 @@ class Pair:
 
 
 def read_pairs(path: str | Path) -> list[Pair]:
-    """Parse an LFW ``pairs.txt`` (folds numbered from 1)."""
-    lines = Path(path).read_text().strip().splitlines()
+    """Parse an LFW ``pairs.txt`` (folds numbered from 1); the one parser of the project
+    (:func:`anonface.eval.data.read_pairs` builds on it).
+
+    The header is ``<folds> <n>`` (View 2) or ``<n>`` (View 1: one fold); each fold then has
+    ``n`` same-person lines ``name i j`` and ``n`` different-person lines ``name1 i name2 j``.
+    Blank lines are ignored.
+
+    Raises:
+        ValueError: the header or a line does not have the LFW form.
+    """
+    path = Path(path)
+    lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
+    if not lines:
+        raise ValueError(f"pairs file {path} is empty")
     head = lines[0].split()
-    if len(head) != 2:
-        raise ValueError(f"{path}: expected a header '<folds> <n>', got {lines[0]!r}")
-    folds, n = int(head[0]), int(head[1])
+    if len(head) == 2:
+        folds, n = int(head[0]), int(head[1])
+    elif len(head) == 1:
+        folds, n = 1, int(head[0])
+    else:
+        raise ValueError(f"pairs file {path}: expected a header '<folds> <n>', got {lines[0]!r}")
     body = lines[1:]
     if len(body) != folds * 2 * n:
-        raise ValueError(f"{path}: header says {folds} folds x {2 * n} lines, file has {len(body)} lines")
+        raise ValueError(
+            f"pairs file {path}: header says {folds} folds x {2 * n} lines, the file has {len(body)} lines"
+        )
     out: list[Pair] = []
     for k, line in enumerate(body):
         f = k // (2 * n) + 1
@@ -90,7 +107,7 @@ def read_pairs(path: str | Path) -> list[Pair]:
         elif len(parts) == 4:
             out.append(Pair(parts[0], int(parts[1]), parts[2], int(parts[3]), f))
         else:
-            raise ValueError(f"{path}: line {k + 2} has {len(parts)} fields, expected 3 or 4: {line!r}")
+            raise ValueError(f"pairs file {path}, line {k + 2}: expected 3 or 4 fields, got {line!r}")
     return out
 
 

@@ -11,12 +11,14 @@ channels.
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
+
+from anonface.data.lfw import data_root
+from anonface.data.lfw import read_pairs as _read_lfw_pairs
 
 logger = logging.getLogger(__name__)
 
@@ -30,20 +32,6 @@ __all__ = [
     "read_rgb",
     "read_clip_frames",
 ]
-
-
-def data_root() -> Path | None:
-    """The shared data folder: ``$ANONFACE_DATA``, else ``<repo>/../shared/data``; None when absent."""
-    env = os.environ.get("ANONFACE_DATA")
-    if env:
-        p = Path(env)
-        return p if p.is_dir() else None
-    here = Path(__file__).resolve()
-    for parent in here.parents:
-        if (parent / "pyproject.toml").is_file():
-            cand = parent.parent / "shared" / "data"
-            return cand if cand.is_dir() else None
-    return None
 
 
 @dataclass(frozen=True, order=True)
@@ -74,41 +62,14 @@ class Pair:
 
 
 def read_pairs(path: str | Path) -> list[Pair]:
-    """Parse an LFW ``pairs.txt`` (folds numbered from 1).
+    """Parse an LFW ``pairs.txt`` (folds numbered from 1) into the protocol's pairs.
+
+    The parsing is :func:`anonface.data.lfw.read_pairs`'s.
 
     Raises:
         ValueError: the header or a line does not have the LFW form.
     """
-    path = Path(path)
-    lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
-    if not lines:
-        raise ValueError(f"pairs file {path} is empty")
-    head = lines[0].split()
-    if len(head) == 2:
-        folds, n = int(head[0]), int(head[1])
-    elif len(head) == 1:  # View-1 files have a single count of same pairs, then as many different pairs
-        folds, n = 1, int(head[0])
-    else:
-        raise ValueError(f"pairs file {path}: expected a header '<folds> <n>', got {lines[0]!r}")
-    body = lines[1:]
-    if len(body) != folds * 2 * n:
-        raise ValueError(
-            f"pairs file {path}: header says {folds} folds x {2 * n} lines, the file has {len(body)} lines"
-        )
-    out: list[Pair] = []
-    for k, line in enumerate(body):
-        fold = k // (2 * n) + 1
-        parts = line.split()
-        if len(parts) == 3:
-            a = ImageRef(parts[0], int(parts[1]))
-            b = ImageRef(parts[0], int(parts[2]))
-        elif len(parts) == 4:
-            a = ImageRef(parts[0], int(parts[1]))
-            b = ImageRef(parts[2], int(parts[3]))
-        else:
-            raise ValueError(f"pairs file {path}, line {k + 2}: expected 3 or 4 fields, got {line!r}")
-        out.append(Pair(a, b, fold))
-    return out
+    return [Pair(ImageRef(p.name1, p.index1), ImageRef(p.name2, p.index2), p.fold) for p in _read_lfw_pairs(path)]
 
 
 def select_pairs(pairs: Sequence[Pair], *, folds: Iterable[int] | None = None,

@@ -28,6 +28,15 @@ def test_read_pairs(tmp_path: Path) -> None:
     p.write_text("2\t1\nAnn 1 2\n")
     with pytest.raises(ValueError, match="header says"):
         read_pairs(p)
+    # View-1 header (one count, one fold); blank lines are ignored.
+    p.write_text("1\n\nAnn 1 2\n\nBob 1 Cid 3\n")
+    assert [(q.name1, q.name2, q.fold) for q in read_pairs(p)] == [("Ann", "Ann", 1), ("Bob", "Cid", 1)]
+    p.write_text("1 1 1\nAnn 1 2\nBob 1 Cid 3\n")
+    with pytest.raises(ValueError, match="expected a header"):
+        read_pairs(p)
+    p.write_text("1\nAnn 1\nBob 1 Cid 3\n")
+    with pytest.raises(ValueError, match="expected 3 or 4 fields"):
+        read_pairs(p)
 
 
 def test_identity_folder(tmp_path: Path) -> None:
