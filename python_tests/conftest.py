@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 import torch
@@ -28,3 +29,27 @@ ALL_DEVICES = [cuda_param(d) for d in ["cpu", "cuda"] if d == "cpu" or torch.cud
 @pytest.fixture(params=ALL_DEVICES)
 def device(request) -> str:
     return request.param
+
+
+# Test folders that run on one torch thread: on the shared 2-core machines oversubscribed OpenMP
+# threads made their training tests ~10x slower.
+ONE_THREAD_DIRS = ("data", "models", "train")
+
+
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    here = Path(__file__).resolve().parent
+    for item in items:
+        try:
+            top = Path(str(item.fspath)).resolve().relative_to(here).parts[0]
+        except ValueError:
+            continue
+        if top in ONE_THREAD_DIRS:
+            item.fixturenames.insert(0, "one_torch_thread")
