@@ -134,12 +134,6 @@ def _cache_dir() -> Path:
     return Path(base) / "anonface"
 
 
-def _blob(frame: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
-    import cv2
-
-    return cv2.dnn.blobFromImage(frame, 1.0, (size_hw[1], size_hw[0]), (0, 0, 0), swapRB=False, crop=False)
-
-
 def int8_model_path(src: str, cache_dir: str | os.PathLike | None = None) -> str:
     """Path of the int8 CenterFace for the graph ``src``, quantizing (~10 s) on first use."""
     ort = _require()
@@ -168,10 +162,12 @@ def int8_model_path(src: str, cache_dir: str | os.PathLike | None = None) -> str
     log.info("quantizing CenterFace to int8 (once; cached at %s)", path)
     import onnx
 
+    from anonface.detect.centerface import network_input
+
     with tempfile.TemporaryDirectory(dir=cache) as tmp:
         fp32 = os.path.join(tmp, "centerface-fp32.onnx")
         onnx.save(prepare_graph(src), fp32)
-        images = [{"input.1": _blob(img, _CAL_SIZE)} for img in calibration_images()]
+        images = [{"input.1": network_input(img, _CAL_SIZE)} for img in calibration_images()]
 
         class _Reader(CalibrationDataReader):
             def __init__(self) -> None:
