@@ -618,6 +618,26 @@ def anonymize_image(
     return stats
 
 
+@contextlib.contextmanager
+def _kernel_threads(anon: Anonymizer) -> Iterator[None]:
+    """One torch thread for the face kernels while a video is processed on the CPU.
+
+    The decoder and the encoder run beside the pipeline and keep the cores busy; splitting a
+    frame's few face boxes across threads then only adds waiting (measured on 2 cores while
+    another job held one of them: ~8% more time per frame with 2 threads). The learned model keeps
+    torch's threads.
+    """
+    if anon.device.type != "cpu" or anon.method == "learned" or torch.get_num_threads() == 1:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def anonymize_video(
     src: str,
     dst: str,
@@ -652,53 +672,18 @@ def anonymize_video(
         FileNotFoundError, anonface.io.MediaError: unreadable input or unwritable output.
         AnonymizationError: a frame failed and ``on_error="stop"``.
     """
-    from anonface.io.video import encoder_settings
-
-    anon = anonymizer or Anonymizer(**kwargs)
-    anon.reset()
-    enc = encoder_settings(encoder)
-    with _kernel_threads(anon):
-        return _anonymize_video(src, dst, anon, keep_audio, enc, max_frames, progress, record_boxes, on_frame)
-
-
-@contextlib.contextmanager
-def _kernel_threads(anon: Anonymizer) -> Iterator[None]:
-    """One torch thread for the face kernels while a video is processed on the CPU.
-
-    The decoder and the encoder run beside the pipeline and keep the cores busy; splitting a
-    frame's few face boxes across threads then only adds waiting (measured on 2 cores: ~8% more
-    time per frame with 2 threads). The learned model keeps torch's threads.
-    """
-    if anon.device.type != "cpu" or anon.method == "learned" or torch.get_num_threads() == 1:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-def _anonymize_video(
-    src: str,
-    dst: str,
-    anon: Anonymizer,
-    keep_audio: bool,
-    enc: dict[str, Any],
-    max_frames: int | None,
-    progress: Callable[[int], None] | None,
-    record_boxes: bool,
-    on_frame: Callable[[np.ndarray, np.ndarray], np.ndarray | None] | None,
-) -> RunStats:
     from anonface.io.video import (
         BackgroundWriter,
         VideoReader,
         VideoWriter,
         atomic_output,
+        encoder_settings,
         prefetch,
     )
 
+    anon = anonymizer or Anonymizer(**kwargs)
+    anon.reset()
+    enc = encoder_settings(encoder)
     stats = RunStats(boxes=[] if (record_boxes or on_frame is not None) else None)
     t0 = time.perf_counter()
     with atomic_output(dst, (src,)) as tmp:
@@ -724,15 +709,16 @@ def _anonymize_video(
                     pts_queue.append(pts)
                     yield frame
 
-            for out in anon.stream(frames(), stats, consume=True):
-                out = np.asarray(out)
-                if on_frame is not None:
-                    assert stats.boxes is not None
-                    replaced = on_frame(out, stats.boxes[stats.frames - 1])
-                    out = out if replaced is None else replaced
-                writer.write(out, pts_queue.popleft())
-                if progress is not None:
-                    progress(stats.frames)
+            with _kernel_threads(anon):
+                for out in anon.stream(frames(), stats, consume=True):
+                    out = np.asarray(out)
+                    if on_frame is not None:
+                        assert stats.boxes is not None
+                        replaced = on_frame(out, stats.boxes[stats.frames - 1])
+                        out = out if replaced is None else replaced
+                    writer.write(out, pts_queue.popleft())
+                    if progress is not None:
+                        progress(stats.frames)
             writer.close()
         except BaseException:
             if writer is not None:
