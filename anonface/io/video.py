@@ -94,13 +94,13 @@ def _display_rotation(path: str) -> int:
     try:
         with av.open(path, mode="r") as c:
             frame = next(c.decode(video=0), None)
-    except (av.error.FFmpegError, UnicodeDecodeError, ValueError, StopIteration):
+    except (av.error.FFmpegError, UnicodeDecodeError, ValueError):
         return 0
     angle = float(getattr(frame, "rotation", 0) or 0) if frame is not None else 0.0
-    k = int(round(angle / 90.0)) % 4
-    if abs(angle - round(angle / 90.0) * 90.0) > 1.0:
-        log.warning("%s: display rotation %.1f degrees is not a multiple of 90; using %d", path, angle, 90 * k)
-    return 90 * k
+    quarter = round(angle / 90.0)
+    if abs(angle - 90.0 * quarter) > 1.0:
+        log.warning("%s: display rotation %.1f degrees is not a multiple of 90; using %d", path, angle, 90 * (quarter % 4))
+    return 90 * (quarter % 4)
 
 
 def _info(container: Any, rotation: int = 0) -> VideoInfo:
@@ -161,7 +161,6 @@ class VideoReader:
         self.path = str(path)
         self._container = _open_input(self.path)
         self.info = _info(self._container, _display_rotation(self.path) if autorotate else 0)
-        self._turns = (self.info.rotation // 90) % 4
         self.audio_sink = audio_sink
         self.strict = strict
         self.frames_read = 0
@@ -177,6 +176,7 @@ class VideoReader:
         av = _av()
         v = self._container.streams.video[0]
         streams = [v]
+        turns = self.info.rotation // 90  # quarter turns counter-clockwise to make frames upright
         a = self.audio_stream
         if self.audio_sink is not None and a is not None:
             streams.append(a)
@@ -190,8 +190,8 @@ class VideoReader:
                 for frame in packet.decode():
                     self.frames_read += 1
                     rgb = frame.to_ndarray(format="rgb24")
-                    if self._turns:
-                        rgb = np.ascontiguousarray(np.rot90(rgb, self._turns))
+                    if turns:
+                        rgb = np.ascontiguousarray(np.rot90(rgb, turns))
                     yield rgb, frame.pts
         except av.error.FFmpegError as exc:
             raise MediaError(
