@@ -36,6 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from anonface.models._config import check_fields
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -77,10 +79,7 @@ class AnonymizerConfig:
 
     @staticmethod
     def from_dict(d: dict[str, Any]) -> "AnonymizerConfig":
-        names = {f.name for f in dataclasses.fields(AnonymizerConfig)}
-        unknown = set(d) - names
-        if unknown:
-            raise ValueError(f"AnonymizerConfig: unknown fields {sorted(unknown)}")
+        check_fields(AnonymizerConfig, d)
         return AnonymizerConfig(**d)
 
     def validate(self) -> None:

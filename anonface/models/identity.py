@@ -13,7 +13,6 @@ judges colour faces by their structure alone.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -21,6 +20,8 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from anonface.models._config import check_fields
 
 __all__ = ["IdentityConfig", "IdentityNet", "MarginHead", "build_identity", "to_gray"]
 
@@ -48,10 +49,7 @@ class IdentityConfig:
 
     @staticmethod
     def from_dict(d: dict[str, Any]) -> "IdentityConfig":
-        names = {f.name for f in dataclasses.fields(IdentityConfig)}
-        unknown = set(d) - names
-        if unknown:
-            raise ValueError(f"IdentityConfig: unknown fields {sorted(unknown)}")
+        check_fields(IdentityConfig, d)
         d = dict(d)
         for k in ("input_size", "widths", "units"):
             if k in d:

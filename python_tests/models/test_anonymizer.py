@@ -111,3 +111,14 @@ def test_shipped_checkpoint() -> None:
     lo = torch.nn.functional.adaptive_avg_pool2d
     # coarse layout (bright centre, dark corners) survives
     assert float((lo(y, 4) - lo(x, 4)).abs().mean()) < 0.35
+
+
+def test_configs_reject_unknown_fields() -> None:
+    from anonface.models.action.detector import DetectorConfig
+    from anonface.models.anonymizer import AnonymizerConfig
+    from anonface.models.identity import IdentityConfig
+
+    for cls in (AnonymizerConfig, IdentityConfig, DetectorConfig):
+        with pytest.raises(ValueError, match=rf"{cls.__name__}: unknown fields \['bogus'\]"):
+            cls.from_dict({"bogus": 1})
+    assert AnonymizerConfig.from_dict({"crop_size": 64}).crop_size == 64

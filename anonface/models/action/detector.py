@@ -10,13 +10,13 @@ Convention:
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from anonface.models._config import check_fields
 from anonface.models.action.backbone import ResNetBackbone
 from anonface.models.action.roi_heads import RoIHeads
 from anonface.models.action.rpn import RegionProposalNetwork
@@ -42,10 +42,7 @@ class DetectorConfig:
 
     @staticmethod
     def from_dict(d: dict[str, Any]) -> "DetectorConfig":
-        names = {f.name for f in dataclasses.fields(DetectorConfig)}
-        unknown = set(d) - names
-        if unknown:
-            raise ValueError(f"DetectorConfig: unknown fields {sorted(unknown)}")
+        check_fields(DetectorConfig, d)
         return DetectorConfig(**d)
 
 
