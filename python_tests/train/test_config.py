@@ -40,8 +40,20 @@ def test_unknown_keys_refused(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_configs_load(path: Path) -> None:
+    import yaml
+
     cfg = load_config(path)
     cfg.anonymizer.validate()
+    # Every value the file sets is what the loaded config holds (the rest are defaults).
+    raw = yaml.safe_load(path.read_text())
+    loaded = config_to_dict(cfg)
+    for key, value in raw.items():
+        if isinstance(value, dict):
+            for sub, v in value.items():
+                got = loaded[key][sub]
+                assert (list(got) if isinstance(got, (list, tuple)) else got) == v, (key, sub)
+        else:
+            assert loaded[key] == value, key
 
 
 def test_paper_config_is_the_release_generator() -> None:
