@@ -5,7 +5,7 @@ from __future__ import annotations
 from anonface.detect.base import FaceDetector, empty_dets
 from anonface.detect.boxes import BoxesDetector, as_dets
 from anonface.detect.centerface import CenterFace, default_onnx_path, detection_size
-from anonface.detect.decode import box_iou, decode_centerface, nms
+from anonface.detect.decode import box_iou, decode_centerface, decode_centerface_torch, nms
 
 __all__ = [
     "FaceDetector",
@@ -14,6 +14,7 @@ __all__ = [
     "as_dets",
     "box_iou",
     "decode_centerface",
+    "decode_centerface_torch",
     "default_onnx_path",
     "detection_size",
     "empty_dets",

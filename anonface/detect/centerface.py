@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from anonface.detect.base import FrameBatch, as_numpy_frames
-from anonface.detect.decode import decode_centerface
+from anonface.detect.decode import decode_centerface, decode_centerface_torch
 
 __all__ = ["CenterFace", "default_onnx_path", "detection_size", "network_input"]
 
@@ -241,7 +241,11 @@ class CenterFace:
                 x = x.flip(1)
             if (ih, iw) != (h, w):
                 x = F.interpolate(x, size=(ih, iw), mode="bilinear", align_corners=False)
-            maps = [m.float().cpu().numpy() for m in self._torch_net(x.contiguous())]
-            for i in range(x.shape[0]):
-                out.append(self._maps_to_dets([m[i] for m in maps], (ih, iw), (h, w)))
+            heat, scl, off, _ = self._torch_net(x.contiguous())
+            # decoded where the maps are: only candidate boxes cross to the host
+            sy, sx = ih / h, iw / w
+            for dets in decode_centerface_torch(heat, scl, off, self.threshold, self.nms_threshold):
+                dets[:, 0:4:2] /= sx
+                dets[:, 1:4:2] /= sy
+                out.append(dets)
         return out

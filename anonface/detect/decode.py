@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["decode_centerface", "nms", "box_iou"]
+__all__ = ["decode_centerface", "decode_centerface_torch", "nms", "box_iou"]
 
 # CenterFace predicts on a grid 4x coarser than its input.
 _STRIDE = 4.0
@@ -111,3 +111,49 @@ def decode_centerface(
         lms[:, 1::2] = (lm[0::2] * bh + y1).T
     keep = nms(dets[:, :4], dets[:, 4], nms_threshold)
     return dets[keep], lms[keep]
+
+
+def decode_centerface_torch(
+    heatmap: "torch.Tensor",
+    scale: "torch.Tensor",
+    offset: "torch.Tensor",
+    threshold: float,
+    nms_threshold: float = 0.3,
+) -> list[np.ndarray]:
+    """:func:`decode_centerface` for a batch of maps on any torch device (boxes only).
+
+    The thresholding, gathering and box arithmetic run where the maps are (on a GPU: no copy of
+    the full maps), and only the candidate boxes, ``[K, 6]`` for the whole batch, cross to the
+    host in one copy, where greedy NMS runs per image as in :func:`decode_centerface`.
+
+    Args:
+        heatmap: ``[B, 1, h, w]`` face-centre probabilities.
+        scale: ``[B, 2, h, w]``; offset: ``[B, 2, h, w]`` (see :func:`decode_centerface`).
+
+    Returns:
+        B arrays ``[K_i, 5]`` float32 ``(x1, y1, x2, y2, score)`` in network-input pixels.
+    """
+    import torch
+
+    b, _, h, w = heatmap.shape
+    heat = heatmap[:, 0].float()
+    idx = torch.nonzero(heat > threshold)  # [K, 3] (image, y, x); one device sync per batch
+    bi, ys, xs = idx[:, 0], idx[:, 1], idx[:, 2]
+    sc = heat[bi, ys, xs]
+    s, o = scale.float(), offset.float()
+    bh = torch.exp(s[bi, 0, ys, xs]) * _STRIDE
+    bw = torch.exp(s[bi, 1, ys, xs]) * _STRIDE
+    cy = (ys.float() + o[bi, 0, ys, xs] + 0.5) * _STRIDE
+    cx = (xs.float() + o[bi, 1, ys, xs] + 0.5) * _STRIDE
+    x1, y1 = cx - bw / 2, cy - bh / 2
+    x2, y2 = x1 + bw, y1 + bh
+    lw, lh = w * _STRIDE, h * _STRIDE
+    cand = torch.stack(
+        [bi.float(), x1.clamp(0, lw), y1.clamp(0, lh), x2.clamp(0, lw), y2.clamp(0, lh), sc], dim=1
+    ).cpu().numpy()
+    out = []
+    for i in range(b):
+        d = np.ascontiguousarray(cand[cand[:, 0] == i, 1:], dtype=np.float32)
+        keep = nms(d[:, :4], d[:, 4], nms_threshold) if len(d) else np.zeros((0,), np.int64)
+        out.append(d[keep])
+    return out
