@@ -9,7 +9,6 @@ import pytest
 import torch
 
 import anonface
-from anonface.pipeline import Anonymizer
 
 pytestmark = [
     pytest.mark.cuda,

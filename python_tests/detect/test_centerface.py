@@ -8,7 +8,7 @@ import torch
 
 from anonface.detect import BoxesDetector, CenterFace, box_iou, detection_size
 
-skimage_data = pytest.importorskip("skimage.data")
+from skimage import data as skimage_data
 
 
 @pytest.fixture(scope="module")

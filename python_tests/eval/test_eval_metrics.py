@@ -181,7 +181,6 @@ def test_markdown_table_values() -> None:
 
 
 def test_write_report_files(tmp_path) -> None:
-    pytest.importorskip("matplotlib")
     paths = write_report(_fake_report(), tmp_path / "rep")
     data = json.loads(paths["json"].read_text())
     assert data["rows"][1]["privacy"]["reid"]["k"] == 3

@@ -17,7 +17,7 @@ from anonface.eval.judge import DlibJudge
 from anonface.eval.methods import MethodSpec
 from anonface.eval.privacy import FaceProtocol, evaluate_method, prepare_originals, untouched_summary
 
-cv2 = pytest.importorskip("cv2")
+import cv2
 
 SIZE = 64
 FACE = (20.0, 20.0, 44.0, 44.0)

@@ -86,7 +86,6 @@ def test_frame_map_adapter(monkeypatch, ret) -> None:
 
 
 def test_frame_map_adapter_with_the_real_frame_map() -> None:
-    pytest.importorskip("anonface.eval.frame_map")
     # two frames, one person each; the detector finds frame 0 (IoU 0.81) and misses frame 1, plus
     # one low-scored false positive: AP = 0.5 (recall 1/2 at precision 1)
     det = [{"boxes": torch.tensor([[10.0, 10.0, 50.0, 50.0], [60.0, 60.0, 70.0, 70.0]]),

@@ -12,7 +12,6 @@ from face_testing import covered, to_layout
 from anonface.ops import face_crop, face_modify, face_paste
 from anonface.ops.face_reference import face_crop_reference, face_modify_reference, face_paste_reference
 
-hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
