@@ -657,9 +657,9 @@ def anonymize_video(
         src: input video.
         dst: output path; written to a temporary file renamed into place at the end.
         anonymizer: a configured :class:`Anonymizer` (else one is built from ``**kwargs``).
-        keep_audio: copy the first audio stream's packets unchanged.
+        keep_audio: copy the packets of every audio stream unchanged.
         encoder: encoder settings (see :func:`anonface.io.video.encoder_settings`).
-        max_frames: stop after this many frames (for previews and tests).
+        max_frames: stop after this many frames (for previews and tests); at least 1.
         progress: called with the number of frames written so far.
         record_boxes: keep each frame's face boxes in the returned stats.
         on_frame: called with each anonymized frame and its face boxes ``[K, 5]`` before it is
@@ -669,7 +669,9 @@ def anonymize_video(
         :class:`RunStats` (frames, seconds, fps, faces, frames masked because of errors).
 
     Raises:
-        FileNotFoundError, anonface.io.MediaError: unreadable input or unwritable output.
+        FileNotFoundError, anonface.io.MediaError: unreadable input or unwritable output; a
+            truncated or damaged input (nothing is written then).
+        ValueError: ``max_frames`` below 1, or bad encoder settings.
         AnonymizationError: a frame failed and ``on_error="stop"``.
     """
     from anonface.io.video import (
@@ -681,6 +683,9 @@ def anonymize_video(
         prefetch,
     )
 
+    if max_frames is not None and (isinstance(max_frames, bool) or not isinstance(max_frames, (int, np.integer))
+                                   or max_frames < 1):
+        raise ValueError(f"max_frames must be a positive whole number of frames (or None for all), got {max_frames!r}")
     anon = anonymizer or Anonymizer(**kwargs)
     anon.reset()
     enc = encoder_settings(encoder)
@@ -697,7 +702,7 @@ def anonymize_video(
             fmt = None if os.path.splitext(dst)[1] else "mp4"
             writer = BackgroundWriter(VideoWriter(
                 tmp, width=info.width, height=info.height, fps=info.fps, time_base=info.time_base,
-                encoder=enc, audio_template=reader.audio_stream if keep_audio else None, format=fmt,
+                encoder=enc, audio_template=reader.audio_streams if keep_audio else None, format=fmt,
             ))
             pts_queue: deque[int | None] = deque()
             decoded = prefetch(reader)

@@ -1,11 +1,13 @@
 """Still images (jpg, png, ...) read as and written from RGB ``[H, W, 3]`` uint8 arrays.
 
-Metadata (EXIF, GPS) is not copied to the output: it can identify people too.
+Images are read upright (the EXIF orientation is applied) and written without metadata (EXIF,
+GPS, orientation): metadata can identify people too, and the written pixels are already upright.
 """
 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import numpy as np
 
@@ -30,23 +32,67 @@ def media_kind(path: str) -> str:
     return "unknown"
 
 
+def _to_rgb8(im: Any, path: str) -> np.ndarray:
+    """``im`` (any Pillow mode) as RGB ``[H, W, 3]`` uint8, keeping the full tonal range.
+
+    Pillow's own ``convert("RGB")`` clips 16-bit grey ("I;16", or "I" as some versions open
+    16-bit PNGs) at 255, which turns every picture into a white silhouette: those are scaled
+    from 0-65535 to 0-255 here instead. Float images ("F") and 32-bit integers outside 0-65535
+    have no agreed range and are refused.
+    """
+    mode = im.mode
+    if mode.startswith("I;16") or mode == "I":
+        grey = np.asarray(im)
+        if grey.ndim != 2:
+            raise MediaError(f"cannot read {path}: unexpected {mode} image layout {grey.shape}")
+        grey = grey.astype(np.int64)
+        if grey.size and (grey.min() < 0 or grey.max() > 65535):
+            raise MediaError(f"cannot read {path}: 32-bit integer pixels outside 0-65535 have no known "
+                             "range; convert the image to 8 or 16 bits first")
+        grey8 = ((grey * 255 + 32767) // 65535).astype(np.uint8)
+        return np.repeat(grey8[:, :, None], 3, axis=2)
+    if mode == "F" or mode.startswith(("I;32", "F;")):
+        raise MediaError(f"cannot read {path}: floating-point pixels ({mode}) have no known range; "
+                         "convert the image to 8 or 16 bits first")
+    return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
+
+
 def read_image(path: str) -> np.ndarray:
-    """Read an image as RGB ``[H, W, 3]`` uint8 (grayscale is expanded, alpha dropped).
+    """Read an image as upright RGB ``[H, W, 3]`` uint8 (grayscale is expanded, alpha dropped).
+
+    The EXIF orientation is applied (a photo stored upside-down with ``Orientation=3`` is
+    returned as viewers show it), so faces are upright for the detector; the array carries no
+    orientation any more, and :func:`write_image` writes no metadata. 16-bit grey is scaled to
+    8 bits (not clipped).
 
     Raises:
         FileNotFoundError: no such file.
-        MediaError: not a readable image.
+        MediaError: not a readable image; an animated or multi-page image (only one picture
+            would be anonymized: convert it to a video first); more pixels than Pillow's
+            decompression-bomb limit; pixels without a known range (float).
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     if not os.path.exists(path):
         raise FileNotFoundError(f"input not found: {path}")
     try:
         with Image.open(path) as im:
+            frames = int(getattr(im, "n_frames", 1) or 1)
+            if frames > 1:
+                raise MediaError(
+                    f"{path} is animated or has several pages ({frames} pictures); anonface would "
+                    "anonymize only the first, so it refuses: convert it to a video first "
+                    f"(e.g. ffmpeg -i {os.path.basename(path)} frames.mp4) and anonymize that"
+                )
             im.load()
-            rgb = im.convert("RGB")
-            return np.asarray(rgb, dtype=np.uint8).copy()
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+            try:
+                upright = ImageOps.exif_transpose(im)
+            except Exception as exc:  # noqa: BLE001 - a malformed EXIF block: refuse, not guess
+                raise MediaError(f"cannot read the EXIF orientation of {path}: {exc}") from exc
+            return _to_rgb8(upright if upright is not None else im, path)
+    except Image.DecompressionBombError as exc:
+        raise MediaError(f"refusing {path}: {exc}") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as exc:
         raise MediaError(f"cannot read {path} as an image: {exc}") from exc
 
 

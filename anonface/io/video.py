@@ -137,10 +137,12 @@ class VideoReader:
 
     Args:
         path: the video file.
-        audio_sink: called with each audio packet of the first audio stream (for copying it to
+        audio_sink: called with each audio packet of every audio stream (for copying them to
             an output); ``None`` skips audio.
-        strict: raise :class:`MediaError` when fewer frames decode than the container states
-            (a truncated file) instead of only logging a warning.
+        strict: raise :class:`MediaError` when the file turns out truncated or damaged instead
+            of only logging a warning: fewer video packets than the container states, packets
+            the demuxer marks corrupt (a partial read at the end of an MPEG file), or a
+            Matroska/WebM video track that ends before the duration its header states.
         autorotate: turn frames upright by the stream's display rotation (as the ffmpeg tool
             does), so that faces are upright for the detector and the output needs no rotation
             metadata. ``info`` then describes the upright frames.
@@ -169,26 +171,39 @@ class VideoReader:
 
     @property
     def audio_stream(self) -> Any | None:
+        """The first audio stream (``None`` when there is none)."""
         s = self._container.streams.audio
         return s[0] if s else None
+
+    @property
+    def audio_streams(self) -> list[Any]:
+        """Every audio stream (a second language, a commentary track...), in file order."""
+        return list(self._container.streams.audio)
 
     def __iter__(self) -> Iterator[tuple[np.ndarray, int | None]]:
         av = _av()
         v = self._container.streams.video[0]
         streams = [v]
         turns = self.info.rotation // 90  # quarter turns counter-clockwise to make frames upright
-        a = self.audio_stream
-        if self.audio_sink is not None and a is not None:
-            streams.append(a)
+        if self.audio_sink is not None:
+            streams.extend(self.audio_streams)
+        packets = corrupt = 0
+        end: float | None = None  # seconds: where the last decoded frame ends
         try:
             for packet in self._container.demux(streams):
                 if packet.stream.type == "audio":
                     if packet.dts is not None and packet.size > 0:
                         self.audio_sink(packet)  # type: ignore[misc]
                     continue
+                if packet.size > 0:
+                    packets += 1
+                    corrupt += bool(packet.is_corrupt)
                 # The final empty packet flushes the decoder's buffered frames.
                 for frame in packet.decode():
                     self.frames_read += 1
+                    if frame.pts is not None and frame.time_base:
+                        t = float((frame.pts + max(int(frame.duration or 0), 0)) * frame.time_base)
+                        end = t if end is None else max(end, t)
                     rgb = frame.to_ndarray(format="rgb24")
                     if turns:
                         rgb = np.ascontiguousarray(np.rot90(rgb, turns))
@@ -197,17 +212,32 @@ class VideoReader:
             raise MediaError(
                 f"{self.path}: video data is corrupt after {self.frames_read} frames: {exc}"
             ) from exc
-        stated = self.info.frames
         if self.frames_read == 0:
             raise MediaError(f"{self.path}: no frame could be decoded (corrupt or empty video)")
-        if stated and self.frames_read < stated:
-            msg = (
-                f"{self.path}: the container states {stated} frames but only "
-                f"{self.frames_read} could be decoded (truncated or corrupt file)"
-            )
+        problem = self._damage(packets, corrupt, end)
+        if problem:
+            msg = f"{self.path}: {problem} (truncated or corrupt file)"
             if self.strict:
                 raise MediaError(msg)
             log.warning(msg)
+
+    def _damage(self, packets: int, corrupt: int, end: float | None) -> str | None:
+        """What shows the file was cut short or damaged, after the whole video was read."""
+        stated = self.info.frames
+        # Packets, not frames: a valid file may hold packets that decode to no picture (the
+        # placeholders of packed MPEG-4 B-frames in AVI), so only missing packets are damage.
+        if stated and packets < stated and self.frames_read < stated:
+            return f"the container states {stated} frames but only {packets} were found"
+        if corrupt:
+            return f"{corrupt} video packets are incomplete"
+        fmt = str(getattr(self._container.format, "name", ""))
+        tag = self._container.streams.video[0].metadata.get("DURATION")
+        if "matroska" in fmt and tag and end is not None:
+            stated_s = _parse_duration(tag)
+            slack = max(0.5, 3.0 / float(self.info.fps or 25))
+            if stated_s is not None and end < stated_s - slack:
+                return f"the video track should last {stated_s:.2f} s but ends at {end:.2f} s"
+        return None
 
     def close(self) -> None:
         self._container.close()
@@ -217,6 +247,15 @@ class VideoReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _parse_duration(text: str) -> float | None:
+    """Seconds from Matroska's ``HH:MM:SS.fffffffff`` DURATION tag (``None`` if malformed)."""
+    try:
+        h, m, s = str(text).strip().split(":")
+        return int(h) * 3600 + int(m) * 60 + float(s)
+    except ValueError:
+        return None
 
 
 def encoder_settings(config: dict[str, Any] | None) -> dict[str, Any]:
@@ -229,18 +268,36 @@ def encoder_settings(config: dict[str, Any] | None) -> dict[str, Any]:
     dict of encoder options) and ``fps`` (output frame rate; timestamps are then regenerated).
 
     Returns ``{"codec", "pix_fmt", "bit_rate", "options", "fps"}``.
+
+    Raises:
+        ValueError: an unknown key, or a value of the wrong type or out of range (``fps`` and
+            the bit rate must be positive and finite, ``quality`` within 0-10, ``crf`` >= 0).
     """
     cfg = dict(config or {})
     codec = str(cfg.pop("codec", "libx264"))
     pix_fmt = cfg.pop("pix_fmt", cfg.pop("pixelformat", None))
     bit_rate = cfg.pop("bit_rate", cfg.pop("bitrate", None))
-    if isinstance(bit_rate, str):
-        mult = {"k": 1e3, "m": 1e6, "g": 1e9}.get(bit_rate[-1].lower(), 1.0)
-        bit_rate = int(float(bit_rate.rstrip("kKmMgG")) * mult)
-    options: dict[str, str] = {str(k): str(v) for k, v in dict(cfg.pop("options", {})).items()}
+    if bit_rate is not None:
+        try:
+            if isinstance(bit_rate, str):
+                mult = {"k": 1e3, "m": 1e6, "g": 1e9}.get(bit_rate[-1:].lower(), 1.0)
+                bit_rate = float(bit_rate.rstrip("kKmMgG")) * mult
+            bit_rate = _positive("bitrate", bit_rate)
+        except (TypeError, ValueError, IndexError):
+            raise ValueError(f"encoder setting bitrate must be a positive number of bits/s (e.g. 4000000 "
+                             f"or \"4M\"), got {bit_rate!r}") from None
+        bit_rate = int(bit_rate)
+    raw_options = cfg.pop("options", {})
+    if not isinstance(raw_options, dict):
+        raise ValueError(f"encoder setting options must be an object of encoder options, got {raw_options!r}")
+    options: dict[str, str] = {str(k): str(v) for k, v in raw_options.items()}
     quality = cfg.pop("quality", None)
-    if quality is not None and codec in ("libx264", "h264", "libx265", "hevc"):
-        options.setdefault("crf", str(int((1 - float(quality) / 10.0) * 51)))
+    if quality is not None:
+        q = _number("quality", quality)
+        if not 0 <= q <= 10:
+            raise ValueError(f"encoder setting quality must be within 0-10 (imageio's scale), got {quality!r}")
+        if codec in ("libx264", "h264", "libx265", "hevc"):
+            options.setdefault("crf", str(int((1 - q / 10.0) * 51)))
     for key in ("ffmpeg_params", "output_params"):
         params = list(cfg.pop(key, []) or [])
         for name, value in zip(params[0::2], params[1::2]):
@@ -248,7 +305,18 @@ def encoder_settings(config: dict[str, Any] | None) -> dict[str, Any]:
     for key in ("crf", "preset", "tune", "profile", "x264-params", "threads"):
         if key in cfg:
             options[key] = str(cfg.pop(key))
-    fps = cfg.pop("fps", None)
+    if "crf" in options and _number("crf", options["crf"]) < 0:
+        raise ValueError(f"encoder setting crf must be >= 0, got {options['crf']!r}")
+    fps_in = cfg.pop("fps", None)
+    fps: Fraction | None = None
+    if fps_in is not None:
+        try:
+            fps = Fraction(fps_in if isinstance(fps_in, str) else _number("fps", fps_in)).limit_denominator(100000)
+        except (TypeError, ValueError, ZeroDivisionError, OverflowError):
+            fps = None
+        if fps is None or fps <= 0:
+            raise ValueError('encoder setting fps must be a positive frame rate (e.g. 25 or "30000/1001"), '
+                             f"got {fps_in!r}")
     for ignored in ("macro_block_size", "audio_path", "audio_codec", "format", "mode"):
         cfg.pop(ignored, None)
     if cfg:
@@ -261,8 +329,28 @@ def encoder_settings(config: dict[str, Any] | None) -> dict[str, Any]:
         "pix_fmt": pix_fmt,
         "bit_rate": bit_rate,
         "options": options,
-        "fps": Fraction(fps).limit_denominator(100000) if fps is not None else None,
+        "fps": fps,
     }
+
+
+def _number(name: str, value: Any) -> float:
+    """``value`` as a finite float, or a ValueError naming the encoder setting."""
+    import math
+
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"encoder setting {name} must be a number, got {value!r}") from None
+    if isinstance(value, bool) or not math.isfinite(out):
+        raise ValueError(f"encoder setting {name} must be a finite number, got {value!r}")
+    return out
+
+
+def _positive(name: str, value: Any) -> float:
+    out = _number(name, value)
+    if out <= 0:
+        raise ValueError(f"encoder setting {name} must be positive, got {value!r}")
+    return out
 
 
 class VideoWriter:
@@ -274,7 +362,8 @@ class VideoWriter:
         fps: frame rate.
         time_base: the time base of the ``pts`` passed to :meth:`write` (default ``1 / fps``).
         encoder: settings as returned by :func:`encoder_settings` (or its input).
-        audio_template: an input audio stream to copy packets of (see :meth:`mux_audio`).
+        audio_template: an input audio stream, or a list of them, to copy packets of (see
+            :meth:`mux_audio`).
         format: container format name (e.g. ``"mp4"``) when the path's extension does not say.
     """
 
@@ -319,11 +408,13 @@ class VideoWriter:
             stream.codec_context.time_base = self.time_base
             stream.time_base = self.time_base
             self._stream = stream
-            self._audio = (
-                self._container.add_stream_from_template(audio_template)
-                if audio_template is not None
-                else None
+            templates = (
+                [] if audio_template is None
+                else list(audio_template) if isinstance(audio_template, (list, tuple))
+                else [audio_template]
             )
+            # input stream index -> output stream: every audio track is kept, in order.
+            self._audio = {int(t.index): self._container.add_stream_from_template(t) for t in templates}
         except (av.error.FFmpegError, ValueError, TypeError) as exc:
             self._container.close()
             raise MediaError(f"cannot set up the encoder for {self.path}: {exc}") from exc
@@ -355,10 +446,11 @@ class VideoWriter:
         return self._last_pts + step
 
     def mux_audio(self, packet: Any) -> None:
-        """Copy one audio packet (from the template stream's container) into the output."""
-        if self._audio is None:
+        """Copy one audio packet (from a template stream's container) into the output."""
+        out = self._audio.get(int(packet.stream.index))
+        if out is None:
             return
-        packet.stream = self._audio
+        packet.stream = out
         self._container.mux(packet)
 
     def close(self) -> None:
@@ -375,12 +467,28 @@ class VideoWriter:
             self._container.close()
 
 
+def _umask() -> int:
+    """The process umask (read without changing it where /proc tells it)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_output(path: str, inputs: tuple[str, ...] = ()) -> Iterator[str]:
     """Yield a temporary path next to ``path``; rename it to ``path`` when the block succeeds.
 
     The temporary file keeps ``path``'s extension (muxers pick the format from it) and is
-    deleted if the block raises. Refuses to overwrite any of ``inputs``.
+    deleted if the block raises (``KeyboardInterrupt`` included). Refuses to overwrite any of
+    ``inputs`` (the same path, or the same file through a link). The result gets the mode new
+    files get (``0666`` less the umask), not the temporary file's private ``0600``.
 
     Raises:
         ValueError: ``path`` is one of ``inputs``.
@@ -403,6 +511,8 @@ def atomic_output(path: str, inputs: tuple[str, ...] = ()) -> Iterator[str]:
     os.close(fd)
     try:
         yield tmp
+        # mkstemp makes the file private (0600); the result gets the mode any new file gets.
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

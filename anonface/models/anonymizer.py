@@ -212,6 +212,31 @@ def _default_weights_path() -> Path:
     return Path(str(resources.files("anonface.weights").joinpath(DEFAULT_WEIGHTS)))
 
 
+def _load_tensors_only(p: Path, map_location: str | torch.device) -> Any:
+    """``torch.load`` with ``weights_only=True``, its failures as one-line ValueErrors.
+
+    Torch's own message for a file holding other Python objects advises loading it with
+    ``weights_only=False``, which runs whatever code the file carries: that advice is never
+    passed on for a file the user may not have made.
+    """
+    import pickle
+    import re
+
+    try:
+        return torch.load(str(p), map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+        what = f" (it refers to the Python object {found.group(1)})" if found else ""
+        raise ValueError(
+            f"{p} is not a safe anonymizer checkpoint: it is corrupt or holds Python objects other than "
+            f"tensors and plain data{what}; loading those could run code, so it is refused. Use a "
+            "checkpoint written by anonface (save_anonymizer or anonface train)"
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise ValueError(f"{p} cannot be read as a PyTorch checkpoint: {first}") from None
+
+
 def load_pretrained(path: str | Path | None = None, map_location: str | torch.device = "cpu") -> FaceAnonymizer:
     """Load a trained anonymizer M in eval mode.
 
@@ -227,7 +252,10 @@ def load_pretrained(path: str | Path | None = None, map_location: str | torch.de
 
     Raises:
         FileNotFoundError: the checkpoint does not exist.
-        ValueError: the file is not an anonymizer checkpoint.
+        ValueError: the file is not an anonymizer checkpoint: unreadable, holding Python
+            objects other than tensors and plain data (refused: unpickling them could run
+            code; there is no option to trust such a file), or with a config or weights that
+            do not describe an anonymizer. The message is one line.
     """
     p = _default_weights_path() if path is None else Path(path)
     if not p.is_file():
@@ -236,16 +264,42 @@ def load_pretrained(path: str | Path | None = None, map_location: str | torch.de
             f"anonymizer checkpoint {where} not found at {p}; train one with `anonface train` and pass "
             "its path, or use a hand-crafted method (blur, pixelate, solid, noise)"
         )
-    payload = torch.load(str(p), map_location=map_location, weights_only=True)
+    payload = _load_tensors_only(p, map_location)
     if isinstance(payload, dict) and payload.get("format") == "anonface.train/1":
         # a full training checkpoint: take M out of it
-        payload = {"format": CHECKPOINT_FORMAT, "config": payload["config"]["anonymizer"],
-                   "state_dict": payload["models"]["M"]}
+        cfg, models = payload.get("config"), payload.get("models")
+        if not (isinstance(cfg, dict) and isinstance(models, dict) and "anonymizer" in cfg and "M" in models):
+            raise ValueError(f"{p} is a training checkpoint without an anonymizer (config['anonymizer'] and "
+                             "models['M'])")
+        payload = {"format": CHECKPOINT_FORMAT, "config": cfg["anonymizer"], "state_dict": models["M"]}
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         got = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
         raise ValueError(f"{p} is not an anonymizer checkpoint (expected format {CHECKPOINT_FORMAT!r}, got {got!r})")
-    model = build_anonymizer(payload["config"])
-    sd = {k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()}
+    config, state = payload.get("config"), payload.get("state_dict")
+    if not isinstance(config, dict):
+        raise ValueError(f"{p}: the checkpoint's config must be a mapping of AnonymizerConfig fields, "
+                         f"got {type(config).__name__}")
+    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, Tensor) for k, v in state.items()):
+        raise ValueError(f"{p}: the checkpoint's state_dict must map parameter names to tensors")
+    try:
+        cfg_obj = AnonymizerConfig.from_dict(config)
+        for f in dataclasses.fields(AnonymizerConfig):
+            value, want = getattr(cfg_obj, f.name), type(getattr(AnonymizerConfig(), f.name))
+            if type(value) is not want:
+                raise ValueError(f"{f.name} must be {want.__name__}, got {value!r}")
+        cfg_obj.validate()
+        model = build_anonymizer(cfg_obj)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise ValueError(f"{p}: the checkpoint's config does not describe an anonymizer: {exc}") from None
+    sd = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(sd))
+    unexpected = sorted(set(sd) - set(expected))
+    wrong = sorted(k for k in set(sd) & set(expected) if sd[k].shape != expected[k].shape)
+    if missing or unexpected or wrong:
+        raise ValueError(f"{p}: the weights do not fit the model its config describes ({len(missing)} missing, "
+                         f"{len(unexpected)} unexpected, {len(wrong)} of the wrong shape, e.g. "
+                         f"{(missing + unexpected + wrong)[:3]})")
     model.load_state_dict(sd)
     model.to(map_location)
     model.eval()
