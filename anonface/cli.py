@@ -11,20 +11,23 @@ parser and sets ``func`` with ``parser.set_defaults(func=callable)``; the callab
 parsed ``argparse.Namespace`` and returns the exit status.
 
 Exit status: 0 when every input was anonymized, 1 when any failed (the others are still
-processed), 2 for bad arguments.
+processed), 2 for bad arguments (including outputs that would collide or overwrite an input,
+checked before anything is written), 130 after Ctrl-C and 143 after SIGTERM (the unfinished
+output is removed).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import logging
 import os
 import sys
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
-__all__ = ["main", "build_parser", "EXTENSIONS", "output_path"]
+__all__ = ["main", "build_parser", "EXTENSIONS", "output_path", "plan_outputs"]
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +62,8 @@ def _json_dict(text: str) -> dict[str, Any]:
 def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("input", nargs="+", help="video/image files or folders of them")
     p.add_argument("-o", "--output", default=None, metavar="O",
-                   help="output file (one input) or existing folder; default: <stem>_anonymized<ext> beside each input")
+                   help="output file (one input) or folder (an existing one, or any path ending in /, created); "
+                        "default: <stem>_anonymized<ext> beside each input")
     p.add_argument("-t", "--thresh", type=float, default=None, metavar="T",
                    help="face detection threshold (default 0.2, as deface; 0.1 with --fast)")
     p.add_argument("-s", "--scale", type=_scale, default=None, metavar="WxH",
@@ -139,28 +143,147 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def output_path(src: str, output: str | None, many: bool) -> str:
-    """Where ``src``'s result goes: ``<stem>_anonymized<ext>`` beside it, or inside/at ``output``."""
+#: Containers that take the default H.264 encoder. Other video inputs (webm, ogv, gif, unknown
+#: extensions) get an ``.mp4`` output by default: their own container cannot hold H.264.
+_H264_CONTAINERS = frozenset(
+    {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".mpg", ".mpeg", ".wmv", ".flv", ".ts", ".mts", ".m2ts", ".3gp"}
+)
+
+
+def output_path(src: str, output: str | None, many: bool, subfolder: str = "") -> str:
+    """Where ``src``'s result goes: ``<stem>_anonymized<ext>`` beside it, or inside/at ``output``.
+
+    ``output`` is a folder when it exists as one, ends with a path separator, or ``many`` is
+    true; ``subfolder`` (the input's folder relative to a folder given as input) is then kept
+    under it. Videos whose container cannot hold H.264 get the ``.mp4`` extension.
+    """
+    from anonface.io import media_kind
+
     stem, ext = os.path.splitext(os.path.basename(src))
-    default_name = f"{stem}_anonymized{ext or '.mp4'}"
+    if media_kind(src) != "image" and ext.lower() not in _H264_CONTAINERS:
+        ext = ".mp4"
+    default_name = f"{stem}_anonymized{ext}"
     if output is None:
         return os.path.join(os.path.dirname(src), default_name)
-    if os.path.isdir(output) or many:
-        return os.path.join(output, default_name)
+    if _names_folder(output) or many:
+        return os.path.join(output, subfolder, default_name)
     return output
 
 
-def _expand(inputs: Sequence[str]) -> list[str]:
-    paths = []
+def _names_folder(output: str) -> bool:
+    return os.path.isdir(output) or output.endswith(("/", os.sep))
+
+
+def _is_earlier_output(name: str) -> bool:
+    return os.path.splitext(name)[0].endswith("_anonymized")
+
+
+def _expand(inputs: Sequence[str], exclude: str | None = None) -> tuple[list[tuple[str, str]], list[str]]:
+    """Files to process as ``(path, subfolder)`` and notes on what folder runs leave out.
+
+    Folders are walked recursively (``subfolder`` is the file's folder relative to the one
+    given); hidden files and folders, files that are neither images nor videos, earlier
+    results (``*_anonymized.*``), the output folder ``exclude`` and symlinked folders are left
+    out, each kind with a note. Files named explicitly are always taken.
+    """
+    from anonface.io import media_kind
+
+    paths: list[tuple[str, str]] = []
+    not_media: list[str] = []
+    earlier: list[str] = []
+    links: list[str] = []
+    skip = os.path.realpath(exclude) if exclude is not None else None
     for p in inputs:
-        if os.path.isdir(p):
-            paths.extend(
-                os.path.join(p, f) for f in sorted(os.listdir(p))
-                if not f.startswith(".") and os.path.isfile(os.path.join(p, f))
-            )
-        else:
-            paths.append(p)
-    return paths
+        if not os.path.isdir(p):
+            paths.append((p, ""))
+            continue
+        for root, dirs, files in os.walk(p):
+            keep = []
+            for d in sorted(dirs):
+                full = os.path.join(root, d)
+                if d.startswith(".") or (skip is not None and os.path.realpath(full) == skip):
+                    continue
+                if os.path.islink(full):
+                    links.append(full)
+                    continue
+                keep.append(d)
+            dirs[:] = keep
+            rel = os.path.relpath(root, p)
+            rel = "" if rel == "." else rel
+            for f in sorted(files):
+                full = os.path.join(root, f)
+                if f.startswith(".") or not os.path.isfile(full):
+                    continue
+                if media_kind(full) == "unknown":
+                    not_media.append(full)
+                elif _is_earlier_output(f):
+                    earlier.append(full)
+                else:
+                    paths.append((full, rel))
+
+    def some(names: list[str]) -> str:
+        return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+
+    notes = []
+    if not_media:
+        notes.append(f"skipped {len(not_media)} files that are not images or videos by their extension: "
+                     f"{some(not_media)} (name a file explicitly to try it as a video)")
+    if earlier:
+        notes.append(f"skipped {len(earlier)} earlier results (*_anonymized.*): {some(earlier)}")
+    if links:
+        notes.append(f"did not follow {len(links)} symlinked folders: {some(links)} (name them explicitly)")
+    return paths, notes
+
+
+def plan_outputs(inputs: Sequence[str], output: str | None) -> tuple[list[tuple[str, str]], list[str]]:
+    """Every ``(input file, output file)`` of a run, checked before anything is written.
+
+    Returns the pairs and notes on files left out of folder runs (see :func:`_expand`).
+
+    Raises:
+        ValueError: no input file; several inputs and ``-o`` that is a file or is named like one
+            (``out.mp4``; other names are created as folders); two inputs
+            whose results would go to the same file (the first would be lost); an output that
+            is one of the inputs (by path, symlink or hard link).
+    """
+    exclude = output if output is not None and _names_folder(output) else None
+    files, notes = _expand(inputs, exclude)
+    if not files:
+        raise ValueError("no input files" + (f" ({'; '.join(notes)})" if notes else ""))
+    many = len(files) > 1 or any(os.path.isdir(p) for p in inputs)
+    if output is not None and many and not _names_folder(output):
+        from anonface.io import media_kind
+
+        # Several results need a folder; a name that looks like a file is a mistake, not a folder.
+        if os.path.exists(output) or media_kind(output) != "unknown":
+            raise ValueError(f"with several inputs, -o must be a folder; {output} is not one (write "
+                             f"{output.rstrip(os.sep)}{os.sep} to have a folder of that name created)")
+    plan = [(src, output_path(src, output, many, rel)) for src, rel in files]
+
+    def key(path: str) -> str:
+        return os.path.normcase(os.path.realpath(path))
+
+    def inode(path: str) -> tuple[int, int] | None:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        return st.st_dev, st.st_ino
+
+    sources = {key(src): src for src, _ in plan}
+    source_inodes = {i: src for src, _ in plan if (i := inode(src)) is not None}
+    taken: dict[str, str] = {}
+    for src, dst in plan:
+        k = key(dst)
+        if k in taken:
+            raise ValueError(f"{taken[k]} and {src} would both be written to {dst} (the first result would "
+                             "be lost); run them separately with different -o, or rename one")
+        taken[k] = src
+        other = sources.get(k) or source_inodes.get(inode(dst))  # type: ignore[arg-type]
+        if other is not None:
+            raise ValueError(f"the output for {src} would be {dst}, which is the input {other}; refusing "
+                             "to overwrite an input: choose another -o")
+    return plan, notes
 
 
 def _draw_scores(frame: Any, boxes: Any) -> Any:
@@ -224,6 +347,31 @@ def resolve_speed_options(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def _device_problem(device: str) -> str | None:
+    """Why ``--device`` cannot be used here (a CUDA device without CUDA), or None."""
+    import torch
+
+    if device == "auto":
+        return None
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError) as exc:
+        return f"--device {device!r} is not a device name (auto, cpu, cuda, cuda:1...): {exc}"
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            why = "this torch build has no CUDA support" if torch.version.cuda is None else "no CUDA GPU is visible"
+            return f"--device {device}: {why}; use --device cpu (or auto)"
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            return f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) are visible"
+    return None
+
+
+def _max_frames_problem(max_frames: int | None) -> str | None:
+    if max_frames is not None and max_frames < 1:
+        return f"--max-frames must be at least 1, got {max_frames}"
+    return None
+
+
 def run_command(args: argparse.Namespace) -> int:
     """Anonymize every input; returns 0 when all succeeded, 1 otherwise."""
     from anonface.io import MediaError, encoder_settings, media_kind
@@ -237,6 +385,10 @@ def run_command(args: argparse.Namespace) -> int:
             return 2
         method = alias
     method = method or "pixelate"
+    problem = _device_problem(args.device) or _max_frames_problem(args.max_frames)
+    if problem:
+        print(f"anonface: error: {problem}", file=sys.stderr)
+        return 2
     try:
         encoder = encoder_settings(args.ffmpeg_config)
         detector_args = resolve_speed_options(args)
@@ -251,22 +403,27 @@ def run_command(args: argparse.Namespace) -> int:
     except (ValueError, RuntimeError, FileNotFoundError) as exc:
         print(f"anonface: error: {exc}", file=sys.stderr)
         return 2
-    paths = _expand(args.input)
-    if not paths:
-        print("anonface: error: no input files", file=sys.stderr)
+    try:
+        # Every output is known and checked before anything is written (no two results to one
+        # file, no input overwritten).
+        plan, notes = plan_outputs(args.input, args.output)
+    except ValueError as exc:
+        print(f"anonface: error: {exc}", file=sys.stderr)
         return 2
-    many = len(paths) > 1
-    if args.output is not None and many and not os.path.isdir(args.output):
-        print(f"anonface: error: with several inputs, -o must be an existing folder, got {args.output}", file=sys.stderr)
-        return 2
+    for note in notes:
+        print(f"anonface: note: {note}", file=sys.stderr)
+    # -o names a folder (created as needed, with the inputs' subfolders) unless it is the output file.
+    out_folder = args.output is not None and any(dst != args.output for _, dst in plan)
     hook = _frame_hook(args)
     failures = 0
-    for src in paths:
-        dst = output_path(src, args.output, many)
+    for src, dst in plan:
         kind = media_kind(src)
         if not args.quiet:
             print(f"Input:  {src}\nOutput: {dst}", file=sys.stderr)
         try:
+            if out_folder:
+                # The -o folder (and the input's subfolders under it) is created as needed.
+                os.makedirs(os.path.dirname(dst), exist_ok=True)
             if kind == "image":
                 stats = anonymize_image(src, dst, anonymizer=anon, on_frame=hook)
             else:
@@ -279,6 +436,11 @@ def run_command(args: argparse.Namespace) -> int:
             failures += 1
             print(f"anonface: error: {src}: {exc}", file=sys.stderr)
             continue
+        except Exception as exc:  # noqa: BLE001 - one line per failed file; the run goes on
+            failures += 1
+            log.debug("%s failed", src, exc_info=True)
+            print(f"anonface: error: {src}: {type(exc).__name__}: {exc}", file=sys.stderr)
+            continue
         if stats.failed_frames:
             print(f"anonface: warning: {src}: {len(stats.failed_frames)} frames could not be "
                   "processed and were masked whole", file=sys.stderr)
@@ -286,7 +448,7 @@ def run_command(args: argparse.Namespace) -> int:
             print(f"Done:   {dst} ({stats.frames} frames, {stats.fps:.1f} frames/s, "
                   f"{stats.faces} face boxes)", file=sys.stderr)
     if failures:
-        print(f"anonface: {failures} of {len(paths)} inputs failed", file=sys.stderr)
+        print(f"anonface: {failures} of {len(plan)} inputs failed", file=sys.stderr)
     return 1 if failures else 0
 
 
@@ -341,7 +503,41 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "func", None) is None:
         parser.print_help(sys.stderr)
         return 2
-    return int(args.func(args) or 0)
+    # Ctrl-C and SIGTERM unwind like errors: the unfinished output's temporary file is removed
+    # (atomic writes), and the command ends with one line and 130 / 143, not a traceback.
+    with _terminate_raises():
+        try:
+            return int(args.func(args) or 0)
+        except KeyboardInterrupt:
+            print("anonface: interrupted; unfinished outputs were removed", file=sys.stderr)
+            return 130
+        except _Terminated:
+            print("anonface: terminated; unfinished outputs were removed", file=sys.stderr)
+            return 143
+
+
+class _Terminated(BaseException):
+    """SIGTERM arrived (raised by the handler :func:`_terminate_raises` installs)."""
+
+
+@contextlib.contextmanager
+def _terminate_raises() -> Iterator[None]:
+    """Turn SIGTERM into :class:`_Terminated` while the block runs (main thread only)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise _Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":  # pragma: no cover
