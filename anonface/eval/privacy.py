@@ -47,10 +47,8 @@ from anonface.eval.judge import DlibJudge, JudgedFace
 from anonface.eval.methods import AnonymizeFn, MethodSpec
 from anonface.eval.metrics import (
     PairOutcome,
-    Rate,
     detection_rate,
     landmark_displacement,
-    rate,
     reid_rate,
     verification_accuracy,
 )

@@ -13,16 +13,15 @@ Protocol (small scale on the shared data; the same code runs on a full JHMDB-lay
 3. Train the action detector (``anonface.train.action.train_action_detector``: the small Faster R-CNN of
    ``anonface.models.action``) from the same seed for ``steps`` SGD steps on the anonymized training
    frames, then detect on the anonymized test frames.
-4. Frame-mAP at IoU 0.5 (``anonface.eval.frame_map``, VOC style), averaged over ``repeats`` training
-   seeds (the per-seed values are kept: on a 20-frame test set they spread by a few points).
+4. Frame-mAP at IoU 0.5 (``anonface.models.action.frame_map``, VOC style), averaged over ``repeats``
+   training seeds (the per-seed values are kept: on a 20-frame test set they spread by a few points).
 
-Everything on the training side is imported lazily; when something is missing each row's utility says
-why, never a number.
+Evaluation builds on the training code (never the reverse). Without action data each row's utility
+says why, never a number.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import time
 from pathlib import Path
@@ -30,21 +29,15 @@ from typing import Any, Callable, Sequence
 
 import torch
 
+from anonface.data.actions import ActionSet, load_action_json, load_jhmdb
+from anonface.eval.faces import enlarge_box
 from anonface.eval.methods import AnonymizeFn, MethodSpec
+from anonface.models.action.frame_map import frame_map
+from anonface.train.action import detect, small_detector_config, train_action_detector
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["utility_unavailable_reason", "run_utility", "UtilitySettings", "anonymize_action_frames",
-           "compute_frame_map"]
-
-# What this module needs from the training side: (module, attribute) pairs.
-_REQUIRED: tuple[tuple[str, str], ...] = (
-    ("anonface.eval.frame_map", "frame_map"),
-    ("anonface.models.action", "build_detector"),
-    ("anonface.data.actions", "load_jhmdb"),
-    ("anonface.train.action", "train_action_detector"),
-)
-
+__all__ = ["run_utility", "UtilitySettings", "anonymize_action_frames", "compute_frame_map"]
 
 class UtilitySettings:
     """Training of the utility runs: ``anonface.train.action``'s small detector and recipe (SGD, lr 0.02,
@@ -63,41 +56,26 @@ class UtilitySettings:
         return dict(vars(self))
 
 
-def utility_unavailable_reason() -> str | None:
-    """None when the action detector, its data loaders and frame-mAP are importable; else why not."""
-    for mod, attr in _REQUIRED:
-        try:
-            m = importlib.import_module(mod)
-        except ImportError as e:
-            return f"{mod} is not available ({e.__class__.__name__}: {e})"
-        if not hasattr(m, attr):
-            return f"{mod}.{attr} is not available in this build"
-    return None
-
-
 def load_action_data(path: Path):  # -> anonface.data.actions.ActionSet
     """An ``ActionSet`` from a JHMDB clip (``.avi`` + ``*joint_positions.mat``), a folder holding one, or a
     JSON file in the project's action format."""
-    actions = importlib.import_module("anonface.data.actions")
     path = Path(path)
     if path.suffix.lower() == ".json":
-        return actions.load_action_json(path)
+        return load_action_json(path)
     if path.is_dir():
         clips = sorted(p for p in path.glob("*.avi"))
         jsons = sorted(p for p in path.glob("*.json"))
         if clips:
             path = clips[0]
         elif jsons:
-            return actions.load_action_json(jsons[0])
+            return load_action_json(jsons[0])
         else:
             raise FileNotFoundError(f"no JHMDB clip (.avi) or action JSON found in {path}")
-    return actions.load_jhmdb(path)
+    return load_jhmdb(path)
 
 
 def anonymize_action_frames(data, fn: AnonymizeFn, detector, settings: UtilitySettings) -> torch.Tensor:
     """The frames of an ``ActionSet`` with every face anonymized by ``fn`` (see the module docstring)."""
-    from anonface.eval.faces import enlarge_box
-
     rows: list[list[float]] = []
     frames = data.frames
     for i in range(frames.shape[0]):
@@ -109,37 +87,25 @@ def anonymize_action_frames(data, fn: AnonymizeFn, detector, settings: UtilitySe
     return fn(frames.clone(), rois)
 
 
-def compute_frame_map(detections: list[dict[str, torch.Tensor]], targets: list[dict[str, torch.Tensor]],
-                      num_classes: int) -> float:
-    """Frame-mAP at IoU 0.5 through ``anonface.eval.frame_map.frame_map``."""
-    fm = importlib.import_module("anonface.eval.frame_map")
-    res = fm.frame_map(detections, targets, iou_threshold=0.5)
-    if isinstance(res, dict):
-        for key in ("map", "mAP", "frame_map"):
-            if key in res:
-                return float(res[key])
-        raise TypeError(f"frame_map returned a dict without a 'map' entry: {sorted(res)}")
-    if isinstance(res, (tuple, list)):
-        return float(res[0])
-    return float(res)
+def compute_frame_map(detections: list[dict[str, torch.Tensor]], targets: list[dict[str, torch.Tensor]]) -> float:
+    """Frame-mAP at IoU 0.5 (:func:`anonface.models.action.frame_map.frame_map`)."""
+    return float(frame_map(detections, targets, iou_threshold=0.5)["map"])
 
 
 def _train_and_test(data, frames: torch.Tensor, train_idx: list[int], test_idx: list[int],
                     settings: UtilitySettings) -> float:
     """Train A (``anonface.train.action``'s recipe) on the anonymized training frames, frame-mAP on the
     anonymized test frames."""
-    actions = importlib.import_module("anonface.data.actions")
-    ta = importlib.import_module("anonface.train.action")
-    anon = actions.ActionSet(frames, data.person_boxes, data.labels, data.face_boxes, data.classes)
+    anon = ActionSet(frames, data.person_boxes, data.labels, data.face_boxes, data.classes)
     if settings.longer_side and max(frames.shape[1:3]) > settings.longer_side:
         anon = anon.resized(settings.longer_side)  # after anonymization: faces are found at full size
-    det = ta.train_action_detector(anon.subset(train_idx), steps=settings.steps, seed=settings.seed,
-                                   config=ta.small_detector_config(max(data.num_classes, 1)), lr=settings.lr,
-                                   batch_size=settings.batch, log_every=0)
+    det = train_action_detector(anon.subset(train_idx), steps=settings.steps, seed=settings.seed,
+                                config=small_detector_config(max(data.num_classes, 1)), lr=settings.lr,
+                                batch_size=settings.batch, log_every=0)
     test = anon.subset(test_idx)
-    dets = ta.detect(det, test)
+    dets = detect(det, test)
     targets = [{"boxes": b, "labels": lab} for b, lab in zip(test.person_boxes, test.labels)]
-    return compute_frame_map(dets, targets, data.num_classes)
+    return compute_frame_map(dets, targets)
 
 
 def run_utility(methods: Sequence[tuple[MethodSpec, AnonymizeFn]], data_path: Path | None, *,
@@ -148,10 +114,8 @@ def run_utility(methods: Sequence[tuple[MethodSpec, AnonymizeFn]], data_path: Pa
     """Frame-mAP per method label; a row is ``{"frame_map": float, ...}`` or ``{"unavailable": reason}``."""
     say = progress or (lambda msg: None)
     settings = settings or UtilitySettings()
-    reason = utility_unavailable_reason()
-    if reason is None and (data_path is None or not Path(data_path).exists()):
+    if data_path is None or not Path(data_path).exists():
         reason = f"no action-detection data (JHMDB clip or JSON) found at {data_path}"
-    if reason is not None:
         logger.warning("utility (action frame-mAP) skipped: %s", reason)
         return {spec.label: {"unavailable": reason} for spec, _ in methods}
     data = load_action_data(Path(data_path))  # type: ignore[arg-type]

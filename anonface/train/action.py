@@ -13,7 +13,7 @@ from typing import Any, Callable
 import torch
 
 from anonface.data.actions import ActionSet
-from anonface.eval.frame_map import frame_map
+from anonface.models.action.frame_map import frame_map
 from anonface.models.action.detector import ActionDetector, DetectorConfig
 
 logger = logging.getLogger(__name__)

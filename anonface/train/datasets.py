@@ -9,7 +9,7 @@ import torch
 
 from anonface.data.actions import ActionSet, load_action_json, load_jhmdb
 from anonface.data.faces import FaceBank
-from anonface.data.lfw import FACE_BOX_GEOMETRIES, IdentityFolder, data_root, list_identities, pair_fold, read_pairs
+from anonface.data.lfw import FACE_BOX_GEOMETRIES, data_root, list_identities, pair_fold, read_pairs
 from anonface.data.synthetic import synthetic_actions, synthetic_faces
 from anonface.train.config import DataConfig
 from anonface.train.trainer import TrainData

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from anonface.eval.frame_map import average_precision, frame_map, iou_matrix
+from anonface.models.action.frame_map import average_precision, frame_map, iou_matrix
 
 
 def _d(boxes, scores, labels):
