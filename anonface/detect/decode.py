@@ -6,37 +6,19 @@ detector looked at; pixel ``(i, j)`` has its centre at ``(j + 0.5, i + 0.5)``.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+from anonface.boxes import box_iou
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["decode_centerface", "decode_centerface_torch", "nms", "box_iou"]
 
 # CenterFace predicts on a grid 4x coarser than its input.
 _STRIDE = 4.0
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise intersection over union.
-
-    Args:
-        a: ``[K, 4+]`` boxes ``(x1, y1, x2, y2, ...)``.
-        b: ``[M, 4+]`` boxes.
-
-    Returns:
-        ``[K, M]`` float32 IoU; degenerate boxes have IoU 0 with everything.
-    """
-    a = np.asarray(a, dtype=np.float32)[:, :4]
-    b = np.asarray(b, dtype=np.float32)[:, :4]
-    ix1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    iy1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    ix2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    iy2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(ix2 - ix1, 0, None) * np.clip(iy2 - iy1, 0, None)
-    area_a = np.clip(a[:, 2] - a[:, 0], 0, None) * np.clip(a[:, 3] - a[:, 1], 0, None)
-    area_b = np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
-    union = area_a[:, None] + area_b[None, :] - inter
-    with np.errstate(divide="ignore", invalid="ignore"):
-        iou = np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
-    return iou.astype(np.float32)
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float = 0.3) -> np.ndarray:

@@ -13,6 +13,8 @@ from typing import Sequence
 
 import numpy as np
 
+from anonface.boxes import box_iou
+
 from anonface.eval._deps import import_centerface
 
 logger = logging.getLogger(__name__)
@@ -20,7 +22,6 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "Detection",
     "CenterFaceDetector",
-    "box_iou",
     "enlarge_box",
     "central_box",
     "pick_central",
@@ -42,17 +43,6 @@ class Detection:
         """``sqrt(width * height)`` of the box, the face-size unit of landmark displacement."""
         x1, y1, x2, y2 = self.box
         return float(np.sqrt(max(x2 - x1, 0.0) * max(y2 - y1, 0.0)))
-
-
-def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
-    """Intersection over union of two ``(x1, y1, x2, y2)`` boxes (0 when either is empty)."""
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    area_a = max(0.0, a[2] - a[0]) * max(0.0, a[3] - a[1])
-    area_b = max(0.0, b[2] - b[0]) * max(0.0, b[3] - b[1])
-    union = area_a + area_b - inter
-    return float(inter / union) if union > 0 else 0.0
 
 
 def enlarge_box(box: Sequence[float], mask_scale: float) -> tuple[float, float, float, float]:
@@ -97,7 +87,7 @@ def pick_overlapping(dets: Sequence[Detection], ref: Sequence[float], min_iou: f
     """The detection with the highest IoU with ``ref`` if that IoU is at least ``min_iou``; else None."""
     best, best_iou = None, -1.0
     for d in dets:
-        v = box_iou(d.box, ref)
+        v = float(box_iou([d.box], [ref])[0, 0])
         if v > best_iou:
             best, best_iou = d, v
     return best if best is not None and best_iou >= min_iou else None

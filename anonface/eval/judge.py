@@ -17,7 +17,7 @@ from typing import Sequence
 import numpy as np
 
 from anonface.eval._deps import face_recognition_model_files, import_dlib
-from anonface.eval.faces import box_iou
+from anonface.boxes import box_iou
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ class DlibJudge:
         chosen = None
         if boxes:
             if near is not None:
-                ious = [box_iou(b, near) for b in boxes]
+                ious = box_iou(boxes, [near])[:, 0]
                 k = int(np.argmax(ious))
                 chosen = boxes[k] if ious[k] > 0.0 else None
             else:

@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from anonface.models.action.frame_map import average_precision, frame_map, iou_matrix
+from anonface.boxes import box_iou
+from anonface.models.action.frame_map import average_precision, frame_map
 
 
 def _d(boxes, scores, labels):
@@ -20,7 +21,7 @@ def _g(boxes, labels):
 
 
 def test_iou_hand() -> None:
-    m = iou_matrix(np.array([[0, 0, 10, 10]]), np.array([[0, 0, 10, 5], [5, 5, 15, 15], [20, 20, 30, 30]]))
+    m = box_iou(np.array([[0, 0, 10, 10]]), np.array([[0, 0, 10, 5], [5, 5, 15, 15], [20, 20, 30, 30]]))
     np.testing.assert_allclose(m, [[0.5, 25 / 175, 0.0]])
 
 

@@ -17,21 +17,9 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["frame_map", "average_precision", "iou_matrix"]
+from anonface.boxes import box_iou
 
-
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU ``[N, M]`` of ``a [N, 4]`` and ``b [M, 4]``."""
-    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
-    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    wh = np.clip(rb - lt, 0, None)
-    inter = wh[..., 0] * wh[..., 1]
-    area = lambda x: np.clip(x[:, 2] - x[:, 0], 0, None) * np.clip(x[:, 3] - x[:, 1], 0, None)  # noqa: E731
-    union = area(a)[:, None] + area(b)[None, :] - inter
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+__all__ = ["frame_map", "average_precision"]
 
 
 def average_precision(tp: np.ndarray, num_gt: int) -> float:
@@ -101,7 +89,7 @@ def frame_map(detections: Sequence[Mapping[str, Any]], ground_truth: Sequence[Ma
             gb = gts[f][0][gts[f][1] == c]
             if gb.shape[0] == 0:
                 continue
-            iou = iou_matrix(dets[f][0][i:i + 1], gb)[0]
+            iou = box_iou(dets[f][0][i:i + 1], gb)[0]
             iou[used[f]] = -1.0
             j = int(np.argmax(iou))
             if iou[j] >= iou_threshold:
