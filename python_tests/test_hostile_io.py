@@ -337,6 +337,36 @@ def test_truncated_video_fails_loudly(tmp_path: Path, capsys: pytest.CaptureFixt
     assert not (tmp_path / "api.mp4").exists() and not _parts(tmp_path)
 
 
+def test_valid_mpeg4_mp3_avi_is_not_called_truncated(tmp_path: Path) -> None:
+    """FFmpeg's AVI muxer states 32 frames for these 31 (mpeg4 video, mp3 audio)."""
+    if "libmp3lame" not in av.codecs_available:
+        pytest.skip("no mp3 encoder in this FFmpeg")
+    src = tmp_path / "m.avi"
+    with av.open(str(src), "w") as c:
+        v = c.add_stream("mpeg4", rate=30)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        a = c.add_stream("libmp3lame", rate=44100)
+        a.layout = "stereo"
+        for i in range(31):
+            vf = av.VideoFrame.from_ndarray(_pattern(48, 64, i), format="rgb24")
+            vf.pts = i
+            for p in v.encode(vf):
+                c.mux(p)
+        for p in v.encode(None):
+            c.mux(p)
+        dtype = {"s16p": np.int16, "s32p": np.int32, "fltp": np.float32}[a.format.name]
+        for i in range(40):
+            af = av.AudioFrame.from_ndarray(np.zeros((2, 1152), dtype), format=a.format.name, layout="stereo")
+            af.sample_rate, af.pts = 44100, i * 1152
+            for p in a.encode(af):
+                c.mux(p)
+        for p in a.encode(None):
+            c.mux(p)
+    out = tmp_path / "out.avi"
+    assert _run(str(src), "-o", str(out), "-k", "--method", "solid", "-q") == 0
+    assert len(_frames(out)) == 31
+
+
 # --------------------------------------------------------------------------- crashes -> one line
 
 
