@@ -38,7 +38,7 @@ def test_unknown_keys_refused(tmp_path: Path) -> None:
         apply_overrides({}, ["nonsense"])
 
 
-@pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted((REPO / "configs").rglob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_configs_load(path: Path) -> None:
     import yaml
 
