@@ -168,7 +168,8 @@ class CenterFace:
             from anonface.detect import ort
 
             if precision == "int8":
-                self._session = ort.make_session(ort.int8_model_path(self.onnx_path), threads)
+                # The cached model is verified against its sha256 record and a self-test.
+                self._session = ort.int8_session(self.onnx_path, threads, outputs=_OUTPUTS)
             else:
                 model = ort.prepare_graph(self.onnx_path).SerializeToString()
                 self._session = ort.make_session(model, threads)

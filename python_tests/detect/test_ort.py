@@ -72,7 +72,8 @@ def test_int8_model_is_quantized_once_and_cached(int8_path: str, monkeypatch) ->
     monkeypatch.setattr(q, "quantize_static", boom)
     assert ort_backend.int8_model_path(default_onnx_path(), cache) == int8_path
     assert os.stat(int8_path).st_mtime_ns == mtime
-    assert [p.name for p in cache.iterdir()] == [Path(int8_path).name]  # no temporary files left
+    # The model and its sha256 record; no temporary files left.
+    assert sorted(p.name for p in cache.iterdir()) == [Path(int8_path).name, Path(int8_path).name + ".json"]
     # The name changes with the recipe, so a new recipe quantizes again.
     monkeypatch.setattr(ort_backend, "RECIPE", ort_backend.RECIPE + 1)
     with pytest.raises(AssertionError, match="quantized again"):
