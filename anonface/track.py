@@ -17,7 +17,9 @@ have arrived; for each track, frame ``t`` gets
   or velocity still leaves the face covered. A frame can thus have more boxes than faces.
 
 Smoothing averages a box's centre with detections at the same distance before and after it
-(symmetric, so a face moving at constant speed is not lagged) and never shrinks a box.
+(symmetric, so a face moving at constant speed is not lagged) and never shrinks a box; in a frame
+where a face was detected, the smoothed box is widened to contain that detection, so smoothing
+never uncovers part of a face the detector (or the caller) reported.
 
 Boxes are ``[K, 5]`` float32 ``(x1, y1, x2, y2, score)``, pixel-corner coordinates.
 """
@@ -197,7 +199,12 @@ class FaceTracker:
         n = len(times)
         i = int(np.searchsorted(times, t))
         if i < n and times[i] == t:
-            return [self._smoothed(tr, i)]
+            # Smoothing may move the box; where the face was seen, its box stays covered too.
+            box = self._smoothed(tr, i).copy()
+            raw = tr.boxes[i]
+            box[0:2] = np.minimum(box[0:2], raw[0:2])
+            box[2:4] = np.maximum(box[2:4], raw[2:4])
+            return [box]
         before = i - 1 if i > 0 else None
         after = i if i < n else None
         if before is not None and after is not None and times[after] - times[before] <= self.max_gap:
