@@ -372,7 +372,6 @@ def _max_frames_problem(max_frames: int | None) -> str | None:
     return None
 
 
-def run_command(args: argparse.Namespace) -> int:
 def _check_numeric_options(args: argparse.Namespace, method: str) -> None:
     """ValueError naming the flag for any numeric option out of its range (anonface.options).
 
@@ -410,6 +409,7 @@ def _warn_skipped_frames(args: argparse.Namespace, detect_every: int) -> None:
           "visible; drop --fast/--detect-every for full coverage", file=sys.stderr)
 
 
+def run_command(args: argparse.Namespace) -> int:
     """Anonymize every input; returns 0 when all succeeded, 1 otherwise."""
     from anonface.io import MediaError, encoder_settings, media_kind
     from anonface.pipeline import AnonymizationError, Anonymizer, anonymize_image
@@ -427,8 +427,8 @@ def _warn_skipped_frames(args: argparse.Namespace, detect_every: int) -> None:
         print(f"anonface: error: {problem}", file=sys.stderr)
         return 2
     try:
-        encoder = encoder_settings(args.ffmpeg_config)
         _check_numeric_options(args, method)
+        encoder = encoder_settings(args.ffmpeg_config)
         detector_args = resolve_speed_options(args)
         anon = Anonymizer(
             method, strength=args.strength, scale=args.scale,
@@ -438,8 +438,8 @@ def _warn_skipped_frames(args: argparse.Namespace, detect_every: int) -> None:
             on_error=args.on_error, mosaic_px=args.mosaicsize if method == "pixelate" else None,
             backend=args.backend,
         )
-    except (ValueError, RuntimeError, FileNotFoundError) as exc:
         _warn_skipped_frames(args, detector_args["detect_every"])
+    except (ValueError, RuntimeError, FileNotFoundError) as exc:
         print(f"anonface: error: {exc}", file=sys.stderr)
         return 2
     try:
