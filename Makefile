@@ -22,7 +22,7 @@ $(VENV)/.tools-installed:
 
 # Build isolation is off on purpose: the kernels must be compiled against the torch they run with.
 build: venv
-	$(VPY) -m pip install $(PIN) --no-build-isolation -e ".[test,eval]"
+	$(VPY) -m pip install $(PIN) --no-build-isolation -e ".[test,eval,cluster]"
 
 # A suite that collects nothing (pytest's exit status 5) fails too.
 test: build

@@ -5,7 +5,7 @@ deface's flags where they overlap (``-o``, ``-t/--thresh``, ``--scale``, ``--mas
 ``--boxes``, ``--replacewith``, ``--mosaicsize``, ``--keep-audio``, ``--ffmpeg-config``,
 ``--preview``, ``--draw-scores``); ``anonface video.mp4`` without a subcommand works as in deface.
 
-Other subcommands (``train``, ``evaluate``, ``benchmark``) register themselves: each module named
+Other subcommands (``train``, ``evaluate``, ``batch``) register themselves: each module named
 in :data:`EXTENSIONS` that is importable must define ``add_parser(subparsers)``, which adds its
 parser and sets ``func`` with ``parser.set_defaults(func=callable)``; the callable takes the
 parsed ``argparse.Namespace`` and returns the exit status.
@@ -27,12 +27,13 @@ import os
 import sys
 from typing import Any, Callable, Iterator, Sequence
 
-__all__ = ["main", "build_parser", "EXTENSIONS", "output_path", "plan_outputs"]
+__all__ = ["main", "build_parser", "EXTENSIONS", "output_path", "plan_outputs", "anonymizer_from_args",
+           "anonymize_file"]
 
 log = logging.getLogger(__name__)
 
 #: Modules that add subcommands when they are importable (see the module docstring).
-EXTENSIONS = ("anonface.train.cli", "anonface.eval.cli", "anonface.bench.cli")
+EXTENSIONS = ("anonface.train.cli", "anonface.eval.cli", "anonface.batch")
 
 _DEFACE_METHODS = {"blur": "blur", "solid": "solid", "none": "none", "mosaic": "pixelate"}
 _METHOD_CHOICES = ("pixelate", "blur", "solid", "noise", "learned", "none")
@@ -411,37 +412,15 @@ def _warn_skipped_frames(args: argparse.Namespace, detect_every: int) -> None:
 
 def run_command(args: argparse.Namespace) -> int:
     """Anonymize every input; returns 0 when all succeeded, 1 otherwise."""
-    from anonface.io import MediaError, encoder_settings, media_kind
-    from anonface.pipeline import AnonymizationError, Anonymizer, anonymize_image
+    from anonface.io import MediaError
+    from anonface.pipeline import AnonymizationError
 
-    method = args.method
-    if args.replacewith is not None:
-        alias = _DEFACE_METHODS.get(args.replacewith, args.replacewith)
-        if method is not None and method != alias:
-            print(f"anonface: error: --method {method} and --replacewith {args.replacewith} disagree", file=sys.stderr)
-            return 2
-        method = alias
-    method = method or "pixelate"
-    problem = _device_problem(args.device) or _max_frames_problem(args.max_frames)
-    if problem:
-        print(f"anonface: error: {problem}", file=sys.stderr)
-        return 2
     try:
-        _check_numeric_options(args, method)
-        encoder = encoder_settings(args.ffmpeg_config)
-        detector_args = resolve_speed_options(args)
-        anon = Anonymizer(
-            method, strength=args.strength, scale=args.scale,
-            max_side=args.max_side, upscale=args.upscale, mask_scale=args.mask_scale,
-            mask="box" if args.boxes else "ellipse", device=args.device, batch_size=args.batch_size,
-            track=not args.no_track, checkpoint=args.checkpoint, **detector_args,
-            on_error=args.on_error, mosaic_px=args.mosaicsize if method == "pixelate" else None,
-            backend=args.backend,
-        )
-        _warn_skipped_frames(args, detector_args["detect_every"])
-    except (ValueError, RuntimeError, FileNotFoundError) as exc:
+        anon, encoder = anonymizer_from_args(args)
+    except (ValueError, FileNotFoundError) as exc:
         print(f"anonface: error: {exc}", file=sys.stderr)
         return 2
+    _warn_skipped_frames(args, anon.detect_every)
     try:
         # Every output is known and checked before anything is written (no two results to one
         # file, no input overwritten).
@@ -456,17 +435,13 @@ def run_command(args: argparse.Namespace) -> int:
     hook = _frame_hook(args)
     failures = 0
     for src, dst in plan:
-        kind = media_kind(src)
         if not args.quiet:
             print(f"Input:  {src}\nOutput: {dst}", file=sys.stderr)
         try:
             if out_folder:
                 # The -o folder (and the input's subfolders under it) is created as needed.
                 os.makedirs(os.path.dirname(dst), exist_ok=True)
-            if kind == "image":
-                stats = anonymize_image(src, dst, anonymizer=anon, on_frame=hook)
-            else:
-                stats = _run_video(src, dst, anon, args, encoder, hook)
+            stats = anonymize_file(src, dst, anon, args, encoder, hook)
         except (MediaError, FileNotFoundError, ValueError, AnonymizationError, OSError) as exc:
             failures += 1
             print(f"anonface: error: {src}: {exc}", file=sys.stderr)
@@ -553,6 +528,56 @@ def main(argv: Sequence[str] | None = None) -> int:
         except _Terminated:
             print("anonface: terminated; unfinished outputs were removed", file=sys.stderr)
             return 143
+
+
+def anonymizer_from_args(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
+    """The :class:`~anonface.pipeline.Anonymizer` and encoder settings that ``anonface run``'s
+    options describe (``anonface batch`` builds its workers' with this too).
+
+    Raises:
+        ValueError: an option is invalid or options disagree (the message says which).
+        FileNotFoundError: a checkpoint for ``--method learned`` is missing.
+    """
+    from anonface.io import encoder_settings
+    from anonface.pipeline import Anonymizer
+
+    method = args.method
+    if args.replacewith is not None:
+        alias = _DEFACE_METHODS.get(args.replacewith, args.replacewith)
+        if method is not None and method != alias:
+            raise ValueError(f"--method {method} and --replacewith {args.replacewith} disagree")
+        method = alias
+    method = method or "pixelate"
+    problem = _device_problem(args.device) or _max_frames_problem(args.max_frames)
+    if problem:
+        raise ValueError(problem)
+    _check_numeric_options(args, method)
+    encoder = encoder_settings(args.ffmpeg_config)
+    detector_args = resolve_speed_options(args)
+    try:
+        anon = Anonymizer(
+            method, strength=args.strength, scale=args.scale,
+            max_side=args.max_side, upscale=args.upscale, mask_scale=args.mask_scale,
+            mask="box" if args.boxes else "ellipse", device=args.device, batch_size=args.batch_size,
+            track=not args.no_track, checkpoint=args.checkpoint, **detector_args,
+            on_error=args.on_error, mosaic_px=args.mosaicsize if method == "pixelate" else None,
+            backend=args.backend,
+        )
+    except RuntimeError as exc:
+        raise ValueError(str(exc)) from exc
+    return anon, encoder
+
+
+def anonymize_file(src: str, dst: str, anon: Any, args: argparse.Namespace, encoder: dict[str, Any],
+                   hook: Callable[[Any, Any], Any] | None = None) -> Any:
+    """Anonymize one image or video ``src`` into ``dst`` (written atomically) with ``anon``;
+    returns its :class:`~anonface.pipeline.RunStats`. Errors propagate."""
+    from anonface.io import media_kind
+    from anonface.pipeline import anonymize_image
+
+    if media_kind(src) == "image":
+        return anonymize_image(src, dst, anonymizer=anon, on_frame=hook)
+    return _run_video(src, dst, anon, args, encoder, hook)
 
 
 class _Terminated(BaseException):
