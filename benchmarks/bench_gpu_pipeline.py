@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     rois = []
     for j, b in enumerate(tracked):
         if len(b):
-            sb = scale_boxes(b, 1.3, w, h)
+            sb = scale_boxes(b, 1.3)
             rois.append(np.concatenate([np.full((len(sb), 1), j, np.float32), sb], 1))
     roi_t = torch.from_numpy(np.concatenate(rois)).cuda()
     work = frames.clone()

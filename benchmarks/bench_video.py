@@ -181,7 +181,7 @@ def coverage(ref: list[np.ndarray], boxes: list[np.ndarray], mask_scale: float, 
         total += len(r)
         if len(b):
             hit_iou += int((box_iou(r, b).max(axis=1) >= 0.5).sum())
-            hit_in += int((_inside_fraction(r, scale_boxes(b, mask_scale, w, h)) >= 0.9).sum())
+            hit_in += int((_inside_fraction(r, scale_boxes(b, mask_scale)) >= 0.9).sum())
     return {"reference_faces": total, "coverage_iou50": hit_iou / max(total, 1),
             "coverage_in90": hit_in / max(total, 1)}
 

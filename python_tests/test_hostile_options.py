@@ -317,7 +317,6 @@ def fake_quantizer(monkeypatch):
 
 def _identity_graph() -> bytes:
     """A valid ONNX model with CenterFace's input and output names that finds no face."""
-    onnx = pytest.importorskip("onnx")
     from onnx import TensorProto, helper
 
     x = helper.make_tensor_value_info("input.1", TensorProto.FLOAT, ["N", 3, "H", "W"])
@@ -449,7 +448,7 @@ def test_mosaic_cells_are_capped_on_large_boxes() -> None:
     frames = _frames(1, 128, 128, seed=4)
     big = np.array([[10.0, 10, 110, 110]], np.float32)
     out = anonymize(frames, boxes=[big], method="pixelate", mosaic_px=2, mask_scale=1.0, device="cpu")
-    sb = scale_boxes(big, 1.0, 128, 128)
+    sb = scale_boxes(big, 1.0)
     rois = torch.tensor([[0, *sb[0]]], dtype=torch.float32)
     exp = ops.face_modify(torch.from_numpy(frames), rois, "pixelate", 16.0, "ellipse", 0.05, 0).numpy()
     np.testing.assert_array_equal(out, exp)  # 100 px / 2 px = 50 cells, capped at 16

@@ -26,7 +26,7 @@ def _expected(frames: np.ndarray, box: np.ndarray, method: str = "pixelate", str
               mask_scale: float = 1.3) -> np.ndarray:
     """The face kernel applied directly with the pipeline's box enlargement."""
     n, h, w = frames.shape[:3]
-    sb = scale_boxes(box, mask_scale, w, h)
+    sb = scale_boxes(box, mask_scale)
     if method == "noise":  # the pipeline seeds each frame's noise with its stream index
         rois = torch.tensor([[0, *b] for b in sb], dtype=torch.float32)
         return np.stack([ops.face_modify(torch.from_numpy(frames[i : i + 1]), rois, method, strength,
@@ -203,7 +203,7 @@ def test_learned_is_crop_model_paste(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "anonface.models.anonymizer", mod)
     frames = _frames(np.random.default_rng(), 2)
     out = anonymize(frames, method="learned", boxes=[BOX, BOX], device="cpu")
-    sb = scale_boxes(BOX, 1.3, 64, 48)
+    sb = scale_boxes(BOX, 1.3)
     rois = torch.tensor([[i, *sb[0]] for i in range(2)], dtype=torch.float32)
     f = torch.from_numpy(frames)
     crops = ops.face_crop(f, rois, 16, (0.5,) * 3, (0.5,) * 3)
@@ -284,3 +284,20 @@ def test_noise_differs_between_frames_and_inputs_stay_untouched() -> None:
     t = torch.from_numpy(before.copy())
     Anonymizer(boxes=[BOX] * 3, device="cpu")(t)
     assert torch.equal(t, torch.from_numpy(before))
+
+
+@pytest.mark.parametrize("method", ["solid", "pixelate"])
+def test_face_cut_by_the_frame_edge_is_covered_whole(method: str) -> None:
+    """Boxes are enlarged without clipping: a clipped box's inscribed ellipse is narrower and left
+    the part of a face at the border (the detected box's corners) visible."""
+    rng = np.random.default_rng()
+    frame = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    for box in ([-12.0, 10.0, 20.0, 42.0], [44.0, -10.0, 64.0, 20.0], [30.0, 40.0, 70.0, 70.0]):
+        b = np.array([box], np.float32)
+        out = anonymize(frame, boxes=b, method=method, device="cpu")
+        x1, y1, x2, y2 = (int(round(v)) for v in box)
+        sl = (slice(max(y1, 0), min(y2, 64)), slice(max(x1, 0), min(x2, 64)))
+        if method == "solid":
+            assert (out[sl] == 0).all(), box
+        else:
+            assert (out[sl] != frame[sl]).any(-1).mean() > 0.9, box

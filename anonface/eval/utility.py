@@ -30,7 +30,6 @@ from typing import Any, Callable, Sequence
 import torch
 
 from anonface.data.actions import ActionSet, load_action_json, load_jhmdb
-from anonface.eval.faces import enlarge_box
 from anonface.eval.methods import AnonymizeFn, MethodSpec
 from anonface.models.action.frame_map import frame_map
 from anonface.train.action import detect, small_detector_config, train_action_detector
@@ -82,7 +81,7 @@ def anonymize_action_frames(data, fn: AnonymizeFn, detector, settings: UtilitySe
         dets = detector(frames[i].numpy(), settings.det_thresh) if detector is not None else []
         boxes = [d.box for d in dets] or [tuple(float(v) for v in b) for b in data.face_boxes[i]]
         for b in boxes:
-            rows.append([float(i), *enlarge_box(b, settings.mask_scale)])
+            rows.append([float(i), *(float(v) for v in b[:4])])
     rois = torch.tensor(rows, dtype=torch.float32).reshape(-1, 5)
     return fn(frames.clone(), rois)
 

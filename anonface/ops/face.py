@@ -30,6 +30,7 @@ from torch import Tensor, nn
 
 import anonface._ext  # noqa: F401  (loads the kernels into torch.ops.anonface)
 from anonface.ops import face_reference as _ref
+from anonface.options import DEFAULT_STRENGTH
 
 __all__ = [
     "face_crop",
@@ -45,14 +46,6 @@ __all__ = [
 
 MASKS = _ref.MASKS
 METHODS = _ref.METHODS
-#: Default ``strength`` per ``face_modify`` method, chosen on the side of privacy
-#: (DESIGN.md: pixelate 8x8 left 2.3% of faces re-identifiable, 16x16 9.7%).
-DEFAULT_STRENGTH: dict[str, float] = {
-    "pixelate": 8.0,  # cells per box side
-    "blur": 0.1,  # Gaussian sigma as a fraction of the box side
-    "noise": 64.0,  # Gaussian sigma in 0-255 grey levels
-    "solid": 0.0,  # grey level in 0-255 units (0 = black)
-}
 _FRAME_DTYPES = (torch.uint8, torch.float32, torch.float64)
 
 

@@ -41,7 +41,8 @@ def measure(paths: Sequence[Path], thresh: float = 0.2, mask_scale: float = 1.3)
     """CenterFace's central detection on each image: stats of the detections and of the enlarged boxes,
     and the number of images without a detection."""
     from anonface.data.lfw import read_image
-    from anonface.eval.faces import CenterFaceDetector, enlarge_box, pick_central
+    from anonface.eval.faces import CenterFaceDetector, pick_central
+    from anonface.render import scale_boxes
 
     det = CenterFaceDetector(thresh)
     raw, big, missed = [], [], 0
@@ -53,7 +54,7 @@ def measure(paths: Sequence[Path], thresh: float = 0.2, mask_scale: float = 1.3)
             missed += 1
             continue
         raw.append(d.box)
-        big.append(enlarge_box(d.box, mask_scale))
+        big.append(tuple(float(v) for v in scale_boxes([d.box[:4]], mask_scale)[0]))
     if not raw:
         raise ValueError("CenterFace found no face in any image")
     return _stats(np.asarray(raw)), _stats(np.asarray(big)), missed

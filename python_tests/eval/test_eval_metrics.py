@@ -11,7 +11,7 @@ import pytest
 
 from anonface.eval.data import ImageRef, Pair, read_pairs, select_pairs
 from anonface.boxes import box_iou
-from anonface.eval.faces import central_box, enlarge_box, pick_central, pick_overlapping, Detection
+from anonface.eval.faces import central_box, pick_central, pick_overlapping, Detection
 from anonface.eval.methods import DEFAULT_STRENGTHS, MethodSpec, parse_methods
 from anonface.eval.metrics import (
     PairOutcome,
@@ -98,11 +98,6 @@ def test_box_geometry() -> None:
     assert box_iou([(0, 0, 10, 10)], [(5, 0, 15, 10)])[0, 0] == pytest.approx(50 / 150)
     assert box_iou([(0, 0, 10, 10)], [(20, 20, 30, 30)])[0, 0] == 0.0
     assert box_iou([(0, 0, 0, 10)], [(0, 0, 0, 10)])[0, 0] == 0.0
-    # deface's mask_scale: each side moves out by (scale - 1) x size
-    assert enlarge_box((10, 20, 110, 220), 1.3) == pytest.approx((-20, -40, 140, 280))
-    assert enlarge_box((1, 2, 3, 4), 1.0) == (1, 2, 3, 4)
-    with pytest.raises(ValueError, match="mask_scale"):
-        enlarge_box((0, 0, 1, 1), 0.9)
     assert central_box(250, 250, 0.5) == (62.5, 62.5, 187.5, 187.5)
     dets = [Detection((0, 0, 40, 40), 0.9), Detection((100, 100, 150, 150), 0.6)]
     assert pick_central(dets, 250, 250) is dets[1]

