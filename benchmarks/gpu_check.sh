@@ -58,7 +58,7 @@ tail -25 "$OUT/pytest_cuda.txt"
 
 step "compute-sanitizer memcheck"
 if command -v compute-sanitizer >/dev/null 2>&1; then
-  timeout 150 compute-sanitizer --tool memcheck --error-exitcode 9 $PY -P benchmarks/cuda_sanitizer_case.py \
+  timeout 150 compute-sanitizer --tool memcheck --error-exitcode 9 $PY -P tools/cuda_sanitizer_case.py \
     > "$OUT/sanitizer_memcheck.txt" 2>&1 || status=1
   tail -5 "$OUT/sanitizer_memcheck.txt"
 else
@@ -72,7 +72,7 @@ timeout 60 $PY -P benchmarks/bench_roi.py --device cuda --out "$OUT" 2>&1 | tail
 
 step "compute-sanitizer racecheck (face_modify uses shared memory)"
 if command -v compute-sanitizer >/dev/null 2>&1; then
-  timeout 120 compute-sanitizer --tool racecheck --error-exitcode 9 $PY -P benchmarks/cuda_sanitizer_case.py \
+  timeout 120 compute-sanitizer --tool racecheck --error-exitcode 9 $PY -P tools/cuda_sanitizer_case.py \
     > "$OUT/sanitizer_racecheck.txt" 2>&1 || status=1
   tail -3 "$OUT/sanitizer_racecheck.txt"
 fi

@@ -1,6 +1,6 @@
 // Shared host/device math of the fused face kernels (face_crop, face_paste, face_modify).
 //
-// Contract (DESIGN.md, Kernels; anonface/ops/face_reference.py is the executable version):
+// Contract (README, Fused face kernels; anonface/ops/face_reference.py is the executable version):
 //  * rois [K, 5] = (frame_index, x1, y1, x2, y2), pixel-corner coordinates; pixel (i, j) has its
 //    centre at (j + 0.5, i + 0.5); box k covers pixels whose centre is in [x1, x2) x [y1, y2).
 //  * Box geometry is planned on the host in double (face_plan.h) and the per-pixel position /

@@ -1,5 +1,5 @@
 // Schemas of the fused face ops and the host-side checks / planning both backends share.
-// Contracts: DESIGN.md (Kernels) and anonface/ops/face_reference.py.
+// Contracts: README (Fused face kernels) and anonface/ops/face_reference.py.
 #include <ATen/ATen.h>
 #include <torch/library.h>
 

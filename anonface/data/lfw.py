@@ -10,7 +10,7 @@ three channels. Face crops for training M are taken with a fixed box per image k
 covers the face of a 250x250 LFW image as a detector box enlarged ~1.3x would; pre-aligned crops whole)
 or the ``pipeline`` geometry (CenterFace's median detection enlarged like
 ``anonface.pipeline.scale_boxes(boxes, mask_scale=1.3)``, i.e. 1.6x: the box the inference pipeline
-crops, measured with ``python -m anonface.train.measure_face_box``).
+crops, measured with ``python tools/measure_face_box.py``).
 """
 
 from __future__ import annotations
@@ -165,7 +165,7 @@ FACE_BOX_GEOMETRIES = ("legacy", "pipeline")
 # Median CenterFace detection (threshold 0.2, most central face) on 400 random training images of each
 # kind (LFW pairs folds 1-4, held-out identities of folds 5-6 excluded; every image had a detection),
 # enlarged with mask_scale 1.3 (each side out by 0.3 box sizes). Measured with
-# ``python -m anonface.train.measure_face_box --n 400 --seed 0``:
+# ``python tools/measure_face_box.py --n 400 --seed 0``:
 #   images_250_gray  : detection centre (126.5, 127.0), 100.2 x 131.2 -> enlarged 160.2 x 210.0
 #                      (10th-90th percentile of the enlarged width 149-174, height 194-225)
 #   aligned_112_color: detection centre (57.4, 64.2), 80.9 x 95.0 -> enlarged 129.4 x 152.0

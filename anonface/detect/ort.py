@@ -207,7 +207,7 @@ def _int8_model(src: str, cache_dir: str | os.PathLike | None, rebuild: bool = F
     log.info("quantizing CenterFace to int8 (once; cached at %s)", path)
     import onnx
 
-    from anonface.detect.centerface import network_input
+    from anonface.detect.preprocess import network_input
 
     with tempfile.TemporaryDirectory(dir=cache) as tmp:
         fp32 = os.path.join(tmp, "centerface-fp32.onnx")

@@ -13,7 +13,7 @@ Two generator families share one module:
 * ``upsample="nearest"``: the same encoder and residual blocks, but nearest-neighbour upsampling
   followed by a 3x3 conv, which avoids the checkerboard artefacts of transposed convs.
 
-Options that the feasibility probe suggested (see DESIGN.md):
+Options that an early feasibility probe suggested:
 
 * ``degrade_cells > 0`` is an information bottleneck: the network sees only the face pixelated to
   ``degrade_cells x degrade_cells`` cells (plus, if ``degrade_edges``, nothing else), so the output can

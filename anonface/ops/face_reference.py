@@ -1,7 +1,7 @@
 """Pure-PyTorch versions of the fused face ops: the test oracle and the benchmark baseline.
 
 They follow the contracts of ``face_crop``, ``face_paste`` and ``face_modify`` (see
-:mod:`anonface.ops.face` and DESIGN.md, Kernels) step by step, written for clarity rather than
+:mod:`anonface.ops.face` and the README, Fused face kernels) step by step, written for clarity rather than
 speed (a Python loop over boxes). The compiled kernels must agree with them to within float
 rounding (uint8 results: within one grey level where a value lies on a rounding boundary).
 

@@ -67,7 +67,7 @@ class DataConfig:
 
 @dataclass
 class LossConfig:
-    """Weights of the M, D and A objectives (DESIGN.md: lambda ~0.5-7.5)."""
+    """Weights of the M, D and A objectives."""
 
     identity: str = "label_free"
     """``adversarial`` (-cls(D(M f), y), the paper), ``label_free`` (relu(cos(D(M f), D(f)) - margin)),

@@ -2,7 +2,7 @@
 """Small CUDA workload for compute-sanitizer (memcheck / racecheck): every op forward and backward on
 tiny random inputs, including boxes partly and fully outside the map, degenerate and NaN boxes.
 
-    compute-sanitizer --tool memcheck python benchmarks/cuda_sanitizer_case.py
+    compute-sanitizer --tool memcheck python tools/cuda_sanitizer_case.py
 """
 
 from __future__ import annotations
