@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 CONSTRAINTS ?= .ci/constraints.txt
 PIN := $(if $(CONSTRAINTS),-c $(CONSTRAINTS))
 
-.PHONY: venv build test demo bench sanitize cuda-check clean constraints
+.PHONY: venv build test demo bench sanitize cuda-check lint clean constraints
 
 venv: $(VENV)/.tools-installed
 
@@ -45,6 +45,12 @@ sanitize: venv
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 		$(VPY) -m pytest python_tests/ops -q -p no:cacheprovider -x $(PYTEST_ARGS); rc=$$?; \
 	$(VPY) -m pip install --no-build-isolation -e ".[test]" >/dev/null; exit $$rc
+
+# ruff on the Python, clang-format (.clang-format) on csrc/; CI runs it.
+lint: venv
+	$(VPY) -m pip install -q $(PIN) ruff clang-format
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/clang-format --dry-run --Werror csrc/*.h csrc/*.cpp csrc/cpu/* csrc/cuda/*
 
 # Compile-check every .cu file with nvcc against torch's headers (no GPU, no link).
 cuda-check: venv

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from anonface._ext import build_info
 from anonface import ops
+from anonface._ext import build_info
 
 __version__ = "0.1.0"
 

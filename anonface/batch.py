@@ -41,8 +41,9 @@ import os
 import sys
 import time
 from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 __all__ = ["run", "plan_jobs", "list_inputs", "Manifest", "BatchResult", "add_parser", "MANIFEST_NAME"]
 

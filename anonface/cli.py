@@ -25,7 +25,8 @@ import json
 import logging
 import os
 import sys
-from typing import Any, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 __all__ = ["main", "build_parser", "EXTENSIONS", "output_path", "plan_outputs", "anonymizer_from_args",
            "anonymize_file"]

@@ -29,7 +29,7 @@ enum MaskKind : int32_t { kEllipse = 0, kBox = 1 };
 enum SourceKind : int32_t { kFace = 0, kCells = 1, kSolid = 2, kNoise = 3 };
 
 constexpr double kCoordLimit = 16777216.0;  // 2^24: coordinates are clamped to +-this
-constexpr int64_t kNoiseSumMean = 131070;    // mean of the sum of four 16-bit words
+constexpr int64_t kNoiseSumMean = 131070;   // mean of the sum of four 16-bit words
 
 // ---- correctly rounded arithmetic ---------------------------------------------------------
 AF_HD float rmul(float a, float b) {
@@ -141,22 +141,22 @@ AF_HD int64_t noise_int(uint64_t seed, int64_t n, int64_t i, int64_t j, int64_t 
   uint64_t h = splitmix64(seed ^ (static_cast<uint64_t>(n + 1) * 0x9E3779B97F4A7C15ull));
   h = splitmix64(h ^ ((static_cast<uint64_t>(i) << 32) | static_cast<uint64_t>(j)));
   h = splitmix64(h + static_cast<uint64_t>(c));
-  const int64_t s = static_cast<int64_t>((h & 0xFFFFull) + ((h >> 16) & 0xFFFFull) +
-                                         ((h >> 32) & 0xFFFFull) + (h >> 48));
+  const int64_t s =
+      static_cast<int64_t>((h & 0xFFFFull) + ((h >> 16) & 0xFFFFull) + ((h >> 32) & 0xFFFFull) + (h >> 48));
   return s - kNoiseSumMean;
 }
 
 // ---- what gets pasted ---------------------------------------------------------------------
 template <class acc_t>
 struct Source {
-  int32_t kind;         // SourceKind
-  const acc_t* data;    // kFace: [K, 3, sh, sw]; kCells: [K, 3, cells, cells]
-  acc_t mean[3];        // kFace: value = (sample * std + mean) * scale
+  int32_t kind;       // SourceKind
+  const acc_t* data;  // kFace: [K, 3, sh, sw]; kCells: [K, 3, cells, cells]
+  acc_t mean[3];      // kFace: value = (sample * std + mean) * scale
   acc_t stdv[3];
   acc_t scale;
-  acc_t solid;          // kSolid grey
-  acc_t sigma;          // kNoise sigma (frame units)
-  acc_t inv_sd;         // kNoise: 1 / sd of the integer sample
+  acc_t solid;   // kSolid grey
+  acc_t sigma;   // kNoise sigma (frame units)
+  acc_t inv_sd;  // kNoise: 1 / sd of the integer sample
   uint64_t seed;
 };
 
@@ -169,9 +169,8 @@ AF_HD Tap source_tap(int32_t kind, int64_t idx, float lo, float scale, int32_t n
 
 // The value box k pastes at (i, j), given the source taps of its row (tu) and column (tv).
 template <class acc_t>
-AF_HD void source_value_taps(const Source<acc_t>& s, const PasteGeom& g, int64_t k, int64_t i,
-                             int64_t j, const Tap& tu, const Tap& tv, const acc_t orig[3],
-                             acc_t out[3]) {
+AF_HD void source_value_taps(const Source<acc_t>& s, const PasteGeom& g, int64_t k, int64_t i, int64_t j,
+                             const Tap& tu, const Tap& tv, const acc_t orig[3], acc_t out[3]) {
   if (s.kind == kFace) {
     const acc_t fu = static_cast<acc_t>(tu.f), fv = static_cast<acc_t>(tv.f);
     const acc_t one = static_cast<acc_t>(1);
@@ -198,8 +197,8 @@ AF_HD void source_value_taps(const Source<acc_t>& s, const PasteGeom& g, int64_t
 }
 
 template <class acc_t>
-AF_HD void source_value(const Source<acc_t>& s, const PasteGeom& g, int64_t k, int64_t i,
-                        int64_t j, const acc_t orig[3], acc_t out[3]) {
+AF_HD void source_value(const Source<acc_t>& s, const PasteGeom& g, int64_t k, int64_t i, int64_t j,
+                        const acc_t orig[3], acc_t out[3]) {
   const Tap tu = source_tap(s.kind, i, g.y1, g.sy, g.sh);
   const Tap tv = source_tap(s.kind, j, g.x1, g.sx, g.sw);
   source_value_taps(s, g, k, i, j, tu, tv, orig, out);

@@ -14,15 +14,16 @@ namespace anonface {
 namespace face {
 
 void check_frames(const at::Tensor& frames, bool channels_last, const char* name) {
-  TORCH_CHECK_VALUE(frames.dim() == 4, name, " must be 4-D [B, H, W, 3] or [B, 3, H, W], got ",
-                    frames.dim(), "-D shape ", frames.sizes());
+  TORCH_CHECK_VALUE(frames.dim() == 4, name, " must be 4-D [B, H, W, 3] or [B, 3, H, W], got ", frames.dim(),
+                    "-D shape ", frames.sizes());
   const auto dt = frames.scalar_type();
   TORCH_CHECK_VALUE(dt == at::kByte || dt == at::kFloat || dt == at::kDouble, name,
                     " must be uint8, float32 or float64, got ", dt);
   const int64_t cdim = channels_last ? 3 : 1;
   TORCH_CHECK_VALUE(frames.size(cdim) == 3, name, " with channels_last=", channels_last,
                     " must have 3 channels in dim ", cdim, ", got shape ", frames.sizes());
-  TORCH_CHECK_VALUE(frames.size(0) < (int64_t(1) << 31) && frames.size(cdim == 1 ? 2 : 1) < (int64_t(1) << 24) &&
+  TORCH_CHECK_VALUE(frames.size(0) < (int64_t(1) << 31) &&
+                        frames.size(cdim == 1 ? 2 : 1) < (int64_t(1) << 24) &&
                         frames.size(cdim == 1 ? 3 : 2) < (int64_t(1) << 24),
                     name, " is too large: ", frames.sizes());
 }
@@ -51,12 +52,14 @@ FrameView frame_view(const at::Tensor& f, bool cl) {
   return v;
 }
 
-at::ScalarType acc_type(at::ScalarType dt) { return dt == at::kDouble ? at::kDouble : at::kFloat; }
+at::ScalarType acc_type(at::ScalarType dt) {
+  return dt == at::kDouble ? at::kDouble : at::kFloat;
+}
 
 void check_faces(const at::Tensor& faces, const at::Tensor& frames, int64_t K) {
-  TORCH_CHECK_VALUE(faces.dim() == 4 && faces.size(0) == K && faces.size(1) == 3 &&
-                        faces.size(2) > 0 && faces.size(3) > 0,
-                    "faces must be [K=", K, ", 3, Sh, Sw] with Sh, Sw > 0, got shape ", faces.sizes());
+  TORCH_CHECK_VALUE(
+      faces.dim() == 4 && faces.size(0) == K && faces.size(1) == 3 && faces.size(2) > 0 && faces.size(3) > 0,
+      "faces must be [K=", K, ", 3, Sh, Sw] with Sh, Sw > 0, got shape ", faces.sizes());
   TORCH_CHECK_VALUE(faces.scalar_type() == acc_type(frames.scalar_type()), "faces must be ",
                     acc_type(frames.scalar_type()), " for ", frames.scalar_type(), " frames, got ",
                     faces.scalar_type());
@@ -66,21 +69,18 @@ void check_faces(const at::Tensor& faces, const at::Tensor& frames, int64_t K) {
                     "faces are too large: ", faces.sizes());
 }
 
-
 at::Tensor host_rois(const at::Tensor& rois, const at::Device& device, int64_t n_frames) {
   TORCH_CHECK_VALUE(rois.dim() == 2 && rois.size(1) == 5,
                     "rois must be [K, 5] (frame_index, x1, y1, x2, y2), got shape ", rois.sizes());
-  TORCH_CHECK_VALUE(rois.is_floating_point(), "rois must be floating point, got ",
-                    rois.scalar_type());
-  TORCH_CHECK_VALUE(rois.device() == device, "rois must be on the frames' device ", device,
-                    ", got ", rois.device());
+  TORCH_CHECK_VALUE(rois.is_floating_point(), "rois must be floating point, got ", rois.scalar_type());
+  TORCH_CHECK_VALUE(rois.device() == device, "rois must be on the frames' device ", device, ", got ",
+                    rois.device());
   at::Tensor h = rois.to(at::kCPU, at::kDouble).contiguous();
   const double* r = h.data_ptr<double>();
   for (int64_t k = 0; k < h.size(0); ++k) {
     const double idx = r[k * 5];
-    TORCH_CHECK_VALUE(idx >= 0 && idx < static_cast<double>(n_frames) && idx == std::floor(idx),
-                      "rois[", k, ", 0] must be an integral frame index in [0, ", n_frames,
-                      "), got ", idx);
+    TORCH_CHECK_VALUE(idx >= 0 && idx < static_cast<double>(n_frames) && idx == std::floor(idx), "rois[", k,
+                      ", 0] must be an integral frame index in [0, ", n_frames, "), got ", idx);
   }
   return h;
 }
@@ -130,8 +130,8 @@ Box read_box(const double* r) {
 
 // One axis of roi_align(aligned=True, sampling_ratio=-1): per output index the first input
 // index and the averaged bilinear weights of its (contiguous) band.
-void axis_plan(double lo, double hi, int64_t out, int64_t length, bool replicate,
-               std::vector<int32_t>& start, std::vector<std::vector<double>>& w) {
+void axis_plan(double lo, double hi, int64_t out, int64_t length, bool replicate, std::vector<int32_t>& start,
+               std::vector<std::vector<double>>& w) {
   start.assign(out, 0);
   w.assign(out, {});
   const double s0 = lo - 0.5, e0 = hi - 0.5, size = e0 - s0;
@@ -191,9 +191,8 @@ void axis_plan(double lo, double hi, int64_t out, int64_t length, bool replicate
 }
 
 template <class acc_t>
-void fill_axis(int64_t k, const std::vector<int32_t>& start,
-               const std::vector<std::vector<double>>& w, int64_t L, at::Tensor& st_t,
-               at::Tensor& len_t, at::Tensor& w_t) {
+void fill_axis(int64_t k, const std::vector<int32_t>& start, const std::vector<std::vector<double>>& w,
+               int64_t L, at::Tensor& st_t, at::Tensor& len_t, at::Tensor& w_t) {
   const int64_t out = static_cast<int64_t>(start.size());
   int32_t* st = st_t.data_ptr<int32_t>() + k * out;
   int32_t* ln = len_t.data_ptr<int32_t>() + k * out;
@@ -201,7 +200,8 @@ void fill_axis(int64_t k, const std::vector<int32_t>& start,
   for (int64_t p = 0; p < out; ++p) {
     st[p] = start[p];
     ln[p] = static_cast<int32_t>(w[p].size());
-    for (size_t t = 0; t < w[p].size(); ++t) ww[p * L + static_cast<int64_t>(t)] = static_cast<acc_t>(w[p][t]);
+    for (size_t t = 0; t < w[p].size(); ++t)
+      ww[p * L + static_cast<int64_t>(t)] = static_cast<acc_t>(w[p][t]);
   }
 }
 
@@ -319,8 +319,8 @@ at::Tensor plan_cells(const at::Tensor& geoms_host, int32_t cells) {
       for (int32_t c = 0; c <= cells; ++c) bb[c] = hi;
       int32_t next = 0;
       for (int32_t idx = lo; idx < hi && next < cells; ++idx) {
-        const int32_t c = axis == 0 ? cell_index(idx, g[k].y1, g[k].sy, cells)
-                                    : cell_index(idx, g[k].x1, g[k].sx, cells);
+        const int32_t c =
+            axis == 0 ? cell_index(idx, g[k].y1, g[k].sy, cells) : cell_index(idx, g[k].x1, g[k].sx, cells);
         while (next <= c) bb[next++] = idx;
       }
     }
@@ -346,7 +346,9 @@ at::Tensor gaussian_taps(double sigma, at::ScalarType acc) {
   return at::from_blob(w.data(), {2 * radius + 1}, at::kDouble).to(acc).clone();
 }
 
-double noise_inv_sd() { return 1.0 / std::sqrt(4.0 * (65536.0 * 65536.0 - 1.0) / 12.0); }
+double noise_inv_sd() {
+  return 1.0 / std::sqrt(4.0 * (65536.0 * 65536.0 - 1.0) / 12.0);
+}
 
 }  // namespace face
 }  // namespace anonface

@@ -34,10 +34,10 @@ int32_t parse_mask(c10::string_view mask);
 float inv_band(double feather);  // also checks feather in [0, 0.5]
 
 struct CropPlan {
-  at::Tensor frame;           // int32 [K], -1 = empty crop
-  at::Tensor ystart, ylen;    // int32 [K, Sh]
-  at::Tensor xstart, xlen;    // int32 [K, Sw]
-  at::Tensor wy, wx;          // acc [K, Sh, Ly], [K, Sw, Lx]
+  at::Tensor frame;         // int32 [K], -1 = empty crop
+  at::Tensor ystart, ylen;  // int32 [K, Sh]
+  at::Tensor xstart, xlen;  // int32 [K, Sw]
+  at::Tensor wy, wx;        // acc [K, Sh, Ly], [K, Sw, Lx]
   int64_t Ly = 0, Lx = 0;
   CropPlan to(const at::Device& device) const;
 };

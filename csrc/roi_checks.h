@@ -9,8 +9,8 @@ namespace anonface {
 // Validates input [N, C, H, W] and rois [K, 5]; throws a c10::ValueError / c10::Error naming the
 // argument on bad input. Checks batch indices on the host (a device sync on CUDA) so that an
 // out-of-range index is an error rather than a silent zero.
-void check_roi_args(const at::Tensor& input, const at::Tensor& rois, int64_t pooled_h,
-                    int64_t pooled_w, const char* op);
+void check_roi_args(const at::Tensor& input, const at::Tensor& rois, int64_t pooled_h, int64_t pooled_w,
+                    const char* op);
 
 // Backward entry points: the checks above for rois against a [batch_size, channels, ., .] input,
 // and grad of shape [K, channels, pooled_h, pooled_w].

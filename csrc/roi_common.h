@@ -50,8 +50,7 @@ ANONFACE_HD int clamp_grid(acc_t v) {
 
 template <typename acc_t>
 ANONFACE_HD AlignRoi<acc_t> make_align_roi(const acc_t* r, int64_t batch_size, acc_t spatial_scale,
-                                          int pooled_h, int pooled_w, int sampling_ratio,
-                                          bool aligned) {
+                                           int pooled_h, int pooled_w, int sampling_ratio, bool aligned) {
   AlignRoi<acc_t> a;
   a.batch = -1;
   a.start_h = a.start_w = a.bin_h = a.bin_w = acc_t(0);
@@ -95,8 +94,7 @@ ANONFACE_HD AlignRoi<acc_t> make_align_roi(const acc_t* r, int64_t batch_size, a
 // Bilinear taps of one sample at (y, x) in an H x W map: four flat offsets and weights.
 // Returns false when the sample lies outside [-1, H] x [-1, W] (it contributes zero).
 template <typename acc_t>
-ANONFACE_HD bool bilinear_taps(acc_t y, acc_t x, int64_t height, int64_t width, int64_t* idx,
-                               acc_t* w) {
+ANONFACE_HD bool bilinear_taps(acc_t y, acc_t x, int64_t height, int64_t width, int64_t* idx, acc_t* w) {
   if (y < acc_t(-1) || y > acc_t(height) || x < acc_t(-1) || x > acc_t(width)) return false;
   if (y <= acc_t(0)) y = acc_t(0);
   if (x <= acc_t(0)) x = acc_t(0);
@@ -134,9 +132,8 @@ struct PoolBin {
 };
 
 template <typename acc_t>
-ANONFACE_HD PoolBin make_pool_bin(const acc_t* r, int64_t batch_size, acc_t spatial_scale,
-                                  int pooled_h, int pooled_w, int ph, int pw, int64_t height,
-                                  int64_t width) {
+ANONFACE_HD PoolBin make_pool_bin(const acc_t* r, int64_t batch_size, acc_t spatial_scale, int pooled_h,
+                                  int pooled_w, int ph, int pw, int64_t height, int64_t width) {
   PoolBin bin{-1, 0, 0, 0, 0};
   if (!roi_finite(r)) return bin;
   int64_t b = static_cast<int64_t>(r[0]);

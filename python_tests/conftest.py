@@ -3,8 +3,8 @@ from __future__ import annotations
 import os
 import secrets
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pytest

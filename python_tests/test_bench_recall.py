@@ -198,7 +198,7 @@ def test_composite_ground_truth_and_occlusion():
     assert occ.box[3] - occ.box[1] == pytest.approx(0.6 * 50)  # the visible top 60% of the face
     assert occ.size == 50 and br.size_bucket(occ.size) == "32-64"
     # The occluder (background from elsewhere: level 62) hides the bottom of the face.
-    x = int(170)
+    x = 170
     assert frames[2][int(occ.box[3]) + 3, x, 0] < 100 and frames[2][int(occ.box[1]) + 3, x, 0] > 150
 
 

@@ -22,6 +22,7 @@ CLIP = DATA / "action_videos" / "opera_arcade_pedestrians_walk.mp4"
 
 def _astronaut(path: Path) -> np.ndarray:
     from skimage import data
+
     from anonface.io import write_image
 
     img = np.ascontiguousarray(data.astronaut())

@@ -14,7 +14,6 @@ from anonface import ops
 from anonface.pipeline import AnonymizationError, Anonymizer, anonymize, frame_seed, scale_boxes
 
 
-
 def _frames(rng: np.random.Generator, n: int = 3, h: int = 48, w: int = 64) -> np.ndarray:
     return rng.integers(0, 256, (n, h, w, 3), dtype=np.uint8)
 

@@ -26,9 +26,9 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -81,7 +81,7 @@ class ActionSet:
     def num_classes(self) -> int:
         return len(self.classes)
 
-    def resized(self, longer_side: int) -> "ActionSet":
+    def resized(self, longer_side: int) -> ActionSet:
         """A copy with frames resized so the longer side is ``longer_side`` px (boxes scaled)."""
         import torch.nn.functional as F
 
@@ -98,7 +98,7 @@ class ActionSet:
         return ActionSet(frames, [b * scale for b in self.person_boxes], list(self.labels),
                          [b * scale for b in self.face_boxes], list(self.classes))
 
-    def subset(self, idx: Sequence[int]) -> "ActionSet":
+    def subset(self, idx: Sequence[int]) -> ActionSet:
         idx = list(idx)
         return ActionSet(self.frames[idx], [self.person_boxes[i] for i in idx], [self.labels[i] for i in idx],
                          [self.face_boxes[i] for i in idx], list(self.classes))
@@ -241,8 +241,8 @@ def save_action_json(data: ActionSet, path: str | Path, image_dir: str = "frames
         cv2.imwrite(str(path.parent / rel), data.frames[i].numpy()[:, :, ::-1])
         out.append({
             "image": rel,
-            "persons": [{"box": b.tolist(), "label": data.classes[int(l) - 1]}
-                        for b, l in zip(data.person_boxes[i], data.labels[i])],
+            "persons": [{"box": b.tolist(), "label": data.classes[int(lab) - 1]}
+                        for b, lab in zip(data.person_boxes[i], data.labels[i])],
             "faces": data.face_boxes[i].tolist(),
         })
     path.write_text(json.dumps({"classes": data.classes, "frames": out}, indent=1))

@@ -9,9 +9,9 @@ changes, all driven by one ``torch.Generator`` so that a run can be resumed exac
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch

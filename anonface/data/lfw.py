@@ -16,9 +16,9 @@ crops, measured with ``python tools/measure_face_box.py``).
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 

@@ -6,7 +6,8 @@ array ``[K, 5]`` float32 ``(x1, y1, x2, y2, score)`` in the frame's pixel-corner
 
 from __future__ import annotations
 
-from typing import Protocol, Sequence, runtime_checkable
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch

@@ -8,7 +8,7 @@ than a pixel or lying outside the frame) with a :class:`ValueError` instead of d
 
 from __future__ import annotations
 
-from typing import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 

@@ -96,9 +96,9 @@ def decode_centerface(
 
 
 def decode_centerface_torch(
-    heatmap: "torch.Tensor",
-    scale: "torch.Tensor",
-    offset: "torch.Tensor",
+    heatmap: torch.Tensor,
+    scale: torch.Tensor,
+    offset: torch.Tensor,
     threshold: float,
     nms_threshold: float = 0.3,
 ) -> list[np.ndarray]:

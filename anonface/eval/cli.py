@@ -10,8 +10,8 @@ import argparse
 import logging
 import shlex
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 __all__ = ["add_parser", "build_parser", "run", "main"]
 
@@ -80,7 +80,7 @@ def _configure(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return p
 
 
-def add_parser(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> argparse.ArgumentParser:
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     """Register ``evaluate`` on the main CLI's subparsers and return its parser."""
     p = subparsers.add_parser("evaluate", help="privacy / naturalness / utility / speed of each method",
                               description=_DESCRIPTION)
@@ -101,8 +101,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         from anonface.eval.methods import default_methods, parse_methods
         from anonface.eval.privacy import FaceProtocol
-        from anonface.eval.run import PARTS, EvalConfig, evaluate
         from anonface.eval.report import markdown_table
+        from anonface.eval.run import PARTS, EvalConfig, evaluate
 
         methods = parse_methods(args.methods) if args.methods else default_methods()
         config = EvalConfig(

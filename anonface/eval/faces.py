@@ -8,13 +8,12 @@ Convention: boxes are ``(x1, y1, x2, y2)`` pixel-corner coordinates, float; imag
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
 from anonface.boxes import box_iou
-
 from anonface.eval._deps import import_centerface
 
 logger = logging.getLogger(__name__)

@@ -11,13 +11,13 @@ against its judge can fool that judge without hiding identity from anyone else).
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
-from anonface.eval._deps import face_recognition_model_files, import_dlib
 from anonface.boxes import box_iou
+from anonface.eval._deps import face_recognition_model_files, import_dlib
 
 logger = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ box size, ``pixelate`` the number of cells across the box, ``noise`` the sigma o
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import torch
 

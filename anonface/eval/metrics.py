@@ -16,8 +16,8 @@ landmarks relative to face size (``sqrt(width * height)`` of the original face b
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 import numpy as np
 

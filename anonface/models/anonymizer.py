@@ -70,7 +70,7 @@ class AnonymizerConfig:
     """0: no bottleneck; n > 0: the network sees the face pixelated to n x n cells."""
 
     @staticmethod
-    def paper() -> "AnonymizerConfig":
+    def paper() -> AnonymizerConfig:
         """The ResNet generator of the authors' release: 256 px, width 64, 9 blocks, transposed convs."""
         return AnonymizerConfig(
             crop_size=256, width=64, n_blocks=9, n_down=2, upsample="transpose", norm="instance",
@@ -78,7 +78,7 @@ class AnonymizerConfig:
         )
 
     @staticmethod
-    def from_dict(d: dict[str, Any]) -> "AnonymizerConfig":
+    def from_dict(d: dict[str, Any]) -> AnonymizerConfig:
         check_fields(AnonymizerConfig, d)
         return AnonymizerConfig(**d)
 

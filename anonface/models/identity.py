@@ -42,13 +42,13 @@ class IdentityConfig:
     gray: bool = True
 
     @staticmethod
-    def sphereface20(num_classes: int = 10574) -> "IdentityConfig":
+    def sphereface20(num_classes: int = 10574) -> IdentityConfig:
         return IdentityConfig(input_size=(112, 96), widths=(64, 128, 256, 512), units=(1, 2, 4, 1),
                               embed_dim=512, num_classes=num_classes, margin="sphereface", scale=30.0, m=4.0,
                               gray=False)
 
     @staticmethod
-    def from_dict(d: dict[str, Any]) -> "IdentityConfig":
+    def from_dict(d: dict[str, Any]) -> IdentityConfig:
         check_fields(IdentityConfig, d)
         d = dict(d)
         for k in ("input_size", "widths", "units"):

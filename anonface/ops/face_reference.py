@@ -417,13 +417,13 @@ def face_modify_reference(
         if method == "solid":
             grey = torch.tensor(strength * unit, dtype=acc)
 
-            def value(rows, cols):
+            def value(rows, cols, grey=grey):
                 return grey.expand(3, rows.numel(), cols.numel())
 
         elif method == "noise":
             sigma = torch.tensor(strength * unit, dtype=acc)
 
-            def value(rows, cols, n=n):
+            def value(rows, cols, n=n, sigma=sigma):
                 ch = torch.arange(3)[:, None, None]
                 z = noise_normal_reference(seed, torch.tensor(n), rows[None, :, None], cols[None, None, :], ch)
                 zf = z.to(acc) * torch.tensor(NOISE_INV_SD, dtype=acc)

@@ -8,13 +8,14 @@ gives frame-mAP at IoU 0.5.
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
 from anonface.data.actions import ActionSet
-from anonface.models.action.frame_map import frame_map
 from anonface.models.action.detector import ActionDetector, DetectorConfig
+from anonface.models.action.frame_map import frame_map
 
 logger = logging.getLogger(__name__)
 

@@ -23,8 +23,8 @@ namespace cpu {
 
 // out[k, c, ph, pw] = (sum_taps w * frame / divisor - mean[c]) / stdv[c]   (out: [K, 3, sh, sw])
 template <class scalar_t, class acc_t>
-void crop(const scalar_t* f, const FrameView& v, const CropPlan& p, int64_t sh, int64_t sw,
-          acc_t divisor, const acc_t* mean, const acc_t* stdv, acc_t* out) {
+void crop(const scalar_t* f, const FrameView& v, const CropPlan& p, int64_t sh, int64_t sw, acc_t divisor,
+          const acc_t* mean, const acc_t* stdv, acc_t* out) {
   const int64_t K = p.frame.size(0);
   const int32_t* frame = p.frame.data_ptr<int32_t>();
   const int32_t* ys = p.ystart.data_ptr<int32_t>();
@@ -90,8 +90,7 @@ struct ColumnTables {
 inline ColumnTables column_tables(const PasteGeom* g, int64_t K, int32_t kind) {
   ColumnTables t;
   t.offset.assign(static_cast<size_t>(K) + 1, 0);
-  for (int64_t k = 0; k < K; ++k)
-    t.offset[k + 1] = t.offset[k] + (g[k].n >= 0 ? g[k].j1 - g[k].j0 : 0);
+  for (int64_t k = 0; k < K; ++k) t.offset[k + 1] = t.offset[k] + (g[k].n >= 0 ? g[k].j1 - g[k].j0 : 0);
   t.tap.resize(static_cast<size_t>(t.offset[K]));
   t.coord.resize(static_cast<size_t>(t.offset[K]));
   for (int64_t k = 0; k < K; ++k) {
@@ -108,8 +107,8 @@ inline ColumnTables column_tables(const PasteGeom* g, int64_t K, int32_t kind) {
 // Blend every box, in order, into `out` (a copy of `in`, or `in` itself: each pixel is read
 // before it is written, by the same task); rows in parallel.
 template <class scalar_t, class acc_t>
-void paste(const scalar_t* in, const FrameView& vin, scalar_t* out, const FrameView& vout,
-           const PasteGeom* g, int64_t K, const Source<acc_t>& src, int32_t mask, float ib) {
+void paste(const scalar_t* in, const FrameView& vin, scalar_t* out, const FrameView& vout, const PasteGeom* g,
+           int64_t K, const Source<acc_t>& src, int32_t mask, float ib) {
   const auto lists = boxes_by_frame(g, K, vin.B);
   const ColumnTables ct = column_tables(g, K, src.kind);
   const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(1, vin.W));
@@ -127,7 +126,8 @@ void paste(const scalar_t* in, const FrameView& vin, scalar_t* out, const FrameV
       spans.clear();
       for (int32_t k : lists[n]) {
         if (i < g[k].i0 || i >= g[k].i1) continue;
-        row.push_back({k, source_tap(src.kind, i, g[k].y1, g[k].sy, g[k].sh), mask_coord(i, g[k].cy, g[k].ib)});
+        row.push_back(
+            {k, source_tap(src.kind, i, g[k].y1, g[k].sy, g[k].sh), mask_coord(i, g[k].cy, g[k].ib)});
         spans.emplace_back(g[k].j0, g[k].j1);
       }
       if (row.empty()) continue;
@@ -144,29 +144,29 @@ void paste(const scalar_t* in, const FrameView& vin, scalar_t* out, const FrameV
       }
       spans.resize(m + 1);
       for (const auto& span : spans)
-      for (int64_t j = span.first; j < span.second; ++j) {
-        const scalar_t* pin = in + vin.at(n, i, j);
-        acc_t orig[3], px[3];
-        bool loaded = false, hit = false;
-        for (const RowBox& rb : row) {
-          const PasteGeom& q = g[rb.k];
-          if (j < q.j0 || j >= q.j1) continue;
-          const int64_t o = ct.offset[rb.k] + j - q.j0;
-          const acc_t alpha = static_cast<acc_t>(alpha_from(ct.coord[o], rb.ny, mask, ib));
-          if (alpha == acc_t(0)) continue;  // outside the mask: unchanged
-          if (!loaded) {
-            for (int c = 0; c < 3; ++c) px[c] = orig[c] = static_cast<acc_t>(pin[c * vin.sC]);
-            loaded = true;
+        for (int64_t j = span.first; j < span.second; ++j) {
+          const scalar_t* pin = in + vin.at(n, i, j);
+          acc_t orig[3], px[3];
+          bool loaded = false, hit = false;
+          for (const RowBox& rb : row) {
+            const PasteGeom& q = g[rb.k];
+            if (j < q.j0 || j >= q.j1) continue;
+            const int64_t o = ct.offset[rb.k] + j - q.j0;
+            const acc_t alpha = static_cast<acc_t>(alpha_from(ct.coord[o], rb.ny, mask, ib));
+            if (alpha == acc_t(0)) continue;  // outside the mask: unchanged
+            if (!loaded) {
+              for (int c = 0; c < 3; ++c) px[c] = orig[c] = static_cast<acc_t>(pin[c * vin.sC]);
+              loaded = true;
+            }
+            acc_t value[3];
+            source_value_taps(src, q, rb.k, i, j, rb.tu, ct.tap[o], orig, value);
+            for (int c = 0; c < 3; ++c) px[c] = blend(alpha, value[c], px[c]);
+            hit = true;
           }
-          acc_t value[3];
-          source_value_taps(src, q, rb.k, i, j, rb.tu, ct.tap[o], orig, value);
-          for (int c = 0; c < 3; ++c) px[c] = blend(alpha, value[c], px[c]);
-          hit = true;
+          if (!hit) continue;
+          scalar_t* po = out + vout.at(n, i, j);
+          for (int c = 0; c < 3; ++c) po[c * vout.sC] = Store<scalar_t>::from(px[c]);
         }
-        if (!hit) continue;
-        scalar_t* po = out + vout.at(n, i, j);
-        for (int c = 0; c < 3; ++c) po[c * vout.sC] = Store<scalar_t>::from(px[c]);
-      }
     }
   });
 }

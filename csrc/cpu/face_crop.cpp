@@ -27,29 +27,26 @@ at::Tensor face_crop_cpu(const at::Tensor& frames, const at::Tensor& rois, at::I
   if (K == 0) return out;
   const CropPlan plan = plan_crop(rh, sh, sw, bhw[1], bhw[2], acc);
   const FrameView v = frame_view(frames, channels_last);
-  AT_DISPATCH_SWITCH(frames.scalar_type(), "face_crop_cpu",
-      AT_DISPATCH_CASE(at::kByte, [&] {
-        const float mm[3] = {float(m[0]), float(m[1]), float(m[2])};
-        const float ss[3] = {float(s[0]), float(s[1]), float(s[2])};
-        cpu::crop<uint8_t, float>(frames.data_ptr<uint8_t>(), v, plan, sh, sw, 255.f, mm, ss,
-                                  out.data_ptr<float>());
-      })
-      AT_DISPATCH_CASE(at::kFloat, [&] {
-        const float mm[3] = {float(m[0]), float(m[1]), float(m[2])};
-        const float ss[3] = {float(s[0]), float(s[1]), float(s[2])};
-        cpu::crop<float, float>(frames.data_ptr<float>(), v, plan, sh, sw, 1.f, mm, ss,
-                                out.data_ptr<float>());
-      })
-      AT_DISPATCH_CASE(at::kDouble, [&] {
-        cpu::crop<double, double>(frames.data_ptr<double>(), v, plan, sh, sw, 1.0, m.data(),
-                                  s.data(), out.data_ptr<double>());
-      }));
+  AT_DISPATCH_SWITCH(frames.scalar_type(), "face_crop_cpu", AT_DISPATCH_CASE(at::kByte, [&] {
+                       const float mm[3] = {float(m[0]), float(m[1]), float(m[2])};
+                       const float ss[3] = {float(s[0]), float(s[1]), float(s[2])};
+                       cpu::crop<uint8_t, float>(frames.data_ptr<uint8_t>(), v, plan, sh, sw, 255.f, mm, ss,
+                                                 out.data_ptr<float>());
+                     }) AT_DISPATCH_CASE(at::kFloat, [&] {
+                       const float mm[3] = {float(m[0]), float(m[1]), float(m[2])};
+                       const float ss[3] = {float(s[0]), float(s[1]), float(s[2])};
+                       cpu::crop<float, float>(frames.data_ptr<float>(), v, plan, sh, sw, 1.f, mm, ss,
+                                               out.data_ptr<float>());
+                     }) AT_DISPATCH_CASE(at::kDouble, [&] {
+                       cpu::crop<double, double>(frames.data_ptr<double>(), v, plan, sh, sw, 1.0, m.data(),
+                                                 s.data(), out.data_ptr<double>());
+                     }));
   return out;
 }
 
 template <class acc_t>
-void crop_backward_impl(const acc_t* g, const CropPlan& p, const std::array<double, 3>& s,
-                        int64_t sh, int64_t sw, acc_t* gf, const FrameView& v) {
+void crop_backward_impl(const acc_t* g, const CropPlan& p, const std::array<double, 3>& s, int64_t sh,
+                        int64_t sw, acc_t* gf, const FrameView& v) {
   const int64_t K = p.frame.size(0);
   std::vector<std::vector<int64_t>> lists(static_cast<size_t>(v.B));
   const int32_t* frame = p.frame.data_ptr<int32_t>();

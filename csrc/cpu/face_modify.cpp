@@ -18,8 +18,8 @@ namespace {
 
 // Per-cell means [K, 3, cells, cells] (double sums: exact for uint8).
 template <class scalar_t, class acc_t>
-void cell_means(const scalar_t* f, const FrameView& v, const PasteGeom* g, const int32_t* bounds,
-                int64_t K, int32_t cells, acc_t* out) {
+void cell_means(const scalar_t* f, const FrameView& v, const PasteGeom* g, const int32_t* bounds, int64_t K,
+                int32_t cells, acc_t* out) {
   const int64_t nb = cells + 1;
   int64_t pixels = 0;
   for (int64_t k = 0; k < K; ++k) pixels += int64_t(g[k].i1 - g[k].i0) * (g[k].j1 - g[k].j0);
@@ -39,8 +39,7 @@ void cell_means(const scalar_t* f, const FrameView& v, const PasteGeom* g, const
             s1 += static_cast<double>(p[v.sC]);
             s2 += static_cast<double>(p[2 * v.sC]);
           }
-        const double cnt = std::max<double>(
-            1.0, double(rb[cy + 1] - rb[cy]) * double(cb[cx + 1] - cb[cx]));
+        const double cnt = std::max<double>(1.0, double(rb[cy + 1] - rb[cy]) * double(cb[cx + 1] - cb[cx]));
         const int64_t o = ((k * 3) * cells + cy) * cells + cx, plane = int64_t(cells) * cells;
         out[o] = static_cast<acc_t>(s0 / cnt);
         out[o + plane] = static_cast<acc_t>(s1 / cnt);
@@ -81,8 +80,8 @@ void blur_grids(acc_t* grid, int64_t K, int64_t G, const acc_t* taps, int64_t ra
 }
 
 template <class scalar_t, class acc_t>
-void modify_impl(const at::Tensor& frames, at::Tensor& out, bool cl, const at::Tensor& rh,
-                 int32_t method, double strength, int32_t mk, float ib, uint64_t seed) {
+void modify_impl(const at::Tensor& frames, at::Tensor& out, bool cl, const at::Tensor& rh, int32_t method,
+                 double strength, int32_t mk, float ib, uint64_t seed) {
   const auto bhw = frame_bhw(frames, cl);
   const int64_t K = rh.size(0);
   const FrameView vin = frame_view(frames, cl), vout = frame_view(out, cl);
@@ -144,17 +143,19 @@ void check_strength(int32_t method, double strength) {
     TORCH_CHECK_VALUE(strength > 0.0 && std::isfinite(strength),
                       "strength for blur (sigma / box size) must be > 0, got ", strength);
   } else if (method == kNoise) {
-    TORCH_CHECK_VALUE(strength >= 0.0, "strength for noise (sigma, 0-255 units) must be >= 0, got ", strength);
+    TORCH_CHECK_VALUE(strength >= 0.0, "strength for noise (sigma, 0-255 units) must be >= 0, got ",
+                      strength);
   } else {
-    TORCH_CHECK_VALUE(!std::isnan(strength), "strength for solid (grey level) must be a number, got ", strength);
+    TORCH_CHECK_VALUE(!std::isnan(strength), "strength for solid (grey level) must be a number, got ",
+                      strength);
   }
 }
 
 namespace {
 
 void modify_into(const at::Tensor& frames, at::Tensor& out, const at::Tensor& rois, c10::string_view method,
-                           double strength, c10::string_view mask, double feather, int64_t seed,
-                           bool channels_last, bool inplace) {
+                 double strength, c10::string_view mask, double feather, int64_t seed, bool channels_last,
+                 bool inplace) {
   check_frames(frames, channels_last);
   const int32_t md = parse_method(method);
   check_strength(md, strength);
@@ -165,10 +166,13 @@ void modify_into(const at::Tensor& frames, at::Tensor& out, const at::Tensor& ro
   if (!inplace) out = cpu::copy_frames(frames);
   if (rh.size(0) == 0) return;
   const uint64_t sd = static_cast<uint64_t>(seed);
-  AT_DISPATCH_SWITCH(frames.scalar_type(), "face_modify_cpu",
-      AT_DISPATCH_CASE(at::kByte, [&] { modify_impl<uint8_t, float>(frames, out, channels_last, rh, md, strength, mk, ib, sd); })
-      AT_DISPATCH_CASE(at::kFloat, [&] { modify_impl<float, float>(frames, out, channels_last, rh, md, strength, mk, ib, sd); })
-      AT_DISPATCH_CASE(at::kDouble, [&] { modify_impl<double, double>(frames, out, channels_last, rh, md, strength, mk, ib, sd); }));
+  AT_DISPATCH_SWITCH(frames.scalar_type(), "face_modify_cpu", AT_DISPATCH_CASE(at::kByte, [&] {
+                       modify_impl<uint8_t, float>(frames, out, channels_last, rh, md, strength, mk, ib, sd);
+                     }) AT_DISPATCH_CASE(at::kFloat, [&] {
+                       modify_impl<float, float>(frames, out, channels_last, rh, md, strength, mk, ib, sd);
+                     }) AT_DISPATCH_CASE(at::kDouble, [&] {
+                       modify_impl<double, double>(frames, out, channels_last, rh, md, strength, mk, ib, sd);
+                     }));
 }
 
 at::Tensor face_modify_cpu(const at::Tensor& frames, const at::Tensor& rois, c10::string_view method,
@@ -180,8 +184,8 @@ at::Tensor face_modify_cpu(const at::Tensor& frames, const at::Tensor& rois, c10
 }
 
 void face_modify_inplace_cpu(const at::Tensor& frames, const at::Tensor& rois, c10::string_view method,
-                               double strength, c10::string_view mask, double feather, int64_t seed,
-                               bool channels_last) {
+                             double strength, c10::string_view mask, double feather, int64_t seed,
+                             bool channels_last) {
   TORCH_CHECK_VALUE(frames.is_non_overlapping_and_dense(),
                     "frames must not overlap in memory (e.g. expanded) for an in-place modify");
   at::Tensor out = frames;

@@ -15,8 +15,8 @@ namespace {
 // Writes the pasted frames into `out` (a copy of `frames`, or `frames` itself: every pixel is
 // read before it is written, by the same thread).
 void paste_into(const at::Tensor& frames, at::Tensor& out, const at::Tensor& faces_in, const at::Tensor& rois,
-                          at::ArrayRef<double> mean, at::ArrayRef<double> std_, c10::string_view mask,
-                          double feather, bool channels_last, bool inplace) {
+                at::ArrayRef<double> mean, at::ArrayRef<double> std_, c10::string_view mask, double feather,
+                bool channels_last, bool inplace) {
   check_frames(frames, channels_last);
   const auto m = check_triple(mean, "mean", false);
   const auto s = check_triple(std_, "std", true);
@@ -31,34 +31,31 @@ void paste_into(const at::Tensor& frames, at::Tensor& out, const at::Tensor& fac
   const at::Tensor faces = faces_in.contiguous();
   const at::Tensor geoms = plan_paste(rh, bhw[1], bhw[2], faces.size(2), faces.size(3));
   const FrameView vin = frame_view(frames, channels_last), vout = frame_view(out, channels_last);
-  AT_DISPATCH_SWITCH(frames.scalar_type(), "face_paste_cpu",
-      AT_DISPATCH_CASE(at::kByte, [&] {
-        Source<float> src{};
-        src.kind = kFace;
-        src.data = faces.data_ptr<float>();
-        for (int c = 0; c < 3; ++c) src.mean[c] = float(m[c]), src.stdv[c] = float(s[c]);
-        src.scale = 255.f;
-        cpu::paste<uint8_t, float>(frames.data_ptr<uint8_t>(), vin, out.data_ptr<uint8_t>(), vout,
-                                   geoms_ptr(geoms), K, src, mk, ib);
-      })
-      AT_DISPATCH_CASE(at::kFloat, [&] {
-        Source<float> src{};
-        src.kind = kFace;
-        src.data = faces.data_ptr<float>();
-        for (int c = 0; c < 3; ++c) src.mean[c] = float(m[c]), src.stdv[c] = float(s[c]);
-        src.scale = 1.f;
-        cpu::paste<float, float>(frames.data_ptr<float>(), vin, out.data_ptr<float>(), vout,
-                                 geoms_ptr(geoms), K, src, mk, ib);
-      })
-      AT_DISPATCH_CASE(at::kDouble, [&] {
-        Source<double> src{};
-        src.kind = kFace;
-        src.data = faces.data_ptr<double>();
-        for (int c = 0; c < 3; ++c) src.mean[c] = m[c], src.stdv[c] = s[c];
-        src.scale = 1.0;
-        cpu::paste<double, double>(frames.data_ptr<double>(), vin, out.data_ptr<double>(), vout,
-                                   geoms_ptr(geoms), K, src, mk, ib);
-      }));
+  AT_DISPATCH_SWITCH(frames.scalar_type(), "face_paste_cpu", AT_DISPATCH_CASE(at::kByte, [&] {
+                       Source<float> src{};
+                       src.kind = kFace;
+                       src.data = faces.data_ptr<float>();
+                       for (int c = 0; c < 3; ++c) src.mean[c] = float(m[c]), src.stdv[c] = float(s[c]);
+                       src.scale = 255.f;
+                       cpu::paste<uint8_t, float>(frames.data_ptr<uint8_t>(), vin, out.data_ptr<uint8_t>(),
+                                                  vout, geoms_ptr(geoms), K, src, mk, ib);
+                     }) AT_DISPATCH_CASE(at::kFloat, [&] {
+                       Source<float> src{};
+                       src.kind = kFace;
+                       src.data = faces.data_ptr<float>();
+                       for (int c = 0; c < 3; ++c) src.mean[c] = float(m[c]), src.stdv[c] = float(s[c]);
+                       src.scale = 1.f;
+                       cpu::paste<float, float>(frames.data_ptr<float>(), vin, out.data_ptr<float>(), vout,
+                                                geoms_ptr(geoms), K, src, mk, ib);
+                     }) AT_DISPATCH_CASE(at::kDouble, [&] {
+                       Source<double> src{};
+                       src.kind = kFace;
+                       src.data = faces.data_ptr<double>();
+                       for (int c = 0; c < 3; ++c) src.mean[c] = m[c], src.stdv[c] = s[c];
+                       src.scale = 1.0;
+                       cpu::paste<double, double>(frames.data_ptr<double>(), vin, out.data_ptr<double>(),
+                                                  vout, geoms_ptr(geoms), K, src, mk, ib);
+                     }));
 }
 
 at::Tensor face_paste_cpu(const at::Tensor& frames, const at::Tensor& faces, const at::Tensor& rois,
@@ -70,8 +67,8 @@ at::Tensor face_paste_cpu(const at::Tensor& frames, const at::Tensor& faces, con
 }
 
 void face_paste_inplace_cpu(const at::Tensor& frames, const at::Tensor& faces, const at::Tensor& rois,
-                              at::ArrayRef<double> mean, at::ArrayRef<double> std_, c10::string_view mask,
-                              double feather, bool channels_last) {
+                            at::ArrayRef<double> mean, at::ArrayRef<double> std_, c10::string_view mask,
+                            double feather, bool channels_last) {
   TORCH_CHECK_VALUE(frames.is_non_overlapping_and_dense(),
                     "frames must not overlap in memory (e.g. expanded) for an in-place paste");
   at::Tensor out = frames;
@@ -80,8 +77,8 @@ void face_paste_inplace_cpu(const at::Tensor& frames, const at::Tensor& faces, c
 
 // Product of (1 - alpha) over the boxes of `list` after position `from` that cover (i, j).
 template <class acc_t>
-acc_t transmit(const PasteGeom* g, const std::vector<int32_t>& list, size_t from, int64_t i,
-               int64_t j, int32_t mk, float ib) {
+acc_t transmit(const PasteGeom* g, const std::vector<int32_t>& list, size_t from, int64_t i, int64_t j,
+               int32_t mk, float ib) {
   acc_t t = 1;
   for (size_t q = from; q < list.size(); ++q) {
     const PasteGeom& h = g[list[q]];
@@ -92,9 +89,9 @@ acc_t transmit(const PasteGeom* g, const std::vector<int32_t>& list, size_t from
 }
 
 template <class acc_t>
-void paste_backward_impl(const acc_t* grad, const FrameView& vg, acc_t* gfr, const FrameView& vf,
-                         acc_t* gfa, const PasteGeom* g, int64_t K, const std::array<double, 3>& s,
-                         int32_t mk, float ib) {
+void paste_backward_impl(const acc_t* grad, const FrameView& vg, acc_t* gfr, const FrameView& vf, acc_t* gfa,
+                         const PasteGeom* g, int64_t K, const std::array<double, 3>& s, int32_t mk,
+                         float ib) {
   const auto lists = cpu::boxes_by_frame(g, K, vg.B);
   // d out / d frame = prod over covering boxes of (1 - alpha): rows in parallel.
   const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(1, vg.W));
@@ -148,9 +145,10 @@ void paste_backward_impl(const acc_t* grad, const FrameView& vg, acc_t* gfr, con
   });
 }
 
-std::tuple<at::Tensor, at::Tensor> face_paste_backward_cpu(
-    const at::Tensor& grad, const at::Tensor& faces_in, const at::Tensor& rois,
-    at::ArrayRef<double> std_, c10::string_view mask, double feather, bool channels_last) {
+std::tuple<at::Tensor, at::Tensor> face_paste_backward_cpu(const at::Tensor& grad, const at::Tensor& faces_in,
+                                                           const at::Tensor& rois, at::ArrayRef<double> std_,
+                                                           c10::string_view mask, double feather,
+                                                           bool channels_last) {
   TORCH_CHECK_VALUE(grad.scalar_type() == at::kFloat || grad.scalar_type() == at::kDouble,
                     "grad must be float32 or float64, got ", grad.scalar_type());
   check_frames(grad, channels_last, "grad");

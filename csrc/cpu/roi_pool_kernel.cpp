@@ -17,15 +17,13 @@
 namespace anonface {
 namespace {
 
-std::tuple<at::Tensor, at::Tensor> roi_pool_forward_cpu(const at::Tensor& input_,
-                                                        const at::Tensor& rois_,
+std::tuple<at::Tensor, at::Tensor> roi_pool_forward_cpu(const at::Tensor& input_, const at::Tensor& rois_,
                                                         double spatial_scale, int64_t pooled_h,
                                                         int64_t pooled_w) {
   check_roi_args(input_, rois_, pooled_h, pooled_w, "roi_pool");
   at::Tensor input = input_.contiguous();
   at::Tensor rois = rois_for(input, rois_);
-  const int64_t K = rois.size(0), N = input.size(0), C = input.size(1), H = input.size(2),
-                W = input.size(3);
+  const int64_t K = rois.size(0), N = input.size(0), C = input.size(1), H = input.size(2), W = input.size(3);
   const int PH = static_cast<int>(pooled_h), PW = static_cast<int>(pooled_w);
   at::Tensor output = at::zeros({K, C, PH, PW}, input.options());
   at::Tensor argmax = at::full({K, C, PH, PW}, -1, input.options().dtype(at::kInt));
@@ -46,8 +44,8 @@ std::tuple<at::Tensor, at::Tensor> roi_pool_forward_cpu(const at::Tensor& input_
         if (k != cached) {
           for (int ph = 0; ph < PH; ++ph)
             for (int pw = 0; pw < PW; ++pw)
-              bins[ph * PW + pw] = make_pool_bin<acc_t>(r + k * 5, N, static_cast<acc_t>(spatial_scale),
-                                                        PH, PW, ph, pw, H, W);
+              bins[ph * PW + pw] =
+                  make_pool_bin<acc_t>(r + k * 5, N, static_cast<acc_t>(spatial_scale), PH, PW, ph, pw, H, W);
           cached = k;
         }
         for (int64_t bin = 0; bin < PH * PW; ++bin) {
@@ -76,9 +74,8 @@ std::tuple<at::Tensor, at::Tensor> roi_pool_forward_cpu(const at::Tensor& input_
   return {output, argmax};
 }
 
-at::Tensor roi_pool_backward_cpu(const at::Tensor& grad_, const at::Tensor& rois_,
-                                 const at::Tensor& argmax_, double spatial_scale,
-                                 int64_t pooled_h, int64_t pooled_w, int64_t batch_size,
+at::Tensor roi_pool_backward_cpu(const at::Tensor& grad_, const at::Tensor& rois_, const at::Tensor& argmax_,
+                                 double spatial_scale, int64_t pooled_h, int64_t pooled_w, int64_t batch_size,
                                  int64_t channels, int64_t height, int64_t width) {
   check_roi_backward_args(grad_, rois_, batch_size, channels, pooled_h, pooled_w, "_roi_pool_backward");
   check_roi_pool_argmax(argmax_, grad_);

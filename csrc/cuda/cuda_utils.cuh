@@ -20,7 +20,7 @@ inline unsigned int blocks_for(int64_t n, int threads = kThreads) {
 }
 
 // Grid-stride loop over [0, n).
-#define ANONFACE_CUDA_LOOP(i, n)                                                          \
+#define ANONFACE_CUDA_LOOP(i, n)                                                         \
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < (n); \
        i += static_cast<int64_t>(blockDim.x) * gridDim.x)
 

@@ -28,18 +28,21 @@ at::Tensor face_crop_cuda(const at::Tensor& frames, const at::Tensor& rois, at::
   const CropPlan plan = plan_crop(rh, sh, sw, bhw[1], bhw[2], acc).to(frames.device());
   const FrameView v = frame_view(frames, channels_last);
   cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
-  AT_DISPATCH_SWITCH(frames.scalar_type(), "face_crop_cuda",
-      AT_DISPATCH_CASE(at::kByte, [&] {
-        cuda::Norm<float> nm{{float(m[0]), float(m[1]), float(m[2])}, {float(s[0]), float(s[1]), float(s[2])}, 255.f};
-        cuda::launch_crop<uint8_t, float>(frames.data_ptr<uint8_t>(), v, plan, sh, sw, nm, out.data_ptr<float>(), stream);
-      })
-      AT_DISPATCH_CASE(at::kFloat, [&] {
-        cuda::Norm<float> nm{{float(m[0]), float(m[1]), float(m[2])}, {float(s[0]), float(s[1]), float(s[2])}, 1.f};
-        cuda::launch_crop<float, float>(frames.data_ptr<float>(), v, plan, sh, sw, nm, out.data_ptr<float>(), stream);
-      })
-      AT_DISPATCH_CASE(at::kDouble, [&] {
+  AT_DISPATCH_SWITCH(
+      frames.scalar_type(), "face_crop_cuda", AT_DISPATCH_CASE(at::kByte, [&] {
+        cuda::Norm<float> nm{
+            {float(m[0]), float(m[1]), float(m[2])}, {float(s[0]), float(s[1]), float(s[2])}, 255.f};
+        cuda::launch_crop<uint8_t, float>(frames.data_ptr<uint8_t>(), v, plan, sh, sw, nm,
+                                          out.data_ptr<float>(), stream);
+      }) AT_DISPATCH_CASE(at::kFloat, [&] {
+        cuda::Norm<float> nm{
+            {float(m[0]), float(m[1]), float(m[2])}, {float(s[0]), float(s[1]), float(s[2])}, 1.f};
+        cuda::launch_crop<float, float>(frames.data_ptr<float>(), v, plan, sh, sw, nm, out.data_ptr<float>(),
+                                        stream);
+      }) AT_DISPATCH_CASE(at::kDouble, [&] {
         cuda::Norm<double> nm{{m[0], m[1], m[2]}, {s[0], s[1], s[2]}, 1.0};
-        cuda::launch_crop<double, double>(frames.data_ptr<double>(), v, plan, sh, sw, nm, out.data_ptr<double>(), stream);
+        cuda::launch_crop<double, double>(frames.data_ptr<double>(), v, plan, sh, sw, nm,
+                                          out.data_ptr<double>(), stream);
       }));
   return out;
 }

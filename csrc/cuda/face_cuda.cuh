@@ -32,12 +32,12 @@ struct Norm {
 // out[k, c, ph, pw] = (sum_taps w * frame / divisor - mean[c]) / stdv[c]; one thread per output
 // pixel (all three channels), grid-stride.
 template <class scalar_t, class acc_t>
-__global__ void crop_kernel(const scalar_t* __restrict__ f, FrameView v,
-                            const int32_t* __restrict__ frame, const int32_t* __restrict__ ys,
-                            const int32_t* __restrict__ yl, const int32_t* __restrict__ xs,
-                            const int32_t* __restrict__ xl, const acc_t* __restrict__ wy,
-                            const acc_t* __restrict__ wx, int64_t Ly, int64_t Lx, int64_t K,
-                            int64_t sh, int64_t sw, Norm<acc_t> nm, acc_t* __restrict__ out) {
+__global__ void crop_kernel(const scalar_t* __restrict__ f, FrameView v, const int32_t* __restrict__ frame,
+                            const int32_t* __restrict__ ys, const int32_t* __restrict__ yl,
+                            const int32_t* __restrict__ xs, const int32_t* __restrict__ xl,
+                            const acc_t* __restrict__ wy, const acc_t* __restrict__ wx, int64_t Ly,
+                            int64_t Lx, int64_t K, int64_t sh, int64_t sw, Norm<acc_t> nm,
+                            acc_t* __restrict__ out) {
   const int64_t total = K * sh * sw, plane = sh * sw;
   for (int64_t t = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; t < total;
        t += int64_t(gridDim.x) * blockDim.x) {
@@ -83,8 +83,8 @@ void launch_crop(const scalar_t* f, const FrameView& v, const CropPlan& p, int64
 }
 
 // True when an earlier box of the same frame covers (i, j): that box's thread owns the pixel.
-__device__ __forceinline__ bool owned_by_earlier(const PasteGeom* g, int64_t k, int32_t n,
-                                                 int64_t i, int64_t j) {
+__device__ __forceinline__ bool owned_by_earlier(const PasteGeom* g, int64_t k, int32_t n, int64_t i,
+                                                 int64_t j) {
   for (int64_t q = 0; q < k; ++q)
     if (covers(g[q], n, i, j)) return true;
   return false;
@@ -95,8 +95,8 @@ __device__ __forceinline__ bool owned_by_earlier(const PasteGeom* g, int64_t k, 
 // blockIdx.y walks the boxes; `out` already holds a copy of `in`.
 template <class scalar_t, class acc_t>
 __global__ void paste_kernel(const scalar_t* in, FrameView vin, scalar_t* out,  // may alias (in-place)
-                             FrameView vout, const PasteGeom* __restrict__ g, int64_t K,
-                             Source<acc_t> src, int32_t mask, float ib) {
+                             FrameView vout, const PasteGeom* __restrict__ g, int64_t K, Source<acc_t> src,
+                             int32_t mask, float ib) {
   for (int64_t k = blockIdx.y; k < K; k += gridDim.y) {
     const PasteGeom gk = g[k];
     if (gk.n < 0) continue;

@@ -79,8 +79,8 @@ __global__ void blur_pass_kernel(const acc_t* __restrict__ in, acc_t* __restrict
 }
 
 template <class scalar_t, class acc_t>
-void modify_impl(const at::Tensor& frames, at::Tensor& out, bool cl, const at::Tensor& rh,
-                 int32_t method, double strength, int32_t mk, float ib, uint64_t seed) {
+void modify_impl(const at::Tensor& frames, at::Tensor& out, bool cl, const at::Tensor& rh, int32_t method,
+                 double strength, int32_t mk, float ib, uint64_t seed) {
   const auto bhw = frame_bhw(frames, cl);
   const int64_t K = rh.size(0);
   const FrameView vin = frame_view(frames, cl), vout = frame_view(out, cl);
@@ -140,8 +140,8 @@ void modify_impl(const at::Tensor& frames, at::Tensor& out, bool cl, const at::T
 }
 
 void modify_into(const at::Tensor& frames, at::Tensor& out, const at::Tensor& rois, c10::string_view method,
-                            double strength, c10::string_view mask, double feather, int64_t seed,
-                            bool channels_last, bool inplace) {
+                 double strength, c10::string_view mask, double feather, int64_t seed, bool channels_last,
+                 bool inplace) {
   check_frames(frames, channels_last);
   const int32_t md = parse_method(method);
   check_strength(md, strength);
@@ -153,23 +153,26 @@ void modify_into(const at::Tensor& frames, at::Tensor& out, const at::Tensor& ro
   if (!inplace) out = cuda::copy_frames(frames);
   if (rh.size(0) == 0) return;
   const uint64_t sd = static_cast<uint64_t>(seed);
-  AT_DISPATCH_SWITCH(frames.scalar_type(), "face_modify_cuda",
-      AT_DISPATCH_CASE(at::kByte, [&] { modify_impl<uint8_t, float>(frames, out, channels_last, rh, md, strength, mk, ib, sd); })
-      AT_DISPATCH_CASE(at::kFloat, [&] { modify_impl<float, float>(frames, out, channels_last, rh, md, strength, mk, ib, sd); })
-      AT_DISPATCH_CASE(at::kDouble, [&] { modify_impl<double, double>(frames, out, channels_last, rh, md, strength, mk, ib, sd); }));
+  AT_DISPATCH_SWITCH(frames.scalar_type(), "face_modify_cuda", AT_DISPATCH_CASE(at::kByte, [&] {
+                       modify_impl<uint8_t, float>(frames, out, channels_last, rh, md, strength, mk, ib, sd);
+                     }) AT_DISPATCH_CASE(at::kFloat, [&] {
+                       modify_impl<float, float>(frames, out, channels_last, rh, md, strength, mk, ib, sd);
+                     }) AT_DISPATCH_CASE(at::kDouble, [&] {
+                       modify_impl<double, double>(frames, out, channels_last, rh, md, strength, mk, ib, sd);
+                     }));
 }
 
 at::Tensor face_modify_cuda(const at::Tensor& frames, const at::Tensor& rois, c10::string_view method,
-                           double strength, c10::string_view mask, double feather, int64_t seed,
-                           bool channels_last) {
+                            double strength, c10::string_view mask, double feather, int64_t seed,
+                            bool channels_last) {
   at::Tensor out;
   modify_into(frames, out, rois, method, strength, mask, feather, seed, channels_last, false);
   return out;
 }
 
 void face_modify_inplace_cuda(const at::Tensor& frames, const at::Tensor& rois, c10::string_view method,
-                               double strength, c10::string_view mask, double feather, int64_t seed,
-                               bool channels_last) {
+                              double strength, c10::string_view mask, double feather, int64_t seed,
+                              bool channels_last) {
   TORCH_CHECK_VALUE(frames.is_non_overlapping_and_dense(),
                     "frames must not overlap in memory (e.g. expanded) for an in-place modify");
   at::Tensor out = frames;

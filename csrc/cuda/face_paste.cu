@@ -15,8 +15,8 @@ namespace {
 // Writes the pasted frames into `out` (a copy of `frames`, or `frames` itself: every pixel is
 // read before it is written, by the same thread).
 void paste_into(const at::Tensor& frames, at::Tensor& out, const at::Tensor& faces_in, const at::Tensor& rois,
-                           at::ArrayRef<double> mean, at::ArrayRef<double> std_, c10::string_view mask,
-                           double feather, bool channels_last, bool inplace) {
+                at::ArrayRef<double> mean, at::ArrayRef<double> std_, c10::string_view mask, double feather,
+                bool channels_last, bool inplace) {
   check_frames(frames, channels_last);
   const auto m = check_triple(mean, "mean", false);
   const auto s = check_triple(std_, "std", true);
@@ -34,47 +34,45 @@ void paste_into(const at::Tensor& frames, at::Tensor& out, const at::Tensor& fac
   const at::Tensor gd = gh.to(frames.device());
   const FrameView vin = frame_view(frames, channels_last), vout = frame_view(out, channels_last);
   cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
-  AT_DISPATCH_SWITCH(frames.scalar_type(), "face_paste_cuda",
-      AT_DISPATCH_CASE(at::kByte, [&] {
+  AT_DISPATCH_SWITCH(
+      frames.scalar_type(), "face_paste_cuda", AT_DISPATCH_CASE(at::kByte, [&] {
         Source<float> src{};
         src.kind = kFace;
         src.data = faces.data_ptr<float>();
         for (int c = 0; c < 3; ++c) src.mean[c] = float(m[c]), src.stdv[c] = float(s[c]);
         src.scale = 255.f;
-        cuda::launch_paste<uint8_t, float>(frames.data_ptr<uint8_t>(), vin, out.data_ptr<uint8_t>(),
-                                           vout, gh, gd, src, mk, ib, stream);
-      })
-      AT_DISPATCH_CASE(at::kFloat, [&] {
+        cuda::launch_paste<uint8_t, float>(frames.data_ptr<uint8_t>(), vin, out.data_ptr<uint8_t>(), vout, gh,
+                                           gd, src, mk, ib, stream);
+      }) AT_DISPATCH_CASE(at::kFloat, [&] {
         Source<float> src{};
         src.kind = kFace;
         src.data = faces.data_ptr<float>();
         for (int c = 0; c < 3; ++c) src.mean[c] = float(m[c]), src.stdv[c] = float(s[c]);
         src.scale = 1.f;
-        cuda::launch_paste<float, float>(frames.data_ptr<float>(), vin, out.data_ptr<float>(), vout,
-                                         gh, gd, src, mk, ib, stream);
-      })
-      AT_DISPATCH_CASE(at::kDouble, [&] {
+        cuda::launch_paste<float, float>(frames.data_ptr<float>(), vin, out.data_ptr<float>(), vout, gh, gd,
+                                         src, mk, ib, stream);
+      }) AT_DISPATCH_CASE(at::kDouble, [&] {
         Source<double> src{};
         src.kind = kFace;
         src.data = faces.data_ptr<double>();
         for (int c = 0; c < 3; ++c) src.mean[c] = m[c], src.stdv[c] = s[c];
         src.scale = 1.0;
-        cuda::launch_paste<double, double>(frames.data_ptr<double>(), vin, out.data_ptr<double>(),
-                                           vout, gh, gd, src, mk, ib, stream);
+        cuda::launch_paste<double, double>(frames.data_ptr<double>(), vin, out.data_ptr<double>(), vout, gh,
+                                           gd, src, mk, ib, stream);
       }));
 }
 
 at::Tensor face_paste_cuda(const at::Tensor& frames, const at::Tensor& faces, const at::Tensor& rois,
-                          at::ArrayRef<double> mean, at::ArrayRef<double> std_, c10::string_view mask,
-                          double feather, bool channels_last) {
+                           at::ArrayRef<double> mean, at::ArrayRef<double> std_, c10::string_view mask,
+                           double feather, bool channels_last) {
   at::Tensor out;
   paste_into(frames, out, faces, rois, mean, std_, mask, feather, channels_last, false);
   return out.defined() ? out : frames.clone();
 }
 
 void face_paste_inplace_cuda(const at::Tensor& frames, const at::Tensor& faces, const at::Tensor& rois,
-                              at::ArrayRef<double> mean, at::ArrayRef<double> std_, c10::string_view mask,
-                              double feather, bool channels_last) {
+                             at::ArrayRef<double> mean, at::ArrayRef<double> std_, c10::string_view mask,
+                             double feather, bool channels_last) {
   TORCH_CHECK_VALUE(frames.is_non_overlapping_and_dense(),
                     "frames must not overlap in memory (e.g. expanded) for an in-place paste");
   at::Tensor out = frames;
@@ -84,8 +82,8 @@ void face_paste_inplace_cuda(const at::Tensor& frames, const at::Tensor& faces, 
 // grad_frames = grad * prod over covering boxes of (1 - alpha); `gfr` holds a copy of grad.
 template <class acc_t>
 __global__ void paste_backward_frames_kernel(acc_t* __restrict__ gfr, FrameView vf,
-                                             const PasteGeom* __restrict__ g, int64_t K,
-                                             int32_t mk, float ib) {
+                                             const PasteGeom* __restrict__ g, int64_t K, int32_t mk,
+                                             float ib) {
   for (int64_t k = blockIdx.y; k < K; k += gridDim.y) {
     const PasteGeom gk = g[k];
     if (gk.n < 0) continue;
@@ -108,8 +106,7 @@ __global__ void paste_backward_frames_kernel(acc_t* __restrict__ gfr, FrameView 
 template <class acc_t>
 __global__ void paste_backward_faces_kernel(const acc_t* __restrict__ grad, FrameView vg,
                                             acc_t* __restrict__ gfa, const PasteGeom* __restrict__ g,
-                                            int64_t K, acc_t s0, acc_t s1, acc_t s2, int32_t mk,
-                                            float ib) {
+                                            int64_t K, acc_t s0, acc_t s1, acc_t s2, int32_t mk, float ib) {
   for (int64_t k = blockIdx.y; k < K; k += gridDim.y) {
     const PasteGeom gk = g[k];
     if (gk.n < 0) continue;
@@ -141,9 +138,11 @@ __global__ void paste_backward_faces_kernel(const acc_t* __restrict__ grad, Fram
   }
 }
 
-std::tuple<at::Tensor, at::Tensor> face_paste_backward_cuda(
-    const at::Tensor& grad, const at::Tensor& faces_in, const at::Tensor& rois,
-    at::ArrayRef<double> std_, c10::string_view mask, double feather, bool channels_last) {
+std::tuple<at::Tensor, at::Tensor> face_paste_backward_cuda(const at::Tensor& grad,
+                                                            const at::Tensor& faces_in,
+                                                            const at::Tensor& rois, at::ArrayRef<double> std_,
+                                                            c10::string_view mask, double feather,
+                                                            bool channels_last) {
   TORCH_CHECK_VALUE(grad.scalar_type() == at::kFloat || grad.scalar_type() == at::kDouble,
                     "grad must be float32 or float64, got ", grad.scalar_type());
   check_frames(grad, channels_last, "grad");
@@ -165,8 +164,8 @@ std::tuple<at::Tensor, at::Tensor> face_paste_backward_cuda(
   const dim3 grid = cuda::box_grid(gh);
   cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES(grad.scalar_type(), "face_paste_backward_cuda", [&] {
-    paste_backward_frames_kernel<scalar_t><<<grid, cuda::kThreads, 0, stream>>>(
-        gfr.data_ptr<scalar_t>(), vf, geoms_ptr(gd), K, mk, ib);
+    paste_backward_frames_kernel<scalar_t>
+        <<<grid, cuda::kThreads, 0, stream>>>(gfr.data_ptr<scalar_t>(), vf, geoms_ptr(gd), K, mk, ib);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
     paste_backward_faces_kernel<scalar_t><<<grid, cuda::kThreads, 0, stream>>>(
         gc.data_ptr<scalar_t>(), vg, gfa.data_ptr<scalar_t>(), geoms_ptr(gd), K, scalar_t(s[0]),

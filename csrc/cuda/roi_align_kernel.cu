@@ -4,8 +4,9 @@
 // with atomics into a float (or double) buffer that is cast to the input dtype at the end.
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
-#include <ATen/cuda/Atomic.cuh>
 #include <torch/library.h>
+
+#include <ATen/cuda/Atomic.cuh>
 
 #include "cuda/cuda_utils.cuh"
 #include "roi_checks.h"
@@ -36,17 +37,15 @@ __device__ __forceinline__ void for_each_sample(const AlignRoi<acc_t>& a, int ph
 
 template <typename scalar_t, typename acc_t>
 __global__ void roi_align_forward_kernel(int64_t total, const scalar_t* __restrict__ input,
-                                         const acc_t* __restrict__ rois, int64_t N, int64_t C,
-                                         int64_t H, int64_t W, int PH, int PW, acc_t scale,
-                                         int sampling_ratio, bool aligned,
-                                         scalar_t* __restrict__ output) {
+                                         const acc_t* __restrict__ rois, int64_t N, int64_t C, int64_t H,
+                                         int64_t W, int PH, int PW, acc_t scale, int sampling_ratio,
+                                         bool aligned, scalar_t* __restrict__ output) {
   ANONFACE_CUDA_LOOP(i, total) {
     const int pw = static_cast<int>(i % PW);
     const int ph = static_cast<int>((i / PW) % PH);
     const int64_t c = (i / (PW * PH)) % C;
     const int64_t k = i / (PW * PH * C);
-    const AlignRoi<acc_t> a =
-        make_align_roi<acc_t>(rois + k * 5, N, scale, PH, PW, sampling_ratio, aligned);
+    const AlignRoi<acc_t> a = make_align_roi<acc_t>(rois + k * 5, N, scale, PH, PW, sampling_ratio, aligned);
     if (a.batch < 0) {
       output[i] = scalar_t(0);
       continue;
@@ -63,17 +62,15 @@ __global__ void roi_align_forward_kernel(int64_t total, const scalar_t* __restri
 
 template <typename scalar_t, typename acc_t>
 __global__ void roi_align_backward_kernel(int64_t total, const scalar_t* __restrict__ grad,
-                                          const acc_t* __restrict__ rois, int64_t N, int64_t C,
-                                          int64_t H, int64_t W, int PH, int PW, acc_t scale,
-                                          int sampling_ratio, bool aligned,
-                                          acc_t* __restrict__ grad_input) {
+                                          const acc_t* __restrict__ rois, int64_t N, int64_t C, int64_t H,
+                                          int64_t W, int PH, int PW, acc_t scale, int sampling_ratio,
+                                          bool aligned, acc_t* __restrict__ grad_input) {
   ANONFACE_CUDA_LOOP(i, total) {
     const int pw = static_cast<int>(i % PW);
     const int ph = static_cast<int>((i / PW) % PH);
     const int64_t c = (i / (PW * PH)) % C;
     const int64_t k = i / (PW * PH * C);
-    const AlignRoi<acc_t> a =
-        make_align_roi<acc_t>(rois + k * 5, N, scale, PH, PW, sampling_ratio, aligned);
+    const AlignRoi<acc_t> a = make_align_roi<acc_t>(rois + k * 5, N, scale, PH, PW, sampling_ratio, aligned);
     if (a.batch < 0) continue;
     acc_t* plane = grad_input + (a.batch * C + c) * H * W;
     const acc_t g = static_cast<acc_t>(grad[i]) / a.count;
@@ -86,34 +83,32 @@ __global__ void roi_align_backward_kernel(int64_t total, const scalar_t* __restr
   }
 }
 
-at::Tensor roi_align_forward_cuda(const at::Tensor& input_, const at::Tensor& rois_,
-                                  double spatial_scale, int64_t pooled_h, int64_t pooled_w,
-                                  int64_t sampling_ratio, bool aligned) {
+at::Tensor roi_align_forward_cuda(const at::Tensor& input_, const at::Tensor& rois_, double spatial_scale,
+                                  int64_t pooled_h, int64_t pooled_w, int64_t sampling_ratio, bool aligned) {
   check_roi_args(input_, rois_, pooled_h, pooled_w, "roi_align");
   c10::cuda::CUDAGuard guard(input_.device());
   at::Tensor input = input_.contiguous();
   at::Tensor rois = rois_for(input, rois_);
-  const int64_t K = rois.size(0), N = input.size(0), C = input.size(1), H = input.size(2),
-                W = input.size(3);
+  const int64_t K = rois.size(0), N = input.size(0), C = input.size(1), H = input.size(2), W = input.size(3);
   at::Tensor output = at::zeros({K, C, pooled_h, pooled_w}, input.options());
   const int64_t total = output.numel();
   if (total == 0 || H == 0 || W == 0) return output;
   auto stream = c10::cuda::getCurrentCUDAStream();
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(), "roi_align_forward_cuda", [&] {
-    using acc_t = at::opmath_type<scalar_t>;
-    roi_align_forward_kernel<scalar_t, acc_t><<<blocks_for(total), kThreads, 0, stream>>>(
-        total, input.const_data_ptr<scalar_t>(), rois.const_data_ptr<acc_t>(), N, C, H, W,
-        static_cast<int>(pooled_h), static_cast<int>(pooled_w), static_cast<acc_t>(spatial_scale),
-        static_cast<int>(sampling_ratio), aligned, output.mutable_data_ptr<scalar_t>());
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
-  });
+  AT_DISPATCH_FLOATING_TYPES_AND2(
+      at::kHalf, at::kBFloat16, input.scalar_type(), "roi_align_forward_cuda", [&] {
+        using acc_t = at::opmath_type<scalar_t>;
+        roi_align_forward_kernel<scalar_t, acc_t><<<blocks_for(total), kThreads, 0, stream>>>(
+            total, input.const_data_ptr<scalar_t>(), rois.const_data_ptr<acc_t>(), N, C, H, W,
+            static_cast<int>(pooled_h), static_cast<int>(pooled_w), static_cast<acc_t>(spatial_scale),
+            static_cast<int>(sampling_ratio), aligned, output.mutable_data_ptr<scalar_t>());
+        C10_CUDA_KERNEL_LAUNCH_CHECK();
+      });
   return output;
 }
 
-at::Tensor roi_align_backward_cuda(const at::Tensor& grad_, const at::Tensor& rois_,
-                                   double spatial_scale, int64_t pooled_h, int64_t pooled_w,
-                                   int64_t batch_size, int64_t channels, int64_t height,
-                                   int64_t width, int64_t sampling_ratio, bool aligned) {
+at::Tensor roi_align_backward_cuda(const at::Tensor& grad_, const at::Tensor& rois_, double spatial_scale,
+                                   int64_t pooled_h, int64_t pooled_w, int64_t batch_size, int64_t channels,
+                                   int64_t height, int64_t width, int64_t sampling_ratio, bool aligned) {
   check_roi_backward_args(grad_, rois_, batch_size, channels, pooled_h, pooled_w, "_roi_align_backward");
   c10::cuda::CUDAGuard guard(grad_.device());
   at::Tensor grad = grad_.contiguous();
@@ -123,15 +118,16 @@ at::Tensor roi_align_backward_cuda(const at::Tensor& grad_, const at::Tensor& ro
   const int64_t total = grad.numel();
   if (total == 0 || height == 0 || width == 0) return grad_input.to(grad.scalar_type());
   auto stream = c10::cuda::getCurrentCUDAStream();
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad.scalar_type(), "roi_align_backward_cuda", [&] {
-    using acc_t = at::opmath_type<scalar_t>;
-    roi_align_backward_kernel<scalar_t, acc_t><<<blocks_for(total), kThreads, 0, stream>>>(
-        total, grad.const_data_ptr<scalar_t>(), rois.const_data_ptr<acc_t>(), batch_size, channels,
-        height, width, static_cast<int>(pooled_h), static_cast<int>(pooled_w),
-        static_cast<acc_t>(spatial_scale), static_cast<int>(sampling_ratio), aligned,
-        grad_input.mutable_data_ptr<acc_t>());
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
-  });
+  AT_DISPATCH_FLOATING_TYPES_AND2(
+      at::kHalf, at::kBFloat16, grad.scalar_type(), "roi_align_backward_cuda", [&] {
+        using acc_t = at::opmath_type<scalar_t>;
+        roi_align_backward_kernel<scalar_t, acc_t><<<blocks_for(total), kThreads, 0, stream>>>(
+            total, grad.const_data_ptr<scalar_t>(), rois.const_data_ptr<acc_t>(), batch_size, channels,
+            height, width, static_cast<int>(pooled_h), static_cast<int>(pooled_w),
+            static_cast<acc_t>(spatial_scale), static_cast<int>(sampling_ratio), aligned,
+            grad_input.mutable_data_ptr<acc_t>());
+        C10_CUDA_KERNEL_LAUNCH_CHECK();
+      });
   return grad_input.to(grad.scalar_type());
 }
 

@@ -2,9 +2,9 @@
 // through the argmax). Contract: csrc/roi_common.h (torchvision.ops.roi_pool semantics).
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
-#include <ATen/cuda/Atomic.cuh>
 #include <torch/library.h>
 
+#include <ATen/cuda/Atomic.cuh>
 #include <tuple>
 
 #include "cuda/cuda_utils.cuh"
@@ -19,9 +19,9 @@ using cuda::kThreads;
 
 template <typename scalar_t, typename acc_t>
 __global__ void roi_pool_forward_kernel(int64_t total, const scalar_t* __restrict__ input,
-                                        const acc_t* __restrict__ rois, int64_t N, int64_t C,
-                                        int64_t H, int64_t W, int PH, int PW, acc_t scale,
-                                        scalar_t* __restrict__ output, int32_t* __restrict__ argmax) {
+                                        const acc_t* __restrict__ rois, int64_t N, int64_t C, int64_t H,
+                                        int64_t W, int PH, int PW, acc_t scale, scalar_t* __restrict__ output,
+                                        int32_t* __restrict__ argmax) {
   ANONFACE_CUDA_LOOP(i, total) {
     const int pw = static_cast<int>(i % PW);
     const int ph = static_cast<int>((i / PW) % PH);
@@ -52,9 +52,9 @@ __global__ void roi_pool_forward_kernel(int64_t total, const scalar_t* __restric
 
 template <typename scalar_t, typename acc_t>
 __global__ void roi_pool_backward_kernel(int64_t total, const scalar_t* __restrict__ grad,
-                                         const int32_t* __restrict__ argmax,
-                                         const acc_t* __restrict__ rois, int64_t N, int64_t C,
-                                         int64_t HW, int64_t PHW, acc_t* __restrict__ grad_input) {
+                                         const int32_t* __restrict__ argmax, const acc_t* __restrict__ rois,
+                                         int64_t N, int64_t C, int64_t HW, int64_t PHW,
+                                         acc_t* __restrict__ grad_input) {
   ANONFACE_CUDA_LOOP(i, total) {
     const int64_t c = (i / PHW) % C;
     const int64_t k = i / (PHW * C);
@@ -67,36 +67,34 @@ __global__ void roi_pool_backward_kernel(int64_t total, const scalar_t* __restri
   }
 }
 
-std::tuple<at::Tensor, at::Tensor> roi_pool_forward_cuda(const at::Tensor& input_,
-                                                         const at::Tensor& rois_,
+std::tuple<at::Tensor, at::Tensor> roi_pool_forward_cuda(const at::Tensor& input_, const at::Tensor& rois_,
                                                          double spatial_scale, int64_t pooled_h,
                                                          int64_t pooled_w) {
   check_roi_args(input_, rois_, pooled_h, pooled_w, "roi_pool");
   c10::cuda::CUDAGuard guard(input_.device());
   at::Tensor input = input_.contiguous();
   at::Tensor rois = rois_for(input, rois_);
-  const int64_t K = rois.size(0), N = input.size(0), C = input.size(1), H = input.size(2),
-                W = input.size(3);
+  const int64_t K = rois.size(0), N = input.size(0), C = input.size(1), H = input.size(2), W = input.size(3);
   at::Tensor output = at::zeros({K, C, pooled_h, pooled_w}, input.options());
   at::Tensor argmax = at::full({K, C, pooled_h, pooled_w}, -1, input.options().dtype(at::kInt));
   const int64_t total = output.numel();
   if (total == 0) return {output, argmax};
   auto stream = c10::cuda::getCurrentCUDAStream();
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(), "roi_pool_forward_cuda", [&] {
-    using acc_t = at::opmath_type<scalar_t>;
-    roi_pool_forward_kernel<scalar_t, acc_t><<<blocks_for(total), kThreads, 0, stream>>>(
-        total, input.const_data_ptr<scalar_t>(), rois.const_data_ptr<acc_t>(), N, C, H, W,
-        static_cast<int>(pooled_h), static_cast<int>(pooled_w), static_cast<acc_t>(spatial_scale),
-        output.mutable_data_ptr<scalar_t>(), argmax.mutable_data_ptr<int32_t>());
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
-  });
+  AT_DISPATCH_FLOATING_TYPES_AND2(
+      at::kHalf, at::kBFloat16, input.scalar_type(), "roi_pool_forward_cuda", [&] {
+        using acc_t = at::opmath_type<scalar_t>;
+        roi_pool_forward_kernel<scalar_t, acc_t><<<blocks_for(total), kThreads, 0, stream>>>(
+            total, input.const_data_ptr<scalar_t>(), rois.const_data_ptr<acc_t>(), N, C, H, W,
+            static_cast<int>(pooled_h), static_cast<int>(pooled_w), static_cast<acc_t>(spatial_scale),
+            output.mutable_data_ptr<scalar_t>(), argmax.mutable_data_ptr<int32_t>());
+        C10_CUDA_KERNEL_LAUNCH_CHECK();
+      });
   return {output, argmax};
 }
 
-at::Tensor roi_pool_backward_cuda(const at::Tensor& grad_, const at::Tensor& rois_,
-                                  const at::Tensor& argmax_, double spatial_scale,
-                                  int64_t pooled_h, int64_t pooled_w, int64_t batch_size,
-                                  int64_t channels, int64_t height, int64_t width) {
+at::Tensor roi_pool_backward_cuda(const at::Tensor& grad_, const at::Tensor& rois_, const at::Tensor& argmax_,
+                                  double spatial_scale, int64_t pooled_h, int64_t pooled_w,
+                                  int64_t batch_size, int64_t channels, int64_t height, int64_t width) {
   check_roi_backward_args(grad_, rois_, batch_size, channels, pooled_h, pooled_w, "_roi_pool_backward");
   check_roi_pool_argmax(argmax_, grad_);
   c10::cuda::CUDAGuard guard(grad_.device());
@@ -108,14 +106,15 @@ at::Tensor roi_pool_backward_cuda(const at::Tensor& grad_, const at::Tensor& roi
   const int64_t total = grad.numel();
   if (total == 0 || height * width == 0) return grad_input.to(grad.scalar_type());
   auto stream = c10::cuda::getCurrentCUDAStream();
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad.scalar_type(), "roi_pool_backward_cuda", [&] {
-    using acc_t = at::opmath_type<scalar_t>;
-    roi_pool_backward_kernel<scalar_t, acc_t><<<blocks_for(total), kThreads, 0, stream>>>(
-        total, grad.const_data_ptr<scalar_t>(), argmax.const_data_ptr<int32_t>(),
-        rois.const_data_ptr<acc_t>(), batch_size, channels, height * width, pooled_h * pooled_w,
-        grad_input.mutable_data_ptr<acc_t>());
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
-  });
+  AT_DISPATCH_FLOATING_TYPES_AND2(
+      at::kHalf, at::kBFloat16, grad.scalar_type(), "roi_pool_backward_cuda", [&] {
+        using acc_t = at::opmath_type<scalar_t>;
+        roi_pool_backward_kernel<scalar_t, acc_t><<<blocks_for(total), kThreads, 0, stream>>>(
+            total, grad.const_data_ptr<scalar_t>(), argmax.const_data_ptr<int32_t>(),
+            rois.const_data_ptr<acc_t>(), batch_size, channels, height * width, pooled_h * pooled_w,
+            grad_input.mutable_data_ptr<acc_t>());
+        C10_CUDA_KERNEL_LAUNCH_CHECK();
+      });
   return grad_input.to(grad.scalar_type());
 }
 

@@ -41,8 +41,9 @@ def test_json_roundtrip(tmp_path: Path) -> None:
 
 
 def test_json_default_faces_and_errors(tmp_path: Path) -> None:
-    import cv2
     import json
+
+    import cv2
 
     cv2.imwrite(str(tmp_path / "f.png"), np.zeros((60, 40, 3), np.uint8))
     (tmp_path / "a.json").write_text(json.dumps({"classes": ["run"], "frames": [

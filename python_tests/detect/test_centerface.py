@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from skimage import data as skimage_data
 
 from anonface.detect import BoxesDetector, CenterFace, box_iou, detection_size
-
-from skimage import data as skimage_data
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +101,7 @@ def test_cpu_input_equals_cv2_blob() -> None:
 
         class Net:
             def setInput(self, blob):  # noqa: N802 - cv2's name
-                seen.append(blob.copy())
+                seen.append(blob.copy())  # noqa: B023 - used within this iteration
 
             def forward(self, names):
                 return [np.zeros((1, c, 2, 2), np.float32) for c in (1, 2, 2, 10)]

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from skimage import data as skimage_data
 
 from anonface.detect import CenterFace, box_iou, default_onnx_path  # noqa: E402

@@ -8,7 +8,6 @@ import torch
 from anonface.eval.methods import MethodSpec, MethodUnavailable, default_methods, make_anonymizer
 
 
-
 def _frames() -> tuple[torch.Tensor, torch.Tensor]:
     frames = torch.randint(30, 226, (2, 80, 96, 3), dtype=torch.uint8)
     rois = torch.tensor([[0, 20.0, 10.0, 60.0, 60.0], [1, 40.0, 20.0, 90.0, 70.0]])

@@ -9,9 +9,9 @@ import random
 import numpy as np
 import pytest
 
-from anonface.eval.data import ImageRef, Pair, read_pairs, select_pairs
 from anonface.boxes import box_iou
-from anonface.eval.faces import central_box, pick_central, pick_overlapping, Detection
+from anonface.eval.data import ImageRef, Pair, read_pairs, select_pairs
+from anonface.eval.faces import Detection, central_box, pick_central, pick_overlapping
 from anonface.eval.methods import DEFAULT_STRENGTHS, MethodSpec, parse_methods
 from anonface.eval.metrics import (
     PairOutcome,

@@ -7,6 +7,7 @@ that wipes the face box gives 0% re-identification and no face left.
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -16,8 +17,6 @@ from anonface.eval.faces import Detection
 from anonface.eval.judge import DlibJudge
 from anonface.eval.methods import MethodSpec
 from anonface.eval.privacy import FaceProtocol, evaluate_method, prepare_originals, untouched_summary
-
-import cv2
 
 SIZE = 64
 FACE = (20.0, 20.0, 44.0, 44.0)

@@ -7,10 +7,9 @@ import subprocess
 from fractions import Fraction
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
-
-import av
 
 from anonface.io import (  # noqa: E402
     MediaError,
@@ -22,8 +21,6 @@ from anonface.io import (  # noqa: E402
     write_image,
 )
 from anonface.pipeline import anonymize_video  # noqa: E402
-
-
 
 W, H, N = 96, 64, 23
 # Irregular timestamps (a dropped frame at 5, a long one at 12) must survive as they are.

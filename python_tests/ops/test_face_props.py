@@ -8,12 +8,11 @@ import math
 import pytest
 import torch
 from face_testing import covered, to_layout
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
 
 from anonface.ops import face_crop, face_modify, face_paste
 from anonface.ops.face_reference import face_crop_reference, face_modify_reference, face_paste_reference
-
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
 
 SPECIAL = [math.nan, math.inf, -math.inf, 1e30, -1e30, 0.0]
 

@@ -123,7 +123,7 @@ def test_gradcheck(device):
     x = torch.randn(2, 2, 7, 8, dtype=torch.float64, device=device, requires_grad=True)
     rois = random_rois(6, 2, 7, 8).to(device)
     for aligned in (True, False):
-        assert torch.autograd.gradcheck(lambda t: roi_align(t, rois, (3, 2), 1.0, 2, aligned), (x,))
+        assert torch.autograd.gradcheck(lambda t, a=aligned: roi_align(t, rois, (3, 2), 1.0, 2, a), (x,))
     assert torch.autograd.gradcheck(lambda t: roi_pool(t, rois, (2, 3), 1.0), (x,))
 
 

@@ -6,12 +6,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from _tiny import tiny_config  # type: ignore[import-not-found]
 
 from anonface.models.anonymizer import load_pretrained
 from anonface.train.datasets import build_train_data
 from anonface.train.trainer import Trainer
-
-from _tiny import tiny_config  # type: ignore[import-not-found]
 
 
 def _trainer(*extra: str) -> Trainer:

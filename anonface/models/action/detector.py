@@ -41,7 +41,7 @@ class DetectorConfig:
     detections_per_image: int = 20
 
     @staticmethod
-    def from_dict(d: dict[str, Any]) -> "DetectorConfig":
+    def from_dict(d: dict[str, Any]) -> DetectorConfig:
         check_fields(DetectorConfig, d)
         return DetectorConfig(**d)
 
