@@ -259,5 +259,41 @@ struct FrameView {
   AF_HD int64_t at(int64_t n, int64_t i, int64_t j) const { return n * sN + i * sH + j * sW; }
 };
 
+// The normalisation of a crop: (x / scale - mean[c]) / stdv[c]; scale is 255 for uint8 frames.
+template <class acc_t>
+struct Norm {
+  acc_t mean[3];
+  acc_t stdv[3];
+  acc_t scale;
+};
+
+// One face_crop output pixel, all three channels: the separable roi_align sum over the taps
+// (rows y0..y0+ny with weights wy, columns x0..x0+nx with weights wx) of frame n, normalised;
+// written to o[0], o[plane], o[2 * plane]. The CPU and CUDA kernels both compute it here.
+template <class scalar_t, class acc_t>
+AF_HD void crop_pixel(const scalar_t* f, const FrameView& v, int64_t n, int64_t y0, int64_t ny, int64_t x0,
+                      int64_t nx, const acc_t* wy, const acc_t* wx, const Norm<acc_t>& nm, acc_t* o,
+                      int64_t plane) {
+  acc_t a0 = 0, a1 = 0, a2 = 0;
+  for (int64_t ia = 0; ia < ny; ++ia) {
+    const scalar_t* row = f + v.at(n, y0 + ia, x0);
+    acc_t r0 = 0, r1 = 0, r2 = 0;
+    for (int64_t ib = 0; ib < nx; ++ib) {
+      const scalar_t* px = row + ib * v.sW;
+      const acc_t w = wx[ib];
+      r0 += w * static_cast<acc_t>(px[0]);
+      r1 += w * static_cast<acc_t>(px[v.sC]);
+      r2 += w * static_cast<acc_t>(px[2 * v.sC]);
+    }
+    const acc_t w = wy[ia];
+    a0 += w * r0;
+    a1 += w * r1;
+    a2 += w * r2;
+  }
+  o[0] = (a0 / nm.scale - nm.mean[0]) / nm.stdv[0];
+  o[plane] = (a1 / nm.scale - nm.mean[1]) / nm.stdv[1];
+  o[2 * plane] = (a2 / nm.scale - nm.mean[2]) / nm.stdv[2];
+}
+
 }  // namespace face
 }  // namespace anonface

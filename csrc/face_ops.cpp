@@ -346,6 +346,53 @@ at::Tensor gaussian_taps(double sigma, at::ScalarType acc) {
   return at::from_blob(w.data(), {2 * radius + 1}, at::kDouble).to(acc).clone();
 }
 
+CropCall prepare_crop(const at::Tensor& frames, const at::Tensor& rois, at::IntArrayRef size,
+                      at::ArrayRef<double> mean, at::ArrayRef<double> std_, bool channels_last) {
+  check_frames(frames, channels_last);
+  TORCH_CHECK_VALUE(size.size() == 2 && size[0] > 0 && size[1] > 0,
+                    "size must be (height, width) with positive values, got ", size);
+  CropCall c;
+  c.mean = check_triple(mean, "mean", false);
+  c.stdv = check_triple(std_, "std", true);
+  c.bhw = frame_bhw(frames, channels_last);
+  c.rois = host_rois(rois, frames.device(), c.bhw[0]);
+  c.K = c.rois.size(0);
+  c.sh = size[0];
+  c.sw = size[1];
+  c.acc = acc_type(frames.scalar_type());
+  return c;
+}
+
+PasteCall prepare_paste(const at::Tensor& frames, const at::Tensor& faces, const at::Tensor& rois,
+                        at::ArrayRef<double> mean, at::ArrayRef<double> std_, c10::string_view mask,
+                        double feather, bool channels_last) {
+  check_frames(frames, channels_last);
+  PasteCall c;
+  c.mean = check_triple(mean, "mean", false);
+  c.stdv = check_triple(std_, "std", true);
+  c.mask = parse_mask(mask);
+  c.inv_band = inv_band(feather);
+  c.bhw = frame_bhw(frames, channels_last);
+  c.rois = host_rois(rois, frames.device(), c.bhw[0]);
+  c.K = c.rois.size(0);
+  check_faces(faces, frames, c.K);
+  return c;
+}
+
+ModifyCall prepare_modify(const at::Tensor& frames, const at::Tensor& rois, c10::string_view method,
+                          double strength, c10::string_view mask, double feather, bool channels_last) {
+  check_frames(frames, channels_last);
+  ModifyCall c;
+  c.method = parse_method(method);
+  check_strength(c.method, strength);
+  c.mask = parse_mask(mask);
+  c.inv_band = inv_band(feather);
+  c.bhw = frame_bhw(frames, channels_last);
+  c.rois = host_rois(rois, frames.device(), c.bhw[0]);
+  c.K = c.rois.size(0);
+  return c;
+}
+
 double noise_inv_sd() {
   return 1.0 / std::sqrt(4.0 * (65536.0 * 65536.0 - 1.0) / 12.0);
 }

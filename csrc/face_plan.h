@@ -8,6 +8,7 @@
 #include <c10/util/string_view.h>
 
 #include <array>
+#include <type_traits>
 
 #include "face_common.h"
 
@@ -32,6 +33,72 @@ void check_faces(const at::Tensor& faces, const at::Tensor& frames, int64_t K);
 std::array<double, 3> check_triple(at::ArrayRef<double> v, const char* name, bool nonzero);
 int32_t parse_mask(c10::string_view mask);
 float inv_band(double feather);  // also checks feather in [0, 0.5]
+
+// The frame dtypes of the face ops with their accumulation types: calls f(scalar_t{}, acc_t{}) for
+// uint8 (float accumulation), float32 and float64 frames (so each entry point is written once).
+template <class F>
+void dispatch_frames(at::ScalarType dtype, const char* op, F&& f) {
+  switch (dtype) {
+    case at::kByte:
+      return f(uint8_t{}, float{});
+    case at::kFloat:
+      return f(float{}, float{});
+    case at::kDouble:
+      return f(double{}, double{});
+    default:
+      TORCH_CHECK_VALUE(false, op, ": frames must be uint8, float32 or float64, got ", dtype);
+  }
+}
+
+// The checked arguments of one forward call, shared by the CPU and CUDA entry points: check,
+// then plan, then each backend only launches.
+struct FaceCall {
+  std::array<int64_t, 3> bhw{};  // frames' [B, H, W]
+  at::Tensor rois;               // checked, on the host, float64 [K, 5]
+  int64_t K = 0;
+};
+struct CropCall : FaceCall {
+  std::array<double, 3> mean{}, stdv{};
+  int64_t sh = 0, sw = 0;
+  at::ScalarType acc = at::kFloat;
+};
+struct PasteCall : FaceCall {
+  std::array<double, 3> mean{}, stdv{};
+  int32_t mask = 0;
+  float inv_band = 0.f;
+};
+struct ModifyCall : FaceCall {
+  int32_t method = 0;
+  int32_t mask = 0;
+  float inv_band = 0.f;
+};
+CropCall prepare_crop(const at::Tensor& frames, const at::Tensor& rois, at::IntArrayRef size,
+                      at::ArrayRef<double> mean, at::ArrayRef<double> std_, bool channels_last);
+PasteCall prepare_paste(const at::Tensor& frames, const at::Tensor& faces, const at::Tensor& rois,
+                        at::ArrayRef<double> mean, at::ArrayRef<double> std_, c10::string_view mask,
+                        double feather, bool channels_last);
+ModifyCall prepare_modify(const at::Tensor& frames, const at::Tensor& rois, c10::string_view method,
+                          double strength, c10::string_view mask, double feather, bool channels_last);
+
+// The crop normalisation of a call in the accumulation type (scale 255 for uint8 frames).
+template <class scalar_t, class acc_t>
+Norm<acc_t> crop_norm(const CropCall& c) {
+  Norm<acc_t> n{};
+  for (int i = 0; i < 3; ++i) n.mean[i] = acc_t(c.mean[i]), n.stdv[i] = acc_t(c.stdv[i]);
+  n.scale = std::is_same<scalar_t, uint8_t>::value ? acc_t(255) : acc_t(1);
+  return n;
+}
+
+// The source of a face_paste: normalised faces [K, 3, Sh, Sw] de-normalised into the frames' units.
+template <class scalar_t, class acc_t>
+Source<acc_t> face_source(const PasteCall& c, const acc_t* faces) {
+  Source<acc_t> src{};
+  src.kind = kFace;
+  src.data = faces;
+  for (int i = 0; i < 3; ++i) src.mean[i] = acc_t(c.mean[i]), src.stdv[i] = acc_t(c.stdv[i]);
+  src.scale = std::is_same<scalar_t, uint8_t>::value ? acc_t(255) : acc_t(1);
+  return src;
+}
 
 struct CropPlan {
   at::Tensor frame;         // int32 [K], -1 = empty crop

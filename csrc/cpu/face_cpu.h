@@ -21,10 +21,10 @@ namespace anonface {
 namespace face {
 namespace cpu {
 
-// out[k, c, ph, pw] = (sum_taps w * frame / divisor - mean[c]) / stdv[c]   (out: [K, 3, sh, sw])
+// out[k, c, ph, pw] = (sum_taps w * frame / scale - mean[c]) / stdv[c]   (out: [K, 3, sh, sw])
 template <class scalar_t, class acc_t>
-void crop(const scalar_t* f, const FrameView& v, const CropPlan& p, int64_t sh, int64_t sw, acc_t divisor,
-          const acc_t* mean, const acc_t* stdv, acc_t* out) {
+void crop(const scalar_t* f, const FrameView& v, const CropPlan& p, int64_t sh, int64_t sw,
+          const Norm<acc_t>& nm, acc_t* out) {
   const int64_t K = p.frame.size(0);
   const int32_t* frame = p.frame.data_ptr<int32_t>();
   const int32_t* ys = p.ystart.data_ptr<int32_t>();
@@ -39,33 +39,12 @@ void crop(const scalar_t* f, const FrameView& v, const CropPlan& p, int64_t sh, 
   at::parallel_for(0, K * sh, grain, [&](int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; ++t) {
       const int64_t k = t / sh, ph = t % sh;
-      acc_t* o = out + k * 3 * plane + ph * sw;
       const int64_t n = frame[k];
       const int64_t y0 = ys[k * sh + ph], ny = n < 0 ? 0 : yl[k * sh + ph];
-      const acc_t* wyp = wy + (k * sh + ph) * Ly;
-      for (int64_t pw = 0; pw < sw; ++pw) {
-        const int64_t x0 = xs[k * sw + pw], nx = xl[k * sw + pw];
-        const acc_t* wxp = wx + (k * sw + pw) * Lx;
-        acc_t a0 = 0, a1 = 0, a2 = 0;
-        for (int64_t ia = 0; ia < ny; ++ia) {
-          const scalar_t* row = f + v.at(n, y0 + ia, x0);
-          acc_t r0 = 0, r1 = 0, r2 = 0;
-          for (int64_t ib = 0; ib < nx; ++ib) {
-            const scalar_t* px = row + ib * v.sW;
-            const acc_t w = wxp[ib];
-            r0 += w * static_cast<acc_t>(px[0]);
-            r1 += w * static_cast<acc_t>(px[v.sC]);
-            r2 += w * static_cast<acc_t>(px[2 * v.sC]);
-          }
-          const acc_t w = wyp[ia];
-          a0 += w * r0;
-          a1 += w * r1;
-          a2 += w * r2;
-        }
-        o[pw] = (a0 / divisor - mean[0]) / stdv[0];
-        o[plane + pw] = (a1 / divisor - mean[1]) / stdv[1];
-        o[2 * plane + pw] = (a2 / divisor - mean[2]) / stdv[2];
-      }
+      for (int64_t pw = 0; pw < sw; ++pw)
+        crop_pixel<scalar_t, acc_t>(f, v, n, y0, ny, xs[k * sw + pw], xl[k * sw + pw],
+                                    wy + (k * sh + ph) * Ly, wx + (k * sw + pw) * Lx, nm,
+                                    out + k * 3 * plane + ph * sw + pw, plane);
     }
   });
 }

@@ -14,33 +14,17 @@ namespace {
 
 at::Tensor face_crop_cpu(const at::Tensor& frames, const at::Tensor& rois, at::IntArrayRef size,
                          at::ArrayRef<double> mean, at::ArrayRef<double> std_, bool channels_last) {
-  check_frames(frames, channels_last);
-  TORCH_CHECK_VALUE(size.size() == 2 && size[0] > 0 && size[1] > 0,
-                    "size must be (height, width) with positive values, got ", size);
-  const auto m = check_triple(mean, "mean", false);
-  const auto s = check_triple(std_, "std", true);
-  const auto bhw = frame_bhw(frames, channels_last);
-  const at::Tensor rh = host_rois(rois, frames.device(), bhw[0]);
-  const int64_t K = rh.size(0), sh = size[0], sw = size[1];
-  const auto acc = acc_type(frames.scalar_type());
-  at::Tensor out = at::empty({K, 3, sh, sw}, frames.options().dtype(acc));
-  if (K == 0) return out;
-  const CropPlan plan = plan_crop(rh, sh, sw, bhw[1], bhw[2], acc);
+  const CropCall c = prepare_crop(frames, rois, size, mean, std_, channels_last);
+  at::Tensor out = at::empty({c.K, 3, c.sh, c.sw}, frames.options().dtype(c.acc));
+  if (c.K == 0) return out;
+  const CropPlan plan = plan_crop(c.rois, c.sh, c.sw, c.bhw[1], c.bhw[2], c.acc);
   const FrameView v = frame_view(frames, channels_last);
-  AT_DISPATCH_SWITCH(frames.scalar_type(), "face_crop_cpu", AT_DISPATCH_CASE(at::kByte, [&] {
-                       const float mm[3] = {float(m[0]), float(m[1]), float(m[2])};
-                       const float ss[3] = {float(s[0]), float(s[1]), float(s[2])};
-                       cpu::crop<uint8_t, float>(frames.data_ptr<uint8_t>(), v, plan, sh, sw, 255.f, mm, ss,
-                                                 out.data_ptr<float>());
-                     }) AT_DISPATCH_CASE(at::kFloat, [&] {
-                       const float mm[3] = {float(m[0]), float(m[1]), float(m[2])};
-                       const float ss[3] = {float(s[0]), float(s[1]), float(s[2])};
-                       cpu::crop<float, float>(frames.data_ptr<float>(), v, plan, sh, sw, 1.f, mm, ss,
-                                               out.data_ptr<float>());
-                     }) AT_DISPATCH_CASE(at::kDouble, [&] {
-                       cpu::crop<double, double>(frames.data_ptr<double>(), v, plan, sh, sw, 1.0, m.data(),
-                                                 s.data(), out.data_ptr<double>());
-                     }));
+  dispatch_frames(frames.scalar_type(), "face_crop", [&](auto s, auto a) {
+    using scalar_t = decltype(s);
+    using acc_t = decltype(a);
+    cpu::crop<scalar_t, acc_t>(frames.data_ptr<scalar_t>(), v, plan, c.sh, c.sw,
+                               crop_norm<scalar_t, acc_t>(c), out.data_ptr<acc_t>());
+  });
   return out;
 }
 

@@ -105,8 +105,8 @@ void modify_impl(const at::Tensor& frames, at::Tensor& out, bool cl, const at::T
     geoms = plan_paste(rh, bhw[1], bhw[2], G, G);
     const CropPlan plan = plan_crop(rh, G, G, bhw[1], bhw[2], acc, /*replicate=*/true);
     data = at::empty({K, 3, G, G}, frames.options().dtype(acc));
-    const acc_t zero[3] = {0, 0, 0}, one[3] = {1, 1, 1};
-    cpu::crop<scalar_t, acc_t>(f, vin, plan, G, G, acc_t(1), zero, one, data.data_ptr<acc_t>());
+    cpu::crop<scalar_t, acc_t>(f, vin, plan, G, G, Norm<acc_t>{{0, 0, 0}, {1, 1, 1}, 1},
+                               data.data_ptr<acc_t>());
     const at::Tensor taps = gaussian_taps(strength * static_cast<double>(G), acc);
     blur_grids<acc_t>(data.data_ptr<acc_t>(), K, G, taps.data_ptr<acc_t>(), (taps.numel() - 1) / 2);
     src.kind = kFace;
@@ -156,23 +156,15 @@ namespace {
 void modify_into(const at::Tensor& frames, at::Tensor& out, const at::Tensor& rois, c10::string_view method,
                  double strength, c10::string_view mask, double feather, int64_t seed, bool channels_last,
                  bool inplace) {
-  check_frames(frames, channels_last);
-  const int32_t md = parse_method(method);
-  check_strength(md, strength);
-  const int32_t mk = parse_mask(mask);
-  const float ib = inv_band(feather);
-  const auto bhw = frame_bhw(frames, channels_last);
-  const at::Tensor rh = host_rois(rois, frames.device(), bhw[0]);
+  const ModifyCall c = prepare_modify(frames, rois, method, strength, mask, feather, channels_last);
   if (!inplace) out = cpu::copy_frames(frames);
-  if (rh.size(0) == 0) return;
-  const uint64_t sd = static_cast<uint64_t>(seed);
-  AT_DISPATCH_SWITCH(frames.scalar_type(), "face_modify_cpu", AT_DISPATCH_CASE(at::kByte, [&] {
-                       modify_impl<uint8_t, float>(frames, out, channels_last, rh, md, strength, mk, ib, sd);
-                     }) AT_DISPATCH_CASE(at::kFloat, [&] {
-                       modify_impl<float, float>(frames, out, channels_last, rh, md, strength, mk, ib, sd);
-                     }) AT_DISPATCH_CASE(at::kDouble, [&] {
-                       modify_impl<double, double>(frames, out, channels_last, rh, md, strength, mk, ib, sd);
-                     }));
+  if (c.K == 0) return;
+  dispatch_frames(frames.scalar_type(), "face_modify", [&](auto s, auto a) {
+    using scalar_t = decltype(s);
+    using acc_t = decltype(a);
+    modify_impl<scalar_t, acc_t>(frames, out, channels_last, c.rois, c.method, strength, c.mask, c.inv_band,
+                                 static_cast<uint64_t>(seed));
+  });
 }
 
 at::Tensor face_modify_cpu(const at::Tensor& frames, const at::Tensor& rois, c10::string_view method,

@@ -22,15 +22,8 @@ inline int64_t blocks_for(int64_t n, int64_t cap = 65535 * 16) {
   return std::max<int64_t>(1, std::min<int64_t>((n + kThreads - 1) / kThreads, cap));
 }
 
-template <class acc_t>
-struct Norm {
-  acc_t mean[3];
-  acc_t stdv[3];
-  acc_t divisor;
-};
-
-// out[k, c, ph, pw] = (sum_taps w * frame / divisor - mean[c]) / stdv[c]; one thread per output
-// pixel (all three channels), grid-stride.
+// out[k, c, ph, pw] = (sum_taps w * frame / scale - mean[c]) / stdv[c]; one thread per output
+// pixel (all three channels, face_common.h's crop_pixel), grid-stride.
 template <class scalar_t, class acc_t>
 __global__ void crop_kernel(const scalar_t* __restrict__ f, FrameView v, const int32_t* __restrict__ frame,
                             const int32_t* __restrict__ ys, const int32_t* __restrict__ yl,
@@ -43,30 +36,10 @@ __global__ void crop_kernel(const scalar_t* __restrict__ f, FrameView v, const i
        t += int64_t(gridDim.x) * blockDim.x) {
     const int64_t k = t / plane, r = t % plane, ph = r / sw, pw = r % sw;
     const int64_t n = frame[k];
-    const int64_t y0 = ys[k * sh + ph], ny = n < 0 ? 0 : yl[k * sh + ph];
-    const int64_t x0 = xs[k * sw + pw], nx = xl[k * sw + pw];
-    const acc_t* wyp = wy + (k * sh + ph) * Ly;
-    const acc_t* wxp = wx + (k * sw + pw) * Lx;
-    acc_t a0 = 0, a1 = 0, a2 = 0;
-    for (int64_t ia = 0; ia < ny; ++ia) {
-      const scalar_t* row = f + v.at(n, y0 + ia, x0);
-      acc_t r0 = 0, r1 = 0, r2 = 0;
-      for (int64_t ib = 0; ib < nx; ++ib) {
-        const scalar_t* px = row + ib * v.sW;
-        const acc_t w = wxp[ib];
-        r0 += w * static_cast<acc_t>(px[0]);
-        r1 += w * static_cast<acc_t>(px[v.sC]);
-        r2 += w * static_cast<acc_t>(px[2 * v.sC]);
-      }
-      const acc_t w = wyp[ia];
-      a0 += w * r0;
-      a1 += w * r1;
-      a2 += w * r2;
-    }
-    acc_t* o = out + k * 3 * plane + ph * sw + pw;
-    o[0] = (a0 / nm.divisor - nm.mean[0]) / nm.stdv[0];
-    o[plane] = (a1 / nm.divisor - nm.mean[1]) / nm.stdv[1];
-    o[2 * plane] = (a2 / nm.divisor - nm.mean[2]) / nm.stdv[2];
+    const int64_t ny = n < 0 ? 0 : yl[k * sh + ph];
+    crop_pixel<scalar_t, acc_t>(f, v, n, ys[k * sh + ph], ny, xs[k * sw + pw], xl[k * sw + pw],
+                                wy + (k * sh + ph) * Ly, wx + (k * sw + pw) * Lx, nm,
+                                out + k * 3 * plane + ph * sw + pw, plane);
   }
 }
 

@@ -17,49 +17,22 @@ namespace {
 void paste_into(const at::Tensor& frames, at::Tensor& out, const at::Tensor& faces_in, const at::Tensor& rois,
                 at::ArrayRef<double> mean, at::ArrayRef<double> std_, c10::string_view mask, double feather,
                 bool channels_last, bool inplace) {
-  check_frames(frames, channels_last);
-  const auto m = check_triple(mean, "mean", false);
-  const auto s = check_triple(std_, "std", true);
-  const int32_t mk = parse_mask(mask);
-  const float ib = inv_band(feather);
   c10::cuda::CUDAGuard guard(frames.device());
-  const auto bhw = frame_bhw(frames, channels_last);
-  const at::Tensor rh = host_rois(rois, frames.device(), bhw[0]);
-  const int64_t K = rh.size(0);
-  check_faces(faces_in, frames, K);
+  const PasteCall c = prepare_paste(frames, faces_in, rois, mean, std_, mask, feather, channels_last);
   if (!inplace) out = cuda::copy_frames(frames);
-  if (K == 0) return;
+  if (c.K == 0) return;
   const at::Tensor faces = faces_in.contiguous();
-  const at::Tensor gh = plan_paste(rh, bhw[1], bhw[2], faces.size(2), faces.size(3));
+  const at::Tensor gh = plan_paste(c.rois, c.bhw[1], c.bhw[2], faces.size(2), faces.size(3));
   const at::Tensor gd = gh.to(frames.device());
   const FrameView vin = frame_view(frames, channels_last), vout = frame_view(out, channels_last);
   cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
-  AT_DISPATCH_SWITCH(
-      frames.scalar_type(), "face_paste_cuda", AT_DISPATCH_CASE(at::kByte, [&] {
-        Source<float> src{};
-        src.kind = kFace;
-        src.data = faces.data_ptr<float>();
-        for (int c = 0; c < 3; ++c) src.mean[c] = float(m[c]), src.stdv[c] = float(s[c]);
-        src.scale = 255.f;
-        cuda::launch_paste<uint8_t, float>(frames.data_ptr<uint8_t>(), vin, out.data_ptr<uint8_t>(), vout, gh,
-                                           gd, src, mk, ib, stream);
-      }) AT_DISPATCH_CASE(at::kFloat, [&] {
-        Source<float> src{};
-        src.kind = kFace;
-        src.data = faces.data_ptr<float>();
-        for (int c = 0; c < 3; ++c) src.mean[c] = float(m[c]), src.stdv[c] = float(s[c]);
-        src.scale = 1.f;
-        cuda::launch_paste<float, float>(frames.data_ptr<float>(), vin, out.data_ptr<float>(), vout, gh, gd,
-                                         src, mk, ib, stream);
-      }) AT_DISPATCH_CASE(at::kDouble, [&] {
-        Source<double> src{};
-        src.kind = kFace;
-        src.data = faces.data_ptr<double>();
-        for (int c = 0; c < 3; ++c) src.mean[c] = m[c], src.stdv[c] = s[c];
-        src.scale = 1.0;
-        cuda::launch_paste<double, double>(frames.data_ptr<double>(), vin, out.data_ptr<double>(), vout, gh,
-                                           gd, src, mk, ib, stream);
-      }));
+  dispatch_frames(frames.scalar_type(), "face_paste", [&](auto s, auto a) {
+    using scalar_t = decltype(s);
+    using acc_t = decltype(a);
+    cuda::launch_paste<scalar_t, acc_t>(frames.data_ptr<scalar_t>(), vin, out.data_ptr<scalar_t>(), vout, gh,
+                                        gd, face_source<scalar_t, acc_t>(c, faces.data_ptr<acc_t>()), c.mask,
+                                        c.inv_band, stream);
+  });
 }
 
 at::Tensor face_paste_cuda(const at::Tensor& frames, const at::Tensor& faces, const at::Tensor& rois,
