@@ -12,6 +12,14 @@ import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
+
+def shared_data() -> Path:
+    """The shared research data (``$ANONFACE_DATA`` or ``../shared/data``; see anonface.data.lfw's
+    data_root). Tests that need it skip with a reason when a path below it is missing."""
+    from anonface.data.lfw import data_root
+
+    return data_root() or REPO_ROOT.parent / "shared" / "data"
+
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import types
@@ -10,11 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import shared_data
 
 from anonface import cli
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("ANONFACE_DATA", REPO.parent / "shared" / "data"))
+DATA = shared_data()
 CLIP = DATA / "action_videos" / "opera_arcade_pedestrians_walk.mp4"
 
 

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import shared_data
 
 from anonface.data.actions import ActionSet, jhmdb_boxes, load_action_json, load_jhmdb, save_action_json
 from anonface.data.synthetic import synthetic_actions, synthetic_faces
 
-DATA = Path(os.environ.get("ANONFACE_DATA", Path(__file__).resolve().parents[2].parent / "shared" / "data"))
+DATA = shared_data()
 
 
 def test_jhmdb_boxes_hand() -> None:

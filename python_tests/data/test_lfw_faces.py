@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import shared_data
 
 from anonface.data.faces import FaceBank, crop_boxes
 from anonface.data.lfw import IdentityFolder, face_box_250, image_path, pair_fold, read_pairs
 from anonface.data.synthetic import synthetic_faces
 
-DATA = Path(os.environ.get("ANONFACE_DATA", Path(__file__).resolve().parents[2].parent / "shared" / "data"))
+DATA = shared_data()
 
 
 def test_read_pairs(tmp_path: Path) -> None:

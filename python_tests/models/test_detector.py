@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 import torch
+from conftest import shared_data
 
 from anonface.data.synthetic import synthetic_actions
 from anonface.models.action import ActionDetector, DetectorConfig
@@ -14,7 +12,7 @@ from anonface.models.action.boxes import BoxCoder, batched_nms, box_iou, clip_bo
 from anonface.models.action.rpn import AnchorGenerator, Matcher
 from anonface.train.action import evaluate_detector, small_detector_config, train_action_detector
 
-DATA = Path(os.environ.get("ANONFACE_DATA", Path(__file__).resolve().parents[2].parent / "shared" / "data"))
+DATA = shared_data()
 
 
 def _rand_boxes(n: int, size: float = 100.0) -> torch.Tensor:
