@@ -102,7 +102,7 @@ FILL = 255
 LFW_FACE_BOX = (76.0, 64.0, 176.0, 190.0)
 PATCH_SCALE = 1.5
 
-# (clip, first frame) of each composite segment; --quick uses the first two, shorter.
+# (clip, first frame) of each composite segment; --quick uses the first three, shorter.
 SEGMENTS = [
     ("opera_arcade_pedestrians_walk.mp4", 0),
     ("two_people_hugging_1080p.mp4", 0),
@@ -784,10 +784,10 @@ def plot(out: dict, path: Path) -> None:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--quick", action="store_true", help="2 segments of 20 frames at 960x540 (~1-2 minutes)")
+    p.add_argument("--quick", action="store_true", help="3 segments of 24 frames (~1.5 minutes)")
     p.add_argument("--rows", default=None, help="comma list of rows (default: all)")
     p.add_argument("--seed", type=int, default=13)
-    p.add_argument("--frames", type=int, default=None, help="frames per segment (40; 20 with --quick)")
+    p.add_argument("--frames", type=int, default=None, help="frames per segment (40; 24 with --quick)")
     p.add_argument("--width", type=int, default=None)
     p.add_argument("--height", type=int, default=None)
     p.add_argument("--no-real", action="store_true", help="skip PoseTrack and JHMDB")
@@ -797,10 +797,10 @@ def main() -> int:
     if not (DATA / "action_videos").is_dir():
         print(f"skipped: the shared data folder {DATA} (or $ANONFACE_DATA) with action_videos/ is absent", file=sys.stderr)
         return 0
-    n_frames = args.frames or (20 if args.quick else 40)
-    width = args.width or (960 if args.quick else 1280)
-    height = args.height or (540 if args.quick else 720)
-    segs = SEGMENTS[:2] if args.quick else SEGMENTS
+    n_frames = args.frames or (24 if args.quick else 40)
+    width = args.width or 1280
+    height = args.height or 720
+    segs = SEGMENTS[:3] if args.quick else SEGMENTS
     suffix = "_quick" if args.quick else ""
     out_path = Path(args.out or RESULTS / f"recall_cpu{suffix}.json")
     plot_path = Path(args.plot or out_path.with_name(f"recall_vs_size{suffix}.png"))
