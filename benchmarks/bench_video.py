@@ -52,7 +52,7 @@ def _configs() -> dict[str, dict]:
     from anonface.cli import FAST_PRESET
 
     return {
-        # The defaults: deface's detection (full resolution, 0.2, every frame) plus tracking.
+        # The defaults: full resolution, every frame, int8 CenterFace at threshold 0.1, tracking.
         "default": {},
         # full-resolution float32 detection on every 6th frame at a lower threshold, tracked between.
         "every6": {"threshold": 0.1, "detect_every": 6},
@@ -62,6 +62,8 @@ def _configs() -> dict[str, dict]:
         "fast-every8": {**FAST_PRESET, "detect_every": 8},
         # deface's own detector (cv2.dnn), as in the previous version of this table.
         "every6-opencv": {"threshold": 0.1, "detect_every": 6, "backend": "opencv"},
+        # the default before threshold 0.1 and int8: float32 CenterFace at deface's 0.2, every frame
+        "fp32-t0.2": {"threshold": 0.2, "precision": "fp32"},
     }
 
 

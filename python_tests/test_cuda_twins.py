@@ -66,7 +66,7 @@ def test_centerface_torch_cuda_matches_onnxruntime_cpu() -> None:
     from anonface.detect.decode import box_iou
 
     img = np.ascontiguousarray(skimage.astronaut())
-    ref = CenterFace(0.5, backend="onnxruntime")
+    ref = CenterFace(0.5, backend="onnxruntime", precision="fp32")
     gpu = CenterFace(0.5, backend="torch", device="cuda")
     a = ref.detect(img[None])[0]
     b = gpu.detect(torch.from_numpy(img).cuda()[None])[0]
@@ -80,7 +80,7 @@ def test_pipeline_cuda_detects_and_covers_like_cpu() -> None:
     skimage = pytest.importorskip("skimage.data")
     img = np.ascontiguousarray(skimage.astronaut())
     frames = np.stack([img, img[:, ::-1].copy()])
-    cpu = anonface.anonymize(frames, device="cpu", method="solid", threshold=0.5)
+    cpu = anonface.anonymize(frames, device="cpu", method="solid", threshold=0.5, precision="fp32")
     gpu = anonface.anonymize(frames, device="cuda", method="solid", threshold=0.5, backend="torch")
     changed_cpu = (cpu != frames).any(-1)
     changed_gpu = (gpu != frames).any(-1)

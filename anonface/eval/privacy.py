@@ -7,7 +7,7 @@ Protocol (one pass per method and strength; the judge is dlib's recogniser, see 
    descriptor is taken in a fixed central box (:data:`JUDGE_FALLBACK_FRACTION` of the image side) and
    the fallback is counted.
 2. The face box to anonymize comes from the project's detector, CenterFace (threshold ``det_thresh``,
-   0.2 as in the anonymization pipeline), the detection nearest the image centre; the method enlarges it
+   0.2 by default: LFW's portraits score far above it), the detection nearest the image centre; the method enlarges it
    with ``mask_scale`` (1.3, deface's convention) through the pipeline's own rendering function. If
    CenterFace finds nothing, the box is the central square of half the image side, enlarged the same
    way (fail closed: LFW images are centred on their subject);

@@ -111,3 +111,22 @@ def test_cpu_input_equals_cv2_blob() -> None:
         ih, iw = detection_size(*frame.shape[:2])
         ref = cv2.dnn.blobFromImage(frame, 1.0, (iw, ih), (0, 0, 0), swapRB=order == "bgr", crop=False)
         np.testing.assert_array_equal(seen[0], ref)
+
+
+def test_large_boxes_need_a_higher_score() -> None:
+    """A low threshold is for small faces: a box >= LARGE_FACE_PX tall scored under
+    LARGE_FACE_SCORE is dropped (a one-frame arch or coat would otherwise cover a fifth of a frame),
+    small boxes keep the threshold, and a user threshold above LARGE_FACE_SCORE applies to all."""
+    from anonface.detect.centerface import LARGE_FACE_PX, LARGE_FACE_SCORE
+
+    det = CenterFace(0.1, backend="opencv")
+    h = float(LARGE_FACE_PX)
+    dets = np.array([[0, 0, 40, h, 0.15],  # large, unsure: dropped
+                     [0, 0, 40, h, LARGE_FACE_SCORE],  # large, sure enough: kept
+                     [0, 0, 20, h - 1, 0.11]], np.float32)  # small and faint: kept
+    kept = det._keep(dets)
+    assert kept[:, 4].tolist() == pytest.approx([LARGE_FACE_SCORE, 0.11])
+    assert CenterFace(0.3, backend="opencv").large_face_score == 0.3
+    assert CenterFace(0.1, backend="opencv", large_face_score=0.5).large_face_score == 0.5
+    with pytest.raises(ValueError, match="large_face_score"):
+        CenterFace(0.1, backend="opencv", large_face_score=float("nan"))

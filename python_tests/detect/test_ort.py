@@ -42,7 +42,7 @@ def test_fp32_matches_opencv(people: np.ndarray) -> None:
     frames = np.stack([people, np.ascontiguousarray(people[:, ::-1])])
     frames = np.clip(frames.astype(int) + rng.integers(-3, 4, frames.shape), 0, 255).astype(np.uint8)
     cv = CenterFace(0.2, backend="opencv").detect(frames)
-    ox = CenterFace(0.2, backend="onnxruntime", threads=1).detect(frames)
+    ox = CenterFace(0.2, backend="onnxruntime", precision="fp32", threads=1).detect(frames)
     for a, b in zip(cv, ox):
         assert len(a) == len(b) == 2
         np.testing.assert_allclose(a, b, atol=1e-2)
@@ -50,7 +50,7 @@ def test_fp32_matches_opencv(people: np.ndarray) -> None:
 
 def test_int8_finds_the_same_faces(people: np.ndarray, int8_path: str, monkeypatch) -> None:
     monkeypatch.setenv("ANONFACE_CACHE", str(Path(int8_path).parent))
-    ref = CenterFace(0.2, backend="onnxruntime").detect(people)[0]
+    ref = CenterFace(0.2, backend="onnxruntime", precision="fp32").detect(people)[0]
     det = CenterFace(0.1, precision="int8")  # auto backend -> onnxruntime, the cached model
     assert det.backend == "onnxruntime"
     got = det.detect(people)[0]
