@@ -303,13 +303,27 @@ def _draw_scores(frame: Any, boxes: Any) -> Any:
 
 
 def _has_display() -> bool:
-    return sys.platform in ("win32", "darwin") or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    """Whether a preview window can be opened. A display named in the environment is tried in a
+    child process first: OpenCV aborts the whole process (exit 134, unfinished output left
+    behind) when the display it is given cannot be reached."""
+    if sys.platform in ("win32", "darwin"):
+        return True
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        return False
+    import subprocess
+
+    probe = "import cv2; cv2.namedWindow('anonface'); cv2.waitKey(1); cv2.destroyAllWindows()"
+    try:
+        res = subprocess.run([sys.executable, "-c", probe], capture_output=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return res.returncode == 0
 
 
 def _frame_hook(args: argparse.Namespace) -> Callable[[Any, Any], Any] | None:
     preview = args.preview and _has_display()
     if args.preview and not preview:
-        print("anonface: --preview ignored: no display", file=sys.stderr)
+        print("anonface: --preview ignored: no display can be opened", file=sys.stderr)
     if not (preview or args.draw_scores):
         return None
 

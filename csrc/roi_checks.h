@@ -6,6 +6,12 @@
 
 namespace anonface {
 
+// Largest pooled output side, and largest explicit sampling_ratio of roi_align (samples per bin
+// and axis): beyond them a call would run for minutes or overflow the kernels' int arithmetic.
+constexpr int64_t kMaxPooledSize = 1 << 16;
+constexpr int64_t kMaxSamplingRatio = 64;
+void check_sampling_ratio(int64_t sampling_ratio, const char* op);
+
 // Validates input [N, C, H, W] and rois [K, 5]; throws a c10::ValueError / c10::Error naming the
 // argument on bad input. Checks batch indices on the host (a device sync on CUDA) so that an
 // out-of-range index is an error rather than a silent zero.

@@ -21,8 +21,9 @@ void check_roi_args(const at::Tensor& input, const at::Tensor& rois, int64_t poo
                     rois.scalar_type());
   TORCH_CHECK_VALUE(input.device() == rois.device(), op, ": rois are on ", rois.device(), " but input is on ",
                     input.device());
-  TORCH_CHECK_VALUE(pooled_h > 0 && pooled_w > 0, op, ": output size must be positive, got (", pooled_h, ", ",
-                    pooled_w, ")");
+  TORCH_CHECK_VALUE(pooled_h > 0 && pooled_w > 0 && pooled_h <= kMaxPooledSize && pooled_w <= kMaxPooledSize,
+                    op, ": output size must be positive and at most ", kMaxPooledSize, " per side, got (",
+                    pooled_h, ", ", pooled_w, ")");
   if (rois.size(0) > 0) {
     at::Tensor idx = rois.select(1, 0);
     // NaN fails both comparisons, so NaN indices are rejected too.
@@ -30,6 +31,12 @@ void check_roi_args(const at::Tensor& input, const at::Tensor& rois, int64_t poo
     TORCH_CHECK_INDEX(ok, op, ": every rois[:, 0] (batch index) must lie in [0, ", input.size(0),
                       "); got values from ", idx.min().item<double>(), " to ", idx.max().item<double>());
   }
+}
+
+void check_sampling_ratio(int64_t sampling_ratio, const char* op) {
+  TORCH_CHECK_VALUE(sampling_ratio >= -1 && sampling_ratio <= kMaxSamplingRatio, op,
+                    ": sampling_ratio must be in [-1, ", kMaxSamplingRatio,
+                    "] samples per bin and axis (-1 or 0: adaptive), got ", sampling_ratio);
 }
 
 void check_roi_backward_args(const at::Tensor& grad, const at::Tensor& rois, int64_t batch_size,

@@ -474,3 +474,22 @@ def test_bad_learned_checkpoints_fail_clearly(tmp_path: Path, capsys: pytest.Cap
     assert "checkpoint" in captured.err and str(ckpt) in captured.err
     assert len(captured.err.strip().splitlines()) == 1, captured.err
     assert not (tmp_path / "a_anonymized.png").exists()
+
+
+def test_preview_with_an_unreachable_display_is_ignored_not_fatal(tmp_path: Path) -> None:
+    """-p with DISPLAY naming a display that does not answer: OpenCV used to abort the process
+    (exit 134) and leave the unfinished output's temporary file. Now the preview is skipped with a
+    note and the file is anonymized."""
+    img = np.random.default_rng().integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    src = tmp_path / "a.png"
+    from anonface.io import write_image
+
+    write_image(str(src), img)
+    env = {**os.environ, "DISPLAY": ":987", "QT_QPA_PLATFORM": "xcb"}
+    env.pop("WAYLAND_DISPLAY", None)
+    res = subprocess.run([sys.executable, "-m", "anonface", str(src), "-p", "--method", "solid", "-q"],
+                         env=env, capture_output=True, text=True, timeout=240)
+    assert res.returncode == 0, res.stderr
+    assert "--preview ignored" in res.stderr and "Traceback" not in res.stderr
+    assert (tmp_path / "a_anonymized.png").is_file()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]

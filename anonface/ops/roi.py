@@ -53,11 +53,26 @@ def convert_boxes_to_rois(boxes: BoxesLike, *, dtype: torch.dtype | None = None)
     return torch.cat(rows, 0)
 
 
+#: Largest pooled side and explicit ``sampling_ratio`` (the kernels refuse larger ones too).
+MAX_POOLED_SIZE = 1 << 16
+MAX_SAMPLING_RATIO = 64
+
+
 def _pair(size: int | tuple[int, int]) -> tuple[int, int]:
-    if isinstance(size, int):
-        return size, size
-    h, w = size
-    return int(h), int(w)
+    pair = (size, size) if isinstance(size, int) else tuple(size)
+    if len(pair) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in pair):
+        raise ValueError(f"output_size must be an int or (height, width) ints, got {size!r}")
+    if not all(0 < v <= MAX_POOLED_SIZE for v in pair):
+        raise ValueError(f"output_size must be positive and at most {MAX_POOLED_SIZE} per side, got {size!r}")
+    return int(pair[0]), int(pair[1])
+
+
+def _sampling_ratio(sampling_ratio: int) -> int:
+    if (isinstance(sampling_ratio, bool) or not isinstance(sampling_ratio, int)
+            or not -1 <= sampling_ratio <= MAX_SAMPLING_RATIO):
+        raise ValueError(f"sampling_ratio must be an int in [-1, {MAX_SAMPLING_RATIO}] (-1 or 0: adaptive), "
+                         f"got {sampling_ratio!r}")
+    return sampling_ratio
 
 
 def roi_align(
@@ -86,7 +101,8 @@ def roi_align(
     """
     ph, pw = _pair(output_size)
     rois = convert_boxes_to_rois(boxes)
-    return torch.ops.anonface.roi_align(input, rois, float(spatial_scale), ph, pw, int(sampling_ratio), bool(aligned))
+    sr = _sampling_ratio(sampling_ratio)
+    return torch.ops.anonface.roi_align(input, rois, float(spatial_scale), ph, pw, sr, bool(aligned))
 
 
 def roi_pool(

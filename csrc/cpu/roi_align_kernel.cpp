@@ -82,6 +82,7 @@ struct RoiTaps {
 at::Tensor roi_align_forward_cpu(const at::Tensor& input_, const at::Tensor& rois_, double spatial_scale,
                                  int64_t pooled_h, int64_t pooled_w, int64_t sampling_ratio, bool aligned) {
   check_roi_args(input_, rois_, pooled_h, pooled_w, "roi_align");
+  check_sampling_ratio(sampling_ratio, "roi_align");
   at::Tensor input = input_.contiguous();
   at::Tensor rois = rois_for(input, rois_);
   const int64_t K = rois.size(0), N = input.size(0), C = input.size(1), H = input.size(2), W = input.size(3);
@@ -150,6 +151,7 @@ at::Tensor roi_align_backward_cpu(const at::Tensor& grad_, const at::Tensor& roi
                                   int64_t pooled_h, int64_t pooled_w, int64_t batch_size, int64_t channels,
                                   int64_t height, int64_t width, int64_t sampling_ratio, bool aligned) {
   check_roi_backward_args(grad_, rois_, batch_size, channels, pooled_h, pooled_w, "_roi_align_backward");
+  check_sampling_ratio(sampling_ratio, "_roi_align_backward");
   at::Tensor grad = grad_.contiguous();
   at::Tensor rois = rois_for(grad, rois_);
   const int64_t K = rois.size(0), N = batch_size, C = channels, H = height, W = width;

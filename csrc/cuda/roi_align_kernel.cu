@@ -86,6 +86,7 @@ __global__ void roi_align_backward_kernel(int64_t total, const scalar_t* __restr
 at::Tensor roi_align_forward_cuda(const at::Tensor& input_, const at::Tensor& rois_, double spatial_scale,
                                   int64_t pooled_h, int64_t pooled_w, int64_t sampling_ratio, bool aligned) {
   check_roi_args(input_, rois_, pooled_h, pooled_w, "roi_align");
+  check_sampling_ratio(sampling_ratio, "roi_align");
   c10::cuda::CUDAGuard guard(input_.device());
   at::Tensor input = input_.contiguous();
   at::Tensor rois = rois_for(input, rois_);
@@ -110,6 +111,7 @@ at::Tensor roi_align_backward_cuda(const at::Tensor& grad_, const at::Tensor& ro
                                    int64_t pooled_h, int64_t pooled_w, int64_t batch_size, int64_t channels,
                                    int64_t height, int64_t width, int64_t sampling_ratio, bool aligned) {
   check_roi_backward_args(grad_, rois_, batch_size, channels, pooled_h, pooled_w, "_roi_align_backward");
+  check_sampling_ratio(sampling_ratio, "_roi_align_backward");
   c10::cuda::CUDAGuard guard(grad_.device());
   at::Tensor grad = grad_.contiguous();
   at::Tensor rois = rois_for(grad, rois_);

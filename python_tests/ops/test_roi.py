@@ -307,3 +307,23 @@ def test_backward_ops_check_their_arguments(device):
     out = torch.ops.anonface._roi_pool_backward(good, rois, argmax, 1.0, 2, 2, 1, 2, 5, 5)
     torch.testing.assert_close(out[0, :, 0, 0], good[0].sum(dim=(1, 2)))
     assert out.flatten(2)[:, :, 1:].abs().sum() == 0
+
+
+def test_absurd_sizes_and_sampling_are_refused_at_once():
+    """A sampling_ratio of 10**6 ran for minutes; an output size of 10**12 overflowed the kernels'
+    int arithmetic with a confusing message. Both are refused up front, through the wrappers and
+    through the ops themselves."""
+    x = torch.randn(1, 2, 8, 8)
+    rois = torch.tensor([[0, 0.0, 0.0, 7.0, 7.0]])
+    with pytest.raises(ValueError, match="sampling_ratio"):
+        roi_align(x, rois, 2, 1.0, 10**6)
+    with pytest.raises(ValueError, match="sampling_ratio"):
+        torch.ops.anonface.roi_align(x, rois, 1.0, 2, 2, 10**6, True)
+    with pytest.raises(ValueError, match="sampling_ratio"):
+        roi_align(x, rois, 2, 1.0, -5)
+    for size in (10**12, (3, 10**9), 0, -2, (2.5, 3), True):
+        with pytest.raises(ValueError, match="output_size"):
+            roi_pool(x, rois, size)
+    with pytest.raises(ValueError, match="output size"):
+        torch.ops.anonface.roi_pool(x, rois, 1.0, 10**12, 2)
+    assert roi_align(x, rois, 2, 1.0, 64).shape == (1, 2, 2, 2)
