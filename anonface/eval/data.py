@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from anonface.data.lfw import data_root
+from anonface.data.lfw import read_image as read_rgb  # the one dataset image reader
 from anonface.data.lfw import read_pairs as _read_lfw_pairs
 
 logger = logging.getLogger(__name__)
@@ -99,16 +100,6 @@ def find_lfw_images(lfw_dir: str | Path) -> Path:
         if (lfw_dir / sub).is_dir():
             return lfw_dir / sub
     return lfw_dir
-
-
-def read_rgb(path: str | Path) -> np.ndarray:
-    """Read an image file as ``uint8`` RGB ``[H, W, 3]`` (C-contiguous)."""
-    import cv2
-
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        raise FileNotFoundError(f"cannot read image {path}")
-    return np.ascontiguousarray(img[:, :, ::-1])
 
 
 def read_clip_frames(path: str | Path, max_frames: int) -> np.ndarray:
