@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from anonface.io.video import MediaError, atomic_output
+from anonface.io.files import MediaError, atomic_output
 
 __all__ = ["read_image", "write_image", "IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS", "media_kind"]
 
