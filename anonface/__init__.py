@@ -9,6 +9,7 @@ __version__ = "0.1.0"
 
 __all__ = ["build_info", "ops", "__version__"]
 
-from anonface.pipeline import Anonymizer, anonymize, anonymize_video  # noqa: E402
+from anonface.files import anonymize_image, anonymize_video  # noqa: E402
+from anonface.pipeline import Anonymizer, anonymize  # noqa: E402
 
-__all__ += ["Anonymizer", "anonymize", "anonymize_video"]
+__all__ += ["Anonymizer", "anonymize", "anonymize_image", "anonymize_video"]

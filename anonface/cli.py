@@ -487,8 +487,8 @@ def run_command(args: argparse.Namespace) -> int:
 
 def _run_video(src: str, dst: str, anon: Any, args: argparse.Namespace, encoder: dict[str, Any],
                hook: Callable[[Any, Any], Any] | None) -> Any:
+    from anonface.files import anonymize_video
     from anonface.io import probe_video
-    from anonface.pipeline import anonymize_video
 
     bar = None
     if not args.quiet:
@@ -591,8 +591,8 @@ def anonymize_file(src: str, dst: str, anon: Any, args: argparse.Namespace, enco
                    hook: Callable[[Any, Any], Any] | None = None) -> Any:
     """Anonymize one image or video ``src`` into ``dst`` (written atomically) with ``anon``;
     returns its :class:`~anonface.pipeline.RunStats`. Errors propagate."""
+    from anonface.files import anonymize_image
     from anonface.io import media_kind
-    from anonface.pipeline import anonymize_image
 
     if media_kind(src) == "image":
         return anonymize_image(src, dst, anonymizer=anon, on_frame=hook)

@@ -189,7 +189,7 @@ def coverage(ref: list[np.ndarray], boxes: list[np.ndarray], mask_scale: float, 
 
 
 def run_anonface(src: str, dst: str, cfg: dict, device: str) -> tuple[dict, list[np.ndarray]]:
-    from anonface.pipeline import Anonymizer, anonymize_video
+    from anonface import Anonymizer, anonymize_video
 
     anon = Anonymizer(device=device, **cfg)  # model loading is not timed
     stats = anonymize_video(src, dst, anonymizer=anon, encoder={"crf": CRF, "preset": PRESET}, record_boxes=True)

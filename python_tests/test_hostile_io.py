@@ -25,8 +25,8 @@ av = pytest.importorskip("av")
 Image = pytest.importorskip("PIL.Image")
 
 from anonface import cli  # noqa: E402
+from anonface.files import anonymize_video  # noqa: E402
 from anonface.io import MediaError, read_image  # noqa: E402
-from anonface.pipeline import anonymize_video  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -21,6 +21,7 @@ LAYERS = [
     ("anonface.render",),
     ("anonface.models",),
     ("anonface.pipeline",),
+    ("anonface.files",),
     ("anonface.data",),
     ("anonface.train",),
     ("anonface.eval",),

@@ -11,6 +11,7 @@ import av
 import numpy as np
 import pytest
 
+from anonface.files import anonymize_video  # noqa: E402
 from anonface.io import (  # noqa: E402
     MediaError,
     VideoReader,
@@ -20,7 +21,6 @@ from anonface.io import (  # noqa: E402
     read_image,
     write_image,
 )
-from anonface.pipeline import anonymize_video  # noqa: E402
 
 W, H, N = 96, 64, 23
 # Irregular timestamps (a dropped frame at 5, a long one at 12) must survive as they are.
