@@ -157,8 +157,9 @@ class Anonymizer:
             :data:`DEFAULT_STRENGTH`. Settings that cannot hide a face are refused (ValueError;
             limits and their measurements in :mod:`anonface.options`). Pixelation also keeps every
             cell at least 2 px wide: a small box gets fewer cells, never one-pixel ones.
-        detector: ``"centerface"``, or any object with ``detect(frames, frame_indices)`` (see
-            :class:`anonface.detect.FaceDetector`).
+        detector: a name for :func:`anonface.detect.build_detector` (``"centerface"``, with the
+            detector settings below), or any object with ``detect(frames, frame_indices)`` (see
+            :class:`anonface.detect.FaceDetector`), e.g. one ``build_detector`` made.
         boxes: the caller's own face boxes instead of a detector (see
             :class:`anonface.detect.BoxesDetector`); then tracking is off unless ``track=True``.
             User boxes are facts about each frame: they are used on every frame whatever
@@ -262,20 +263,11 @@ class Anonymizer:
             self.detector: FaceDetector = BoxesDetector(boxes)
             track = False if track is None else track
         elif isinstance(detector, str):
-            if detector != "centerface":
-                raise ValueError(f"detector must be 'centerface' or a detector object, got {detector!r}")
-            from anonface.detect.centerface import CenterFace
+            from anonface.detect.factory import build_detector
 
-            self.detector = CenterFace(
-                threshold,
-                scale=scale,
-                max_side=max_side,
-                upscale=upscale,
-                backend=backend,
-                precision=precision,
-                threads=threads,
-                device=self.device,
-                batch_size=batch_size,
+            self.detector = build_detector(
+                detector, device=self.device, threshold=threshold, scale=scale, max_side=max_side,
+                upscale=upscale, backend=backend, precision=precision, threads=threads, batch_size=batch_size,
             )
         else:
             if not callable(getattr(detector, "detect", None)):

@@ -6,8 +6,11 @@ from anonface.detect.base import FaceDetector, empty_dets
 from anonface.detect.boxes import BoxesDetector, as_dets
 from anonface.detect.centerface import CenterFace, default_onnx_path, detection_size
 from anonface.detect.decode import box_iou, decode_centerface, decode_centerface_torch, nms
+from anonface.detect.factory import DETECTORS, build_detector
 
 __all__ = [
+    "DETECTORS",
+    "build_detector",
     "FaceDetector",
     "BoxesDetector",
     "CenterFace",

@@ -130,3 +130,20 @@ def test_large_boxes_need_a_higher_score() -> None:
     assert CenterFace(0.1, backend="opencv", large_face_score=0.5).large_face_score == 0.5
     with pytest.raises(ValueError, match="large_face_score"):
         CenterFace(0.1, backend="opencv", large_face_score=float("nan"))
+
+
+def test_build_detector_makes_what_the_anonymizer_uses() -> None:
+    from anonface import Anonymizer
+    from anonface.detect import DETECTORS, build_detector
+
+    det = build_detector("centerface", threshold=0.3, backend="opencv")
+    assert isinstance(det, CenterFace) and det.threshold == 0.3 and det.backend == "opencv"
+    # an Anonymizer takes the built object as it is, or builds one by name with the same settings
+    assert Anonymizer(detector=det, device="cpu").detector is det
+    by_name = Anonymizer(detector="centerface", threshold=0.3, backend="opencv", device="cpu").detector
+    assert isinstance(by_name, CenterFace) and by_name.threshold == 0.3 and by_name.backend == "opencv"
+    assert DETECTORS == ("centerface",)
+    with pytest.raises(ValueError, match="detector must be one of"):
+        build_detector("retinaface")
+    with pytest.raises(ValueError, match="detector must be one of"):
+        Anonymizer(detector="retinaface", device="cpu")
