@@ -20,25 +20,25 @@ def shared_data() -> Path:
 
     return data_root() or REPO_ROOT.parent / "shared" / "data"
 
-DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+# -- devices -----------------------------------------------------------------------------------------
+# One parametrisation for every test that runs on both devices: the CUDA case carries the `cuda`
+# mark, which the collection hook below turns into a skip (with the reason) where there is no GPU or
+# the kernels were built without CUDA. Tests that only make sense on a GPU carry the mark themselves.
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)]
 
 
-def cuda_param(device: str):
-    """Mark a device parameter so CUDA cases skip cleanly without a GPU or a CUDA build."""
-    marks = []
-    if device == "cuda":
-        import anonface
+def cuda_unavailable() -> str | None:
+    """Why the CUDA cases cannot run here, or None."""
+    if not torch.cuda.is_available():
+        return "needs a CUDA device"
+    import anonface
 
-        marks.append(pytest.mark.cuda)
-        if not anonface.build_info()["has_cuda"]:
-            marks.append(pytest.mark.skip(reason="anonface was built without CUDA kernels"))
-    return pytest.param(device, marks=marks)
-
-
-ALL_DEVICES = [cuda_param(d) for d in ["cpu", "cuda"] if d == "cpu" or torch.cuda.is_available()]
+    if not anonface.build_info()["has_cuda"]:
+        return "anonface was built without CUDA kernels"
+    return None
 
 
-@pytest.fixture(params=ALL_DEVICES)
+@pytest.fixture(params=DEVICES)
 def device(request) -> str:
     return request.param
 
@@ -58,7 +58,10 @@ def one_torch_thread() -> Iterator[None]:
 
 def pytest_collection_modifyitems(config, items) -> None:
     here = Path(__file__).resolve().parent
+    no_cuda = cuda_unavailable()
     for item in items:
+        if no_cuda and item.get_closest_marker("cuda") is not None:
+            item.add_marker(pytest.mark.skip(reason=no_cuda))
         try:
             top = Path(str(item.fspath)).resolve().relative_to(here).parts[0]
         except ValueError:

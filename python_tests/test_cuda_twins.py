@@ -10,13 +10,7 @@ import torch
 
 import anonface
 
-pytestmark = [
-    pytest.mark.cuda,
-    pytest.mark.skipif(
-        not (torch.cuda.is_available() and anonface.build_info()["has_cuda"]),
-        reason="needs a CUDA device and anonface built with CUDA kernels",
-    ),
-]
+pytestmark = pytest.mark.cuda  # skipped without a GPU and CUDA kernels (conftest)
 
 
 def _frames(n: int, h: int, w: int, seed: int) -> np.ndarray:

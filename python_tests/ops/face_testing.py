@@ -2,27 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
 import torch
+from conftest import DEVICES  # noqa: F401 - re-exported: the one device parametrisation
 
-HAS_CUDA = torch.cuda.is_available()
-try:
-    import anonface
-
-    KERNELS_CUDA = bool(anonface.build_info()["has_cuda"])
-except Exception:  # pragma: no cover
-    KERNELS_CUDA = False
-
-DEVICES = [
-    "cpu",
-    pytest.param(
-        "cuda",
-        marks=[
-            pytest.mark.cuda,
-            pytest.mark.skipif(not (HAS_CUDA and KERNELS_CUDA), reason="needs a CUDA device and CUDA kernels"),
-        ],
-    ),
-]
 DTYPES = [torch.uint8, torch.float32, torch.float64]
 
 

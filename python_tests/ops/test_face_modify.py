@@ -103,7 +103,6 @@ def test_modify_noise_is_keyed(device):
 
 
 @pytest.mark.cuda
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_modify_cpu_cuda_bitwise():
     gen = seed_gen()
     frames = random_frames(2, 50, 60, torch.uint8, True, gen)
