@@ -207,3 +207,33 @@ def test_two_node_cluster_runs_the_same_job(tree: Path, tmp_path: Path) -> None:
         if ray.is_initialized():
             ray.shutdown()
         cluster.shutdown()
+
+
+@pytest.mark.parametrize("argv", [["--workers", "0"], ["--workers", "-3"], ["--retries", "-1"],
+                                  ["--mask-scale", "nan"], ["--workers", "two"]])
+def test_bad_batch_options_exit_2_before_anything_starts(argv, tmp_path: Path, capsys) -> None:
+    (tmp_path / "in").mkdir()
+    write_image(str(tmp_path / "in" / "a.png"), _face_frames(1, 0)[0])
+    try:
+        rc = cli.main(["batch", str(tmp_path / "in"), "-o", str(tmp_path / "out"), *argv])
+    except SystemExit as exc:  # argparse's own refusal of a non-integer
+        rc = exc.code
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.strip()
+    assert not (tmp_path / "out" / batch.MANIFEST_NAME).exists()
+
+
+def test_output_that_is_a_file_or_collides_is_refused(tmp_path: Path, capsys) -> None:
+    (tmp_path / "in").mkdir()
+    _write_clip(tmp_path / "in" / "v.webm.mp4", _face_frames(2, 0))
+    (tmp_path / "in" / "v.webm").write_bytes((tmp_path / "in" / "v.webm.mp4").read_bytes())
+    (tmp_path / "in" / "v.mp4").write_bytes((tmp_path / "in" / "v.webm.mp4").read_bytes())
+    (tmp_path / "file").write_text("x")
+    assert cli.main(["batch", str(tmp_path / "in"), "-o", str(tmp_path / "file"), *RUN]) == 2
+    assert "not a folder" in capsys.readouterr().err
+    # v.webm and v.mp4 would both become OUT/v.mp4: refused before anything is written
+    assert cli.main(["batch", str(tmp_path / "in"), "-o", str(tmp_path / "out"), *RUN]) == 2
+    assert "both be written" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
