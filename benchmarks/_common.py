@@ -121,3 +121,13 @@ def write_json(name: str, payload: dict, out_dir: Path | None = None) -> Path:
     path = out_dir / name
     path.write_text(json.dumps(payload, indent=2))
     return path
+
+
+def save_results(path: Path, payload: dict) -> None:
+    """Write ``payload`` (plus the command that ran) as JSON to ``path`` and say where."""
+    import sys
+
+    payload = {**payload, "command": " ".join([sys.executable, *sys.argv])}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2))
+    print(f"wrote {path}")

@@ -21,7 +21,6 @@ Usage: ``python benchmarks/bench_batch.py [--clips 20] [--frames 30] [--out FILE
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -32,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import git_commit, machine_info  # noqa: E402
+from _common import git_commit, machine_info, save_results  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 RUN_OPTS = ["-q", "--ffmpeg-config", '{"preset": "veryfast", "crf": 23}']
@@ -141,11 +140,8 @@ def main(argv: list[str] | None = None) -> int:
         if "frames_per_s" in r:
             print(f"{r['row']:<10}{r['cpu_per_frame_vs_run_all']:>22.2f}{r['throughput_vs_run_all']:>24.2f}")
     payload = {"benchmark": "batch", "clips": args.clips, "frames_per_clip": args.frames, "size": [640, 360],
-               "run_options": RUN_OPTS, "rows": rows, "machine": machine_info(), "git_commit": git_commit(),
-               "command": " ".join([sys.executable, *sys.argv])}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(payload, indent=2))
-    print(f"wrote {args.out}")
+               "run_options": RUN_OPTS, "rows": rows, "machine": machine_info(), "git_commit": git_commit()}
+    save_results(args.out, payload)
     return 0
 
 

@@ -24,7 +24,6 @@ Prints a table and writes JSON. Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -35,7 +34,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import git_commit, machine_info  # noqa: E402
+from _common import git_commit, machine_info, save_results  # noqa: E402
 
 import anonface  # noqa: E402
 from anonface.detect.centerface import CenterFace  # noqa: E402
@@ -182,11 +181,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{r['stage']:<14}{r['fps']:>10.1f}{r['seconds']:>10.3f}{r.get('faces', ''):>8}  {r['where']}")
     payload = {"benchmark": "gpu_pipeline", "video": args.video.name, "frames": n, "size": [w, h],
                "batch": args.batch, "method": args.method, "rows": rows, "machine": machine_info(),
-               "anonface_build": anonface.build_info(), "git_commit": git_commit(),
-               "command": " ".join([sys.executable, *sys.argv])}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(payload, indent=2))
-    print(f"wrote {args.out}")
+               "anonface_build": anonface.build_info(), "git_commit": git_commit()}
+    save_results(args.out, payload)
     return 0
 
 

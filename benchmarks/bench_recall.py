@@ -79,7 +79,6 @@ import json
 import math
 import os
 import platform
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -87,6 +86,7 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/_common.py
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("ANONFACE_DATA", REPO.parent / "shared" / "data"))
 RESULTS = REPO / "benchmarks" / "results"
@@ -735,11 +735,9 @@ def run_real(row, posetrack, jhmdb) -> dict:
 
 
 def _commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except Exception:  # noqa: BLE001
-        return "unknown"
+    from _common import git_commit
+
+    return git_commit()
 
 
 def plot(out: dict, path: Path) -> None:

@@ -43,6 +43,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/_common.py
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("ANONFACE_DATA", REPO.parent / "shared" / "data"))
 VIDEO = DATA / "action_videos" / "opera_arcade_pedestrians_walk.mp4"
@@ -71,11 +72,9 @@ CONFIGS = _configs()
 
 
 def _commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except Exception:  # noqa: BLE001
-        return "unknown"
+    from _common import git_commit
+
+    return git_commit()
 
 
 @contextlib.contextmanager
