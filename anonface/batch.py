@@ -74,14 +74,14 @@ def _ray() -> Any:
 # -- planning ------------------------------------------------------------------------------------
 def list_inputs(inputs: Sequence[str], exclude: str | None = None) -> tuple[list[str], list[tuple[str, str]]]:
     """Absolute paths of the media files that ``inputs`` name, in order, each once, and the
-    ``(path, reason)`` of files left out of folders. ``exclude`` (the output folder) is never
-    walked into."""
-    from anonface.io import media_kind
+    ``(path, reason)`` of what folders held but were left out (other files, symlinked folders).
+    Folders are walked as ``anonface run`` walks them (:func:`anonface.io.walk_media`);
+    ``exclude`` (the output folder) is never walked into."""
+    from anonface.io import walk_media
 
     out: list[str] = []
     seen: set[str] = set()
     notes: list[tuple[str, str]] = []
-    skip = os.path.realpath(exclude) if exclude else None
 
     def add(path: str) -> None:
         path = os.path.abspath(path)
@@ -104,17 +104,11 @@ def list_inputs(inputs: Sequence[str], exclude: str | None = None) -> tuple[list
 
     for item in inputs:
         if os.path.isdir(item):
-            for root, dirs, files in os.walk(item):
-                dirs[:] = sorted(d for d in dirs if not d.startswith(".")
-                                 and (skip is None or os.path.realpath(os.path.join(root, d)) != skip))
-                for f in sorted(files):
-                    full = os.path.join(root, f)
-                    if f.startswith("."):
-                        continue
-                    if media_kind(full) == "unknown":
-                        notes.append((os.path.abspath(full), "not an image or video by its extension"))
-                        continue
-                    add(full)
+            found = walk_media(item, exclude)
+            for full, _ in found.files:
+                add(full)
+            notes += [(os.path.abspath(f), "not an image or video by its extension") for f in found.not_media]
+            notes += [(os.path.abspath(d), "a symlinked folder, not followed (name it as an input)") for d in found.links]
         elif os.path.isfile(item) and item.lower().endswith(LIST_SUFFIXES):
             from_list(item)
         elif os.path.isfile(item):
@@ -233,7 +227,6 @@ class _Worker:
         from anonface.cli import anonymizer_from_args
 
         torch.set_num_threads(max(1, threads))
-        os.environ.setdefault("OMP_NUM_THREADS", str(max(1, threads)))
         self.args = args
         self.anon, self.encoder = anonymizer_from_args(args)
 

@@ -191,40 +191,24 @@ def _expand(inputs: Sequence[str], exclude: str | None = None) -> tuple[list[tup
     results (``*_anonymized.*``), the output folder ``exclude`` and symlinked folders are left
     out, each kind with a note. Files named explicitly are always taken.
     """
-    from anonface.io import media_kind
+    from anonface.io import walk_media
 
     paths: list[tuple[str, str]] = []
     not_media: list[str] = []
     earlier: list[str] = []
     links: list[str] = []
-    skip = os.path.realpath(exclude) if exclude is not None else None
     for p in inputs:
         if not os.path.isdir(p):
             paths.append((p, ""))
             continue
-        for root, dirs, files in os.walk(p):
-            keep = []
-            for d in sorted(dirs):
-                full = os.path.join(root, d)
-                if d.startswith(".") or (skip is not None and os.path.realpath(full) == skip):
-                    continue
-                if os.path.islink(full):
-                    links.append(full)
-                    continue
-                keep.append(d)
-            dirs[:] = keep
-            rel = os.path.relpath(root, p)
-            rel = "" if rel == "." else rel
-            for f in sorted(files):
-                full = os.path.join(root, f)
-                if f.startswith(".") or not os.path.isfile(full):
-                    continue
-                if media_kind(full) == "unknown":
-                    not_media.append(full)
-                elif _is_earlier_output(f):
-                    earlier.append(full)
-                else:
-                    paths.append((full, rel))
+        found = walk_media(p, exclude)
+        not_media += found.not_media
+        links += found.links
+        for full, rel in found.files:
+            if _is_earlier_output(os.path.basename(full)):
+                earlier.append(full)
+            else:
+                paths.append((full, rel))
 
     def some(names: list[str]) -> str:
         return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")

@@ -89,6 +89,13 @@ def test_plan_mirrors_the_tree_and_refuses_collisions(tmp_path: Path) -> None:
         batch.plan_jobs(batch.list_inputs([str(tmp_path / "x" / "y")])[0], str(tmp_path / "o"))
     with pytest.raises(ValueError, match="is an input"):
         batch.plan_jobs([str(tmp_path / "x" / "a.mp4")], str(tmp_path / "x"))
+    # folders are walked as `anonface run` walks them: other files and symlinked folders are listed
+    (tmp_path / "x" / "notes.md").write_text("n")
+    (tmp_path / "z").mkdir()
+    (tmp_path / "x" / "link").symlink_to(tmp_path / "z")
+    files, skipped = batch.list_inputs([str(tmp_path / "x")], exclude=str(tmp_path / "x" / "y"))
+    assert files == [str(tmp_path / "x" / "a.mp4")]
+    assert {Path(p).name: why.split(" ")[0] for p, why in skipped} == {"notes.md": "not", "link": "a"}
     lst = tmp_path / "list.txt"
     lst.write_text("# clips\nx/a.mp4\n\nx/y/a.mp4\nx/a.mp4\n")
     assert batch.list_inputs([str(lst)])[0] == [str(tmp_path / "x" / "a.mp4"), str(tmp_path / "x" / "y" / "a.mp4")]

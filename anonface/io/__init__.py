@@ -5,8 +5,10 @@ from __future__ import annotations
 from anonface.io.image import (
     IMAGE_EXTENSIONS,
     VIDEO_EXTENSIONS,
+    MediaWalk,
     media_kind,
     read_image,
+    walk_media,
     write_image,
 )
 from anonface.io.video import (
@@ -29,11 +31,13 @@ __all__ = [
     "VideoInfo",
     "VideoReader",
     "VideoWriter",
+    "MediaWalk",
     "atomic_output",
     "encoder_settings",
     "media_kind",
     "prefetch",
     "probe_video",
     "read_image",
+    "walk_media",
     "write_image",
 ]

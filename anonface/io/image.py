@@ -7,13 +7,15 @@ GPS, orientation): metadata can identify people too, and the written pixels are 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from anonface.io.files import MediaError, atomic_output
 
-__all__ = ["read_image", "write_image", "IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS", "media_kind"]
+__all__ = ["read_image", "write_image", "IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS", "media_kind", "MediaWalk",
+           "walk_media"]
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
 VIDEO_EXTENSIONS = frozenset(
@@ -30,6 +32,48 @@ def media_kind(path: str) -> str:
     if ext in VIDEO_EXTENSIONS:
         return "video"
     return "unknown"
+
+
+@dataclass
+class MediaWalk:
+    """What :func:`walk_media` found below a folder."""
+
+    files: list[tuple[str, str]] = field(default_factory=list)  # (path, folder relative to the root)
+    not_media: list[str] = field(default_factory=list)  # neither image nor video by the extension
+    links: list[str] = field(default_factory=list)  # symlinked folders, not followed
+
+
+def walk_media(folder: str, exclude: str | None = None) -> MediaWalk:
+    """Every image and video below ``folder``, recursively and in sorted order.
+
+    Hidden files and folders and the folder ``exclude`` (e.g. the output folder) are left out
+    silently; files of another kind and symlinked folders are left out and listed, so callers
+    can say so.
+    """
+    out = MediaWalk()
+    skip = os.path.realpath(exclude) if exclude is not None else None
+    for root, dirs, files in os.walk(folder):
+        keep = []
+        for d in sorted(dirs):
+            full = os.path.join(root, d)
+            if d.startswith(".") or (skip is not None and os.path.realpath(full) == skip):
+                continue
+            if os.path.islink(full):
+                out.links.append(full)
+                continue
+            keep.append(d)
+        dirs[:] = keep
+        rel = os.path.relpath(root, folder)
+        rel = "" if rel == "." else rel
+        for f in sorted(files):
+            full = os.path.join(root, f)
+            if f.startswith(".") or not os.path.isfile(full):
+                continue
+            if media_kind(full) == "unknown":
+                out.not_media.append(full)
+            else:
+                out.files.append((full, rel))
+    return out
 
 
 def _to_rgb8(im: Any, path: str) -> np.ndarray:
