@@ -334,6 +334,7 @@ FAST_PRESET = {"detect_every": 6, "threshold": 0.1, "precision": "int8"}
 
 def resolve_speed_options(args: argparse.Namespace) -> dict[str, Any]:
     """``threshold``, ``detect_every`` and ``precision`` from the flags and the ``--fast`` preset."""
+    from anonface.detect.centerface import resolve_backend
     from anonface.pipeline import resolve_device
 
     fast = bool(getattr(args, "fast", False))
@@ -342,12 +343,8 @@ def resolve_speed_options(args: argparse.Namespace) -> dict[str, Any]:
         "detect_every": args.detect_every if args.detect_every is not None
         else (FAST_PRESET["detect_every"] if fast else 1),
     }
-    precision = args.precision
-    if precision is None:
-        # int8 is an onnxruntime (CPU) model: float32 on a GPU or another backend.
-        cpu = resolve_device(args.device).type == "cpu" and args.backend in ("auto", "onnxruntime")
-        precision = "int8" if cpu else "fp32"
-    out["precision"] = precision
+    # what precision "auto" means for this device and backend (CenterFace decides it the same way)
+    _, out["precision"] = resolve_backend(args.backend, args.precision or "auto", resolve_device(args.device))
     return out
 
 

@@ -25,7 +25,7 @@ from anonface.detect.decode import decode_centerface, decode_centerface_torch
 from anonface.detect.preprocess import network_input
 from anonface.options import check_option, check_scale
 
-__all__ = ["CenterFace", "default_onnx_path", "detection_size", "network_input"]
+__all__ = ["CenterFace", "default_onnx_path", "detection_size", "network_input", "resolve_backend"]
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +78,32 @@ def detection_size(
         w, h = float(width), float(height)
     w, h = w * upscale, h * upscale
     return max(32, int(math.ceil(h / 32) * 32)), max(32, int(math.ceil(w / 32) * 32))
+
+
+def resolve_backend(backend: str, precision: str, device: str | torch.device) -> tuple[str, str]:
+    """The CenterFace backend and precision that ``"auto"`` settings mean on ``device``.
+
+    Backend ``"auto"``: onnxruntime on the CPU (or whenever int8 is asked for), the PyTorch port
+    on a GPU, cv2.dnn on a CPU without onnxruntime. Precision ``"auto"``: int8 where the backend is
+    onnxruntime (it finds as many faces as float32 on the ground-truth composites, README: Recall
+    against ground truth, in ~45% of the CPU time), float32 elsewhere.
+
+    Raises:
+        ValueError: int8 with a backend other than onnxruntime.
+    """
+    if backend == "auto":
+        from anonface.detect import ort
+
+        cpu = torch.device(device).type == "cpu"
+        if precision == "int8" or (cpu and ort.available()):
+            backend = "onnxruntime"
+        else:
+            backend = "opencv" if cpu else "torch"
+    if precision == "int8" and backend != "onnxruntime":
+        raise ValueError(f"precision='int8' needs backend='onnxruntime', got {backend!r}")
+    if precision == "auto":
+        precision = "int8" if backend == "onnxruntime" else "fp32"
+    return backend, precision
 
 
 class CenterFace:
@@ -148,19 +174,7 @@ class CenterFace:
         self.max_side = max_side
         self.upscale = float(upscale)
         self.device = torch.device(device)
-        if backend == "auto":
-            from anonface.detect import ort
-
-            if precision == "int8" or (self.device.type == "cpu" and ort.available()):
-                backend = "onnxruntime"
-            else:
-                backend = "torch" if self.device.type != "cpu" else "opencv"
-        if precision == "int8" and backend != "onnxruntime":
-            raise ValueError(f"precision='int8' needs backend='onnxruntime', got {backend!r}")
-        if precision == "auto":
-            # int8 finds as many faces as float32 on the ground-truth composites (README, Recall
-            # against ground truth) in ~45% of the CPU time; other backends run float32.
-            precision = "int8" if backend == "onnxruntime" else "fp32"
+        backend, precision = resolve_backend(backend, precision, self.device)
         self.backend = backend
         self.precision = precision
         self.channel_order = channel_order
@@ -210,6 +224,10 @@ class CenterFace:
     ) -> np.ndarray:
         heat, scl, off, lms = maps
         dets, _ = decode_centerface(heat, scl, off, lms, self.threshold, self.nms_threshold)
+        return self._in_frame(dets, in_hw, hw)
+
+    def _in_frame(self, dets: np.ndarray, in_hw: tuple[int, int], hw: tuple[int, int]) -> np.ndarray:
+        """Detections in network-input pixels -> frame pixels, then :meth:`_keep`."""
         sy, sx = in_hw[0] / hw[0], in_hw[1] / hw[1]
         dets[:, 0:4:2] /= sx
         dets[:, 1:4:2] /= sy
@@ -253,9 +271,6 @@ class CenterFace:
                 x = F.interpolate(x, size=(ih, iw), mode="bilinear", align_corners=False)
             heat, scl, off, _ = self._torch_net(x.contiguous())
             # decoded where the maps are: only candidate boxes cross to the host
-            sy, sx = ih / h, iw / w
             for dets in decode_centerface_torch(heat, scl, off, self.threshold, self.nms_threshold):
-                dets[:, 0:4:2] /= sx
-                dets[:, 1:4:2] /= sy
-                out.append(self._keep(dets))
+                out.append(self._in_frame(dets, (ih, iw), (h, w)))
         return out
