@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from anonface.options import DEFAULT_STRENGTH, PIXELATE_MAX_CELLS, PIXELATE_MIN_CELL_PX
+from anonface.options import DEFAULT_STRENGTH, PIXELATE_MAX_CELLS, PIXELATE_MIN_CELL_PX, check_option
 
 __all__ = [
     "METHODS",
@@ -180,8 +180,17 @@ def anonymize_faces(
 
     Returns:
         The anonymized frames, same shape, dtype and device.
+
+    Raises:
+        ValueError: non-finite boxes, a ``mask_scale`` or ``feather`` outside its range
+            (:mod:`anonface.options`), or boxes that match neither form.
     """
+    # a NaN box or mask scale would draw nothing: refuse them (fail closed), as the pipeline does
+    mask_scale = check_option("mask_scale", mask_scale)
+    feather = check_option("feather", feather)
     rois = _as_rois(boxes, int(frames.shape[0]))
+    if not np.isfinite(rois).all():
+        raise ValueError("face boxes must be finite numbers; a NaN or infinite box would hide nothing")
     if len(rois):
         rois = np.concatenate([rois[:, :1], scale_boxes(rois[:, 1:], mask_scale)], axis=1)
     st: float | np.ndarray | None = DEFAULT_STRENGTH.get(method) if strength is None else float(strength)

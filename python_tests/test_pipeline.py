@@ -300,3 +300,21 @@ def test_face_cut_by_the_frame_edge_is_covered_whole(method: str) -> None:
             assert (out[sl] == 0).all(), box
         else:
             assert (out[sl] != frame[sl]).any(-1).mean() > 0.9, box
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"boxes": np.array([[0, np.nan, 5, 20, 20]], np.float32)}, "finite"),
+    ({"boxes": np.array([[0, 5, 5, np.inf, 20]], np.float32)}, "finite"),
+    ({"mask_scale": float("nan")}, "mask_scale"),
+    ({"mask_scale": 0.5}, "mask_scale"),
+    ({"feather": 0.9}, "feather"),
+    ({"boxes": [np.zeros((0, 4))] * 3}, "one"),  # 3 per-frame arrays for 2 frames
+])
+def test_render_refuses_what_would_hide_nothing(kwargs, match) -> None:
+    """anonymize_faces is public (the evaluation calls it too): what would draw nothing is refused."""
+    from anonface.render import anonymize_faces
+
+    frames = torch.from_numpy(_frames(np.random.default_rng(), 2))
+    args = {"boxes": np.array([[0, 5, 5, 20, 20]], np.float32), **kwargs}
+    with pytest.raises(ValueError, match=match):
+        anonymize_faces(frames, args.pop("boxes"), method="solid", **args)
