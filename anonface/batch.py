@@ -209,6 +209,25 @@ class Manifest:
         os.replace(tmp, self.path)
 
 
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Refuse a cluster address nothing answers at (Ray itself waits minutes, then fails).
+
+    ``HOST:PORT`` and ``ray://HOST:PORT`` are tried with a TCP connection; other forms (``auto``)
+    are left to Ray.
+    """
+    import socket
+
+    hostport = address.split("://", 1)[-1]
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise ValueError(f"no Ray cluster answers at {address} ({exc}); start one with `ray start --head` "
+                         "or leave out --address to run on this machine") from None
+
+
 def _remove_partials(dst: str) -> None:
     """Delete temporary files a killed worker left for ``dst`` (see ``anonface.io.atomic_output``)."""
     stem, ext = os.path.splitext(os.path.basename(dst))
@@ -343,6 +362,7 @@ def run(
     if not ray.is_initialized():
         address = address or os.environ.get("RAY_ADDRESS") or None
         if address:
+            _check_reachable(address)
             ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
         else:
             ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,

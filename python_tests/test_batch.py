@@ -231,6 +231,23 @@ def test_bad_batch_options_exit_2_before_anything_starts(argv, tmp_path: Path, c
     assert not (tmp_path / "out" / batch.MANIFEST_NAME).exists()
 
 
+def test_unreachable_cluster_address_is_one_line_and_exit_2(tmp_path: Path, capsys) -> None:
+    """Ray waits minutes for an address nothing answers at; the command says so at once."""
+    import socket
+
+    with socket.socket() as s:  # a port that was free a moment ago: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    if ray.is_initialized():
+        ray.shutdown()
+    (tmp_path / "in").mkdir()
+    write_image(str(tmp_path / "in" / "a.png"), _face_frames(1, 0)[0])
+    rc = cli.main(["batch", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--address", f"127.0.0.1:{port}",
+                   *RUN])
+    err = capsys.readouterr().err
+    assert rc == 2 and "no Ray cluster answers" in err and "Traceback" not in err
+
+
 def test_output_that_is_a_file_or_collides_is_refused(tmp_path: Path, capsys) -> None:
     (tmp_path / "in").mkdir()
     _write_clip(tmp_path / "in" / "v.webm.mp4", _face_frames(2, 0))
