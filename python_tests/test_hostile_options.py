@@ -234,10 +234,15 @@ def test_bad_numeric_options_are_refused_by_centerface(kwargs: dict, match: str)
 
 
 def test_default_and_boundary_options_are_accepted() -> None:
-    Anonymizer(boxes=BOX, device="cpu", mask_scale=1.0, feather=0.25, threshold=1.0, max_side=128,
-               upscale=8, scale=(64, 64), detect_every=30, batch_size=256, mosaic_px=2)
-    Anonymizer(boxes=BOX, device="cpu", method="noise", strength=np.float32(150))
-    Anonymizer(boxes=BOX, device="cpu", method="pixelate", strength=np.int64(16), max_gap=np.int64(20))
+    a = Anonymizer(boxes=BOX, device="cpu", mask_scale=1.0, feather=0.25, threshold=1.0, max_side=128,
+                   upscale=8, scale=(64, 64), detect_every=30, batch_size=256, mosaic_px=2)
+    assert (a.mask_scale, a.feather, a.detect_every, a.batch_size, a.mosaic_px) == (1.0, 0.25, 30, 256, 2)
+    b = Anonymizer(boxes=BOX, device="cpu", method="noise", strength=np.float32(150))
+    assert b.method == "noise" and b.strength == 150.0
+    c = Anonymizer(boxes=BOX, device="cpu", method="pixelate", strength=np.int64(16), max_gap=np.int64(20))
+    assert c.strength == 16.0 and c._tracker_args["max_gap"] == 20
+    d = Anonymizer(device="cpu", threshold=1.0, max_side=128, upscale=8, backend="opencv")
+    assert (d.detector.threshold, d.detector.max_side, d.detector.upscale) == (1.0, 128, 8.0)
 
 
 # -- 4. numeric options: command line ------------------------------------------------------------
