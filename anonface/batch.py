@@ -278,7 +278,6 @@ class BatchResult:
     skipped: int = 0
     already_done: int = 0
     frames: int = 0
-    seconds: float = 0.0
     failures: list[tuple[str, str]] = field(default_factory=list)
 
     @property
@@ -415,7 +414,6 @@ def _run_pool(ray: Any, args: argparse.Namespace, todo: deque[tuple[str, str, st
         if row["status"] == "done":
             result.done += 1
             result.frames += int(row.get("frames") or 0)
-            result.seconds += float(row.get("seconds") or 0)
         else:
             result.failed += 1
             result.failures.append((row["input"], row.get("error", "")))
