@@ -1,6 +1,7 @@
 // Schemas of the fused face ops and the host-side checks / planning both backends share.
 // Contracts: README (Fused face kernels) and anonface/ops/face_reference.py.
 #include <ATen/ATen.h>
+#include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/library.h>
 
 #include <algorithm>
@@ -60,6 +61,7 @@ void check_faces(const at::Tensor& faces, const at::Tensor& frames, int64_t K) {
   TORCH_CHECK_VALUE(
       faces.dim() == 4 && faces.size(0) == K && faces.size(1) == 3 && faces.size(2) > 0 && faces.size(3) > 0,
       "faces must be [K=", K, ", 3, Sh, Sw] with Sh, Sw > 0, got shape ", faces.sizes());
+  TORCH_CHECK_VALUE(faces.is_floating_point(), "faces must be floating point, got ", faces.scalar_type());
   TORCH_CHECK_VALUE(faces.scalar_type() == acc_type(frames.scalar_type()), "faces must be ",
                     acc_type(frames.scalar_type()), " for ", frames.scalar_type(), " frames, got ",
                     faces.scalar_type());
@@ -397,6 +399,43 @@ double noise_inv_sd() {
   return 1.0 / std::sqrt(4.0 * (65536.0 * 65536.0 - 1.0) / 12.0);
 }
 
+namespace {
+
+// The in-place ops have no derivative: at the Autograd key (every backend) they refuse frames
+// that require grad, whose gradient they would silently break, then run the backend kernel.
+void check_no_grad(const at::Tensor& frames, const char* op) {
+  TORCH_CHECK_VALUE(!frames.requires_grad(), op,
+                    " writes into frames and has no autograd; got frames that require grad (use ",
+                    std::string(op, std::strlen(op) - 1), ", which is differentiable)");
+}
+
+void face_paste_inplace_autograd(const at::Tensor& frames, const at::Tensor& faces, const at::Tensor& rois,
+                                 at::ArrayRef<double> mean, at::ArrayRef<double> std_, c10::string_view mask,
+                                 double feather, bool channels_last) {
+  check_no_grad(frames, "face_paste_");
+  static auto op =
+      c10::Dispatcher::singleton()
+          .findSchemaOrThrow("anonface::face_paste_", "")
+          .typed<void(const at::Tensor&, const at::Tensor&, const at::Tensor&, at::ArrayRef<double>,
+                      at::ArrayRef<double>, c10::string_view, double, bool)>();
+  at::AutoDispatchBelowAutograd below;
+  op.call(frames, faces, rois, mean, std_, mask, feather, channels_last);
+}
+
+void face_modify_inplace_autograd(const at::Tensor& frames, const at::Tensor& rois, c10::string_view method,
+                                  double strength, c10::string_view mask, double feather, int64_t seed,
+                                  bool channels_last) {
+  check_no_grad(frames, "face_modify_");
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("anonface::face_modify_", "")
+                       .typed<void(const at::Tensor&, const at::Tensor&, c10::string_view, double,
+                                   c10::string_view, double, int64_t, bool)>();
+  at::AutoDispatchBelowAutograd below;
+  op.call(frames, rois, method, strength, mask, feather, seed, channels_last);
+}
+
+}  // namespace
+
 }  // namespace face
 }  // namespace anonface
 
@@ -423,4 +462,9 @@ TORCH_LIBRARY_FRAGMENT(anonface, m) {
   m.def(
       "face_modify_(Tensor(a!) frames, Tensor rois, str method, float strength, str mask, "
       "float feather, int seed, bool channels_last) -> ()");
+}
+
+TORCH_LIBRARY_IMPL(anonface, Autograd, m) {
+  m.impl("face_paste_", &anonface::face::face_paste_inplace_autograd);
+  m.impl("face_modify_", &anonface::face::face_modify_inplace_autograd);
 }

@@ -1,4 +1,7 @@
 // Host-side argument checks and per-box planning shared by the CPU and CUDA face kernels.
+// These checks are the one home of the face ops' argument checks (ValueError in Python, naming the
+// argument): the Python wrappers (anonface/ops/face.py) only convert Python values, and their fake
+// kernels repeat the shape/dtype/device checks with the same messages for torch.compile.
 // Plans are computed once per call on the host in double precision (the CUDA entry points copy
 // the rois to the host: the frame-index check needs that synchronisation anyway) and uploaded,
 // so both backends see bit-identical geometry.

@@ -22,8 +22,8 @@ void check_roi_args(const at::Tensor& input, const at::Tensor& rois, int64_t poo
   TORCH_CHECK_VALUE(input.device() == rois.device(), op, ": rois are on ", rois.device(), " but input is on ",
                     input.device());
   TORCH_CHECK_VALUE(pooled_h > 0 && pooled_w > 0 && pooled_h <= kMaxPooledSize && pooled_w <= kMaxPooledSize,
-                    op, ": output size must be positive and at most ", kMaxPooledSize, " per side, got (",
-                    pooled_h, ", ", pooled_w, ")");
+                    op, ": output_size (pooled_height, pooled_width) must be positive and at most ",
+                    kMaxPooledSize, " per side, got (", pooled_h, ", ", pooled_w, ")");
   if (rois.size(0) > 0) {
     at::Tensor idx = rois.select(1, 0);
     // NaN fails both comparisons, so NaN indices are rejected too.

@@ -50,75 +50,63 @@ _FRAME_DTYPES = (torch.uint8, torch.float32, torch.float64)
 
 
 # ----------------------------------------------------------------------------------------------
-# argument checks shared by the wrappers
+# argument conversions of the wrappers
 # ----------------------------------------------------------------------------------------------
+# The compiled ops check every argument themselves (csrc/face_plan.h, on the CPU and CUDA paths
+# alike, ValueError naming the argument) and the fake kernels below check the tensors' shapes,
+# dtypes and devices the same way, so torch.compile and opcheck see the same errors. The wrappers
+# only turn Python values into what the op schemas take, and say what the ops cannot: a
+# non-tensor argument (TypeError) and a frame layout that cannot be read from the shape.
+def _tensor(name: str, x: object) -> Tensor:
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    return x
+
+
 def _layout(frames: Tensor, channels_last: bool | None) -> bool:
-    if not isinstance(frames, Tensor):
-        raise TypeError(f"frames must be a torch.Tensor, got {type(frames).__name__}")
-    if frames.dim() != 4:
-        raise ValueError(
-            f"frames must be 4-D [B, H, W, 3] or [B, 3, H, W], got shape {tuple(frames.shape)}"
-        )
-    if frames.dtype not in _FRAME_DTYPES:
-        raise ValueError(f"frames must be uint8, float32 or float64, got {frames.dtype}")
-    if channels_last is None:
-        if frames.shape[-1] == 3:
-            return True
-        if frames.shape[1] == 3:
-            return False
-        raise ValueError(
-            f"frames must have 3 channels in dim 3 ([B, H, W, 3]) or dim 1 ([B, 3, H, W]), "
-            f"got shape {tuple(frames.shape)}"
-        )
-    dim = 3 if channels_last else 1
-    if frames.shape[dim] != 3:
-        raise ValueError(
-            f"frames with channels_last={channels_last} must have 3 channels in dim {dim}, "
-            f"got shape {tuple(frames.shape)}"
-        )
-    return bool(channels_last)
+    """``channels_last`` as given, else read from the shape (the op checks the shape against it)."""
+    _tensor("frames", frames)
+    if channels_last is not None:
+        return bool(channels_last)
+    if frames.dim() == 4 and frames.shape[-1] != 3:
+        if frames.shape[1] != 3:
+            raise ValueError(
+                f"frames must have 3 channels in dim 3 ([B, H, W, 3]) or dim 1 ([B, 3, H, W]), "
+                f"got shape {tuple(frames.shape)}"
+            )
+        return False
+    return True
 
 
-def _check_rois(rois: Tensor, frames: Tensor) -> Tensor:
-    if not isinstance(rois, Tensor):
-        raise TypeError(f"rois must be a torch.Tensor, got {type(rois).__name__}")
-    if rois.dim() != 2 or rois.shape[1] != 5:
-        raise ValueError(
-            f"rois must be [K, 5] (frame_index, x1, y1, x2, y2), got shape {tuple(rois.shape)}"
-        )
-    if not rois.is_floating_point():
-        rois = rois.to(torch.float32)
-    if rois.device != frames.device:
-        raise ValueError(f"rois must be on the frames' device {frames.device}, got {rois.device}")
-    return rois
+def _rois(rois: Tensor) -> Tensor:
+    """Integer rois are taken as float32 (the ops want floating coordinates)."""
+    _tensor("rois", rois)
+    return rois if rois.is_floating_point() else rois.to(torch.float32)
 
 
-def _triple(name: str, v: Sequence[float] | float) -> list[float]:
+def _triple(v: Sequence[float] | float) -> list[float]:
+    """One value for every channel, or the per-channel values (the op checks there are 3)."""
     if isinstance(v, (int, float)):
         return [float(v)] * 3
-    vals = [float(x) for x in v]
-    if len(vals) != 3:
-        raise ValueError(f"{name} must have 3 values (one per channel), got {len(vals)}")
-    return vals
-
-
-def _check_std(std: list[float]) -> None:
-    if any(s == 0 for s in std):
-        raise ValueError(f"std must be non-zero, got {std}")
-
-
-def _check_mask(mask: str, feather: float) -> None:
-    if mask not in MASKS:
-        raise ValueError(f"mask must be one of {MASKS}, got {mask!r}")
-    if not (0.0 <= feather <= 0.5):
-        raise ValueError(f"feather must be in [0, 0.5] (a fraction of the box size), got {feather}")
+    return [float(x) for x in v]
 
 
 def _size2(size: int | Sequence[int]) -> list[int]:
-    vals = [int(size)] * 2 if isinstance(size, int) else [int(s) for s in size]
-    if len(vals) != 2 or min(vals) < 1:
-        raise ValueError(f"size must be a positive int or (height, width), got {size!r}")
-    return vals
+    """``S`` -> ``[S, S]``; ``(Sh, Sw)`` as ints (the op checks the count and the signs)."""
+    return [int(size)] * 2 if isinstance(size, int) else [int(s) for s in size]
+
+
+def _faces(faces: Tensor, frames: Tensor) -> Tensor:
+    """Floating faces in the frames' compute dtype (float64 for float64 frames, else float32)."""
+    _tensor("faces", faces)
+    return faces.to(_compute_dtype(frames)) if faces.is_floating_point() else faces
+
+
+def _strength_seed(method: str, strength: float | None, seed: int) -> tuple[float, int]:
+    """``strength`` (None: the method's default) and ``seed`` as a non-negative int64."""
+    if strength is None:  # an unknown method has no default; the op refuses it by name
+        strength = DEFAULT_STRENGTH.get(method, 0.0)
+    return float(strength), int(seed) & ((1 << 63) - 1)
 
 
 def _compute_dtype(frames: Tensor) -> torch.dtype:
@@ -128,36 +116,116 @@ def _compute_dtype(frames: Tensor) -> torch.dtype:
 # ----------------------------------------------------------------------------------------------
 # fake (meta) kernels and autograd of the compiled ops
 # ----------------------------------------------------------------------------------------------
+# The fake kernels check what decides the output (shapes, dtypes, devices) with the messages of
+# the compiled ops; values (frame indices, mask names, strengths) are checked when the op runs.
+def _check_frames(frames: Tensor, channels_last: bool, name: str = "frames") -> None:
+    torch._check_value(
+        frames.dim() == 4,
+        lambda: f"{name} must be 4-D [B, H, W, 3] or [B, 3, H, W], got shape {list(frames.shape)}",
+    )
+    torch._check_value(
+        frames.dtype in _FRAME_DTYPES,
+        lambda: f"{name} must be uint8, float32 or float64, got {frames.dtype}",
+    )
+    cdim = 3 if channels_last else 1
+    torch._check_value(
+        frames.shape[cdim] == 3,
+        lambda: f"{name} with channels_last={bool(channels_last)} must have 3 channels in dim {cdim}, "
+        f"got shape {list(frames.shape)}",
+    )
+
+
+def _check_rois(rois: Tensor, device: torch.device) -> None:
+    torch._check_value(
+        rois.dim() == 2 and rois.shape[1] == 5,
+        lambda: f"rois must be [K, 5] (frame_index, x1, y1, x2, y2), got shape {list(rois.shape)}",
+    )
+    torch._check_value(rois.is_floating_point(), lambda: f"rois must be floating point, got {rois.dtype}")
+    torch._check_value(
+        rois.device == device, lambda: f"rois must be on the frames' device {device}, got {rois.device}"
+    )
+
+
+def _check_faces(faces: Tensor, frames: Tensor, k: int) -> None:
+    torch._check_value(
+        faces.dim() == 4 and faces.shape[0] == k and faces.shape[1] == 3
+        and faces.shape[2] > 0 and faces.shape[3] > 0,
+        lambda: f"faces must be [K={k}, 3, Sh, Sw] with Sh, Sw > 0, got shape {list(faces.shape)}",
+    )
+    want = _compute_dtype(frames)
+    torch._check_value(faces.is_floating_point(), lambda: f"faces must be floating point, got {faces.dtype}")
+    torch._check_value(
+        faces.dtype == want, lambda: f"faces must be {want} for {frames.dtype} frames, got {faces.dtype}"
+    )
+    torch._check_value(
+        faces.device == frames.device,
+        lambda: f"faces must be on the frames' device {frames.device}, got {faces.device}",
+    )
+
+
+def _check_float_grad(grad: Tensor) -> None:
+    torch._check_value(
+        grad.dtype in (torch.float32, torch.float64), lambda: f"grad must be float32 or float64, got {grad.dtype}"
+    )
+
+
 def _register() -> None:
     @torch.library.register_fake("anonface::face_crop")
     def _crop_fake(frames, rois, size, mean, std, channels_last):
-        return frames.new_empty(
-            (rois.shape[0], 3, size[0], size[1]), dtype=_compute_dtype(frames)
+        _check_frames(frames, channels_last)
+        _check_rois(rois, frames.device)
+        torch._check_value(
+            len(size) == 2 and size[0] > 0 and size[1] > 0,
+            lambda: f"size must be (height, width) with positive values, got {list(size)}",
         )
+        return frames.new_empty((rois.shape[0], 3, size[0], size[1]), dtype=_compute_dtype(frames))
 
     @torch.library.register_fake("anonface::_face_crop_backward")
     def _crop_bwd_fake(grad, rois, frames_shape, std, channels_last):
+        torch._check_value(
+            len(frames_shape) == 4, lambda: f"frames_shape must have 4 values, got {list(frames_shape)}"
+        )
+        torch._check_value(
+            grad.dim() == 4 and grad.shape[1] == 3 and grad.dtype in (torch.float32, torch.float64),
+            lambda: f"grad must be float32/float64 [K, 3, Sh, Sw], got {grad.dtype} {list(grad.shape)}",
+        )
+        _check_rois(rois, grad.device)
+        torch._check_value(
+            grad.shape[0] == rois.shape[0], lambda: f"grad must have K={rois.shape[0]} crops, got {grad.shape[0]}"
+        )
         return grad.new_empty(frames_shape)
 
     @torch.library.register_fake("anonface::face_paste")
     def _paste_fake(frames, faces, rois, mean, std, mask, feather, channels_last):
+        _check_frames(frames, channels_last)
+        _check_rois(rois, frames.device)
+        _check_faces(faces, frames, rois.shape[0])
         return frames.new_empty(frames.shape)
 
     @torch.library.register_fake("anonface::_face_paste_backward")
     def _paste_bwd_fake(grad, faces, rois, std, mask, feather, channels_last):
+        _check_float_grad(grad)
+        _check_frames(grad, channels_last, "grad")
+        _check_rois(rois, grad.device)
+        _check_faces(faces, grad, rois.shape[0])
         return grad.new_empty(grad.shape), faces.new_empty(faces.shape)
 
     @torch.library.register_fake("anonface::face_modify")
     def _modify_fake(frames, rois, method, strength, mask, feather, seed, channels_last):
+        _check_frames(frames, channels_last)
+        _check_rois(rois, frames.device)
         return frames.new_empty(frames.shape)
 
     @torch.library.register_fake("anonface::face_paste_")
     def _paste_inplace_fake(frames, faces, rois, mean, std, mask, feather, channels_last):
-        return None
+        _check_frames(frames, channels_last)
+        _check_rois(rois, frames.device)
+        _check_faces(faces, frames, rois.shape[0])
 
     @torch.library.register_fake("anonface::face_modify_")
     def _modify_inplace_fake(frames, rois, method, strength, mask, feather, seed, channels_last):
-        return None
+        _check_frames(frames, channels_last)
+        _check_rois(rois, frames.device)
 
     def _crop_setup(ctx, inputs, output):
         frames, rois, _size, _mean, std, channels_last = inputs
@@ -236,11 +304,7 @@ def face_crop(
         respect to floating ``frames``.
     """
     cl = _layout(frames, channels_last)
-    rois = _check_rois(rois, frames)
-    sz = _size2(size)
-    m, s = _triple("mean", mean), _triple("std", std)
-    _check_std(s)
-    return torch.ops.anonface.face_crop(frames, rois, sz, m, s, cl)
+    return torch.ops.anonface.face_crop(frames, _rois(rois), _size2(size), _triple(mean), _triple(std), cl)
 
 
 def face_paste(
@@ -279,26 +343,9 @@ def face_paste(
         ``faces`` and floating ``frames``.
     """
     cl = _layout(frames, channels_last)
-    faces, rois, m, s = _paste_args(frames, faces, rois, mean, std, mask, feather)
-    return torch.ops.anonface.face_paste(frames, faces, rois, m, s, mask, float(feather), cl)
-
-
-def _paste_args(frames, faces, rois, mean, std, mask, feather):
-    """Checks of face_paste / face_paste_; returns (faces in the compute dtype, rois, mean, std)."""
-    rois = _check_rois(rois, frames)
-    m, s = _triple("mean", mean), _triple("std", std)
-    _check_std(s)
-    _check_mask(mask, feather)
-    k = rois.shape[0]
-    if faces.dim() != 4 or faces.shape[0] != k or faces.shape[1] != 3:
-        raise ValueError(f"faces must be [K={k}, 3, Sh, Sw], got shape {tuple(faces.shape)}")
-    if min(faces.shape[2], faces.shape[3]) < 1:
-        raise ValueError(f"faces must have a positive size, got shape {tuple(faces.shape)}")
-    if faces.device != frames.device:
-        raise ValueError(f"faces must be on the frames' device {frames.device}, got {faces.device}")
-    if not faces.is_floating_point():
-        raise ValueError(f"faces must be floating point, got {faces.dtype}")
-    return faces.to(_compute_dtype(frames)), rois, m, s
+    return torch.ops.anonface.face_paste(
+        frames, _faces(faces, frames), _rois(rois), _triple(mean), _triple(std), mask, float(feather), cl
+    )
 
 
 def face_modify(
@@ -343,32 +390,8 @@ def face_modify(
         New frames, same shape, dtype and device. Not differentiable.
     """
     cl = _layout(frames, channels_last)
-    rois = _check_rois(rois, frames)
-    _check_mask(mask, feather)
-    st, seed = _modify_args(method, strength, seed)
-    return torch.ops.anonface.face_modify(frames, rois, method, st, mask, float(feather), seed, cl)
-
-
-def _modify_args(method: str, strength: float | None, seed: int) -> tuple[float, int]:
-    """Checks of face_modify / face_modify_; returns (strength, seed as a non-negative int64)."""
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    st = float(DEFAULT_STRENGTH[method] if strength is None else strength)
-    if method == "pixelate" and not (st >= 1.0):
-        raise ValueError(f"strength for pixelate (cells per side) must be >= 1, got {st}")
-    if method == "blur" and not (st > 0.0):
-        raise ValueError(f"strength for blur (sigma / box size) must be > 0, got {st}")
-    if method == "noise" and not (st >= 0.0):
-        raise ValueError(f"strength for noise (sigma, 0-255 units) must be >= 0, got {st}")
-    if method == "solid" and not (st == st):
-        raise ValueError(f"strength for solid (grey level) must be a number, got {st}")
-    seed = int(seed) & ((1 << 63) - 1)
-    return st, seed
-
-
-def _check_inplace(frames: Tensor, name: str) -> None:
-    if frames.requires_grad:
-        raise ValueError(f"{name} writes into frames and has no autograd; got frames that require grad")
+    st, seed = _strength_seed(method, strength, seed)
+    return torch.ops.anonface.face_modify(frames, _rois(rois), method, st, mask, float(feather), seed, cl)
 
 
 def face_paste_(
@@ -388,9 +411,9 @@ def face_paste_(
     the boxes are touched). No autograd.
     """
     cl = _layout(frames, channels_last)
-    _check_inplace(frames, "face_paste_")
-    faces, rois, m, s = _paste_args(frames, faces.detach(), rois, mean, std, mask, feather)
-    torch.ops.anonface.face_paste_(frames, faces, rois, m, s, mask, float(feather), cl)
+    torch.ops.anonface.face_paste_(
+        frames, _faces(faces, frames), _rois(rois), _triple(mean), _triple(std), mask, float(feather), cl
+    )
     return frames
 
 
@@ -409,10 +432,7 @@ def face_modify_(
     returns it. Same values as :func:`face_modify` (every box's content still comes from the
     input frames, read before anything is written)."""
     cl = _layout(frames, channels_last)
-    _check_inplace(frames, "face_modify_")
-    rois = _check_rois(rois, frames)
-    _check_mask(mask, feather)
-    st, seed = _modify_args(method, strength, seed)
+    st, seed = _strength_seed(method, strength, seed)
     torch.ops.anonface.face_modify_(frames, rois, method, st, mask, float(feather), seed, cl)
     return frames
 
@@ -431,7 +451,7 @@ class FaceCrop(nn.Module):
     ) -> None:
         super().__init__()
         self.size = _size2(size)
-        self.mean, self.std = _triple("mean", mean), _triple("std", std)
+        self.mean, self.std = _triple(mean), _triple(std)
 
     def forward(self, frames: Tensor, rois: Tensor, channels_last: bool | None = None) -> Tensor:
         return face_crop(frames, rois, self.size, self.mean, self.std, channels_last=channels_last)
@@ -451,8 +471,7 @@ class FacePaste(nn.Module):
         feather: float = 0.1,
     ) -> None:
         super().__init__()
-        _check_mask(mask, feather)
-        self.mean, self.std = _triple("mean", mean), _triple("std", std)
+        self.mean, self.std = _triple(mean), _triple(std)
         self.mask, self.feather = mask, float(feather)
 
     def forward(
@@ -479,9 +498,6 @@ class FaceModify(nn.Module):
         seed: int = 0,
     ) -> None:
         super().__init__()
-        if method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-        _check_mask(mask, feather)
         self.method, self.strength = method, strength
         self.mask, self.feather, self.seed = mask, float(feather), int(seed)
 

@@ -53,25 +53,20 @@ def convert_boxes_to_rois(boxes: BoxesLike, *, dtype: torch.dtype | None = None)
     return torch.cat(rows, 0)
 
 
-#: Largest pooled side and explicit ``sampling_ratio`` (the kernels refuse larger ones too).
-MAX_POOLED_SIZE = 1 << 16
-MAX_SAMPLING_RATIO = 64
-
-
+# The compiled ops check their arguments (csrc/roi_ops.cpp, shared by the CPU and CUDA kernels:
+# ValueError naming the argument, IndexError for a batch index outside the input; output sides
+# above 65536 and an explicit sampling_ratio above 64 are refused). The wrappers only turn Python
+# values into the ints the op schemas take.
 def _pair(size: int | tuple[int, int]) -> tuple[int, int]:
     pair = (size, size) if isinstance(size, int) else tuple(size)
     if len(pair) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in pair):
         raise ValueError(f"output_size must be an int or (height, width) ints, got {size!r}")
-    if not all(0 < v <= MAX_POOLED_SIZE for v in pair):
-        raise ValueError(f"output_size must be positive and at most {MAX_POOLED_SIZE} per side, got {size!r}")
     return int(pair[0]), int(pair[1])
 
 
 def _sampling_ratio(sampling_ratio: int) -> int:
-    if (isinstance(sampling_ratio, bool) or not isinstance(sampling_ratio, int)
-            or not -1 <= sampling_ratio <= MAX_SAMPLING_RATIO):
-        raise ValueError(f"sampling_ratio must be an int in [-1, {MAX_SAMPLING_RATIO}] (-1 or 0: adaptive), "
-                         f"got {sampling_ratio!r}")
+    if isinstance(sampling_ratio, bool) or not isinstance(sampling_ratio, int):
+        raise ValueError(f"sampling_ratio must be an int (-1 or 0: adaptive), got {sampling_ratio!r}")
     return sampling_ratio
 
 
@@ -166,9 +161,40 @@ class RoIPool(nn.Module):
 # ---- fake (meta) kernels and autograd -------------------------------------------------------
 
 
+def _check_roi_args(op: str, input: Tensor, rois: Tensor, pooled_height: int, pooled_width: int) -> None:
+    """The shape, dtype and device checks of the compiled ops (``check_roi_args``), for the fakes."""
+    torch._check_value(
+        input.dim() == 4, lambda: f"{op}: input must be a 4-D tensor [N, C, H, W], got shape {list(input.shape)}"
+    )
+    torch._check_value(input.is_floating_point(), lambda: f"{op}: input must be a floating tensor, got {input.dtype}")
+    torch._check_value(
+        rois.dim() == 2 and rois.shape[1] == 5,
+        lambda: f"{op}: rois must be a 2-D tensor [K, 5] of (batch_index, x1, y1, x2, y2), got shape "
+        f"{list(rois.shape)}",
+    )
+    torch._check_value(rois.is_floating_point(), lambda: f"{op}: rois must be a floating tensor, got {rois.dtype}")
+    torch._check_value(
+        input.device == rois.device, lambda: f"{op}: rois are on {rois.device} but input is on {input.device}"
+    )
+    torch._check_value(
+        0 < pooled_height <= 1 << 16 and 0 < pooled_width <= 1 << 16,
+        lambda: f"{op}: output_size (pooled_height, pooled_width) must be positive and at most {1 << 16} per "
+        f"side, got ({pooled_height}, {pooled_width})",
+    )
+
+
+def _check_grad(op: str, grad: Tensor, rois: Tensor, channels: int, pooled_height: int, pooled_width: int) -> None:
+    torch._check_value(
+        grad.dim() == 4 and grad.shape[0] == rois.shape[0] and grad.shape[1] == channels
+        and grad.shape[2] == pooled_height and grad.shape[3] == pooled_width,
+        lambda: f"{op}: grad must be [{rois.shape[0]}, {channels}, {pooled_height}, {pooled_width}], "
+        f"got {list(grad.shape)}",
+    )
+
+
 @torch.library.register_fake("anonface::roi_align")
 def _roi_align_fake(input, rois, spatial_scale, pooled_height, pooled_width, sampling_ratio, aligned):
-    torch._check(rois.dim() == 2 and rois.shape[1] == 5, lambda: "rois must be [K, 5]")
+    _check_roi_args("roi_align", input, rois, pooled_height, pooled_width)
     return input.new_empty((rois.shape[0], input.shape[1], pooled_height, pooled_width))
 
 
@@ -176,12 +202,13 @@ def _roi_align_fake(input, rois, spatial_scale, pooled_height, pooled_width, sam
 def _roi_align_backward_fake(
     grad, rois, spatial_scale, pooled_height, pooled_width, batch_size, channels, height, width, sampling_ratio, aligned
 ):
+    _check_grad("_roi_align_backward", grad, rois, channels, pooled_height, pooled_width)
     return grad.new_empty((batch_size, channels, height, width))
 
 
 @torch.library.register_fake("anonface::roi_pool")
 def _roi_pool_fake(input, rois, spatial_scale, pooled_height, pooled_width):
-    torch._check(rois.dim() == 2 and rois.shape[1] == 5, lambda: "rois must be [K, 5]")
+    _check_roi_args("roi_pool", input, rois, pooled_height, pooled_width)
     shape = (rois.shape[0], input.shape[1], pooled_height, pooled_width)
     return input.new_empty(shape), input.new_empty(shape, dtype=torch.int32)
 
@@ -190,6 +217,12 @@ def _roi_pool_fake(input, rois, spatial_scale, pooled_height, pooled_width):
 def _roi_pool_backward_fake(
     grad, rois, argmax, spatial_scale, pooled_height, pooled_width, batch_size, channels, height, width
 ):
+    _check_grad("_roi_pool_backward", grad, rois, channels, pooled_height, pooled_width)
+    torch._check_value(
+        argmax.shape == grad.shape and argmax.dtype == torch.int32 and argmax.device == grad.device,
+        lambda: f"_roi_pool_backward: argmax must be int32 of grad's shape and device, got {argmax.dtype} "
+        f"{list(argmax.shape)} on {argmax.device}",
+    )
     return grad.new_empty((batch_size, channels, height, width))
 
 
