@@ -553,15 +553,18 @@ def anonymizer_from_args(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]
         raise ValueError(problem)
     _check_numeric_options(args, method)
     encoder = encoder_settings(args.ffmpeg_config)
-    detector_args = resolve_speed_options(args)
+    speed = resolve_speed_options(args)
+    detector_options = {
+        "threshold": speed["threshold"], "precision": speed["precision"], "backend": args.backend,
+        "scale": args.scale, "max_side": args.max_side, "upscale": args.upscale,
+    }
     try:
         anon = Anonymizer(
-            method, strength=args.strength, scale=args.scale,
-            max_side=args.max_side, upscale=args.upscale, mask_scale=args.mask_scale,
-            mask="box" if args.boxes else "ellipse", device=args.device, batch_size=args.batch_size,
-            track=not args.no_track, checkpoint=args.checkpoint, **detector_args,
-            on_error=args.on_error, mosaic_px=args.mosaicsize if method == "pixelate" else None,
-            backend=args.backend,
+            method, strength=args.strength, detector="centerface", detector_options=detector_options,
+            mask_scale=args.mask_scale, mask="box" if args.boxes else "ellipse", device=args.device,
+            batch_size=args.batch_size, detect_every=speed["detect_every"], track=not args.no_track,
+            checkpoint=args.checkpoint, on_error=args.on_error,
+            mosaic_px=args.mosaicsize if method == "pixelate" else None,
         )
     except RuntimeError as exc:
         raise ValueError(str(exc)) from exc

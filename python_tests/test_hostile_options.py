@@ -163,7 +163,7 @@ def test_float_frames_with_a_detector_are_refused_too() -> None:
     data = pytest.importorskip("skimage.data")
     img = data.astronaut().astype(np.float64)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        anonymize(img, device="cpu", backend="opencv")
+        anonymize(img, device="cpu", detector_options={"backend": "opencv"})
 
 
 # -- 4. numeric options: API ----------------------------------------------------------------------
@@ -172,22 +172,22 @@ _BAD_API = [
     ({"mask_scale": float("inf")}, "mask_scale"),
     ({"mask_scale": 0.5}, "mask_scale"),
     ({"mask_scale": 1e30}, "mask_scale"),
-    ({"max_side": 0}, "max_side"),
-    ({"max_side": -10}, "max_side"),
-    ({"max_side": 16}, "max_side"),
-    ({"max_side": 10**9}, "max_side"),
-    ({"max_side": 640.5}, "max_side"),
-    ({"upscale": 0.001}, "upscale"),
-    ({"upscale": float("nan")}, "upscale"),
-    ({"upscale": 1e6}, "upscale"),
-    ({"scale": (0, 0)}, "scale"),
-    ({"scale": (-640, 360)}, "scale"),
-    ({"scale": (10**6, 360)}, "scale"),
-    ({"scale": (640,)}, "scale"),
-    ({"threshold": float("nan")}, "threshold"),
-    ({"threshold": 0.0}, "threshold"),
-    ({"threshold": 1.5}, "threshold"),
-    ({"threshold": -0.1}, "threshold"),
+    ({"detector_options": {"max_side": 0}}, "max_side"),
+    ({"detector_options": {"max_side": -10}}, "max_side"),
+    ({"detector_options": {"max_side": 16}}, "max_side"),
+    ({"detector_options": {"max_side": 10**9}}, "max_side"),
+    ({"detector_options": {"max_side": 640.5}}, "max_side"),
+    ({"detector_options": {"upscale": 0.001}}, "upscale"),
+    ({"detector_options": {"upscale": float("nan")}}, "upscale"),
+    ({"detector_options": {"upscale": 1e6}}, "upscale"),
+    ({"detector_options": {"scale": (0, 0)}}, "scale"),
+    ({"detector_options": {"scale": (-640, 360)}}, "scale"),
+    ({"detector_options": {"scale": (10**6, 360)}}, "scale"),
+    ({"detector_options": {"scale": (640,)}}, "scale"),
+    ({"detector_options": {"threshold": float("nan")}}, "threshold"),
+    ({"detector_options": {"threshold": 0.0}}, "threshold"),
+    ({"detector_options": {"threshold": 1.5}}, "threshold"),
+    ({"detector_options": {"threshold": -0.1}}, "threshold"),
     ({"strength": float("nan")}, "strength"),
     ({"strength": float("inf"), "method": "blur"}, "strength"),
     ({"strength": 0.0}, "strength"),
@@ -208,7 +208,7 @@ _BAD_API = [
     ({"linger": 10**9}, "linger"),
     ({"mosaic_px": 0}, "mosaic_px"),
     ({"mosaic_px": -4}, "mosaic_px"),
-    ({"threads": 0}, "threads"),
+    ({"detector_options": {"threads": 0}}, "threads"),
     ({"seed": 1.5}, "seed"),
 ]
 
@@ -234,14 +234,16 @@ def test_bad_numeric_options_are_refused_by_centerface(kwargs: dict, match: str)
 
 
 def test_default_and_boundary_options_are_accepted() -> None:
-    a = Anonymizer(boxes=BOX, device="cpu", mask_scale=1.0, feather=0.25, threshold=1.0, max_side=128,
-                   upscale=8, scale=(64, 64), detect_every=30, batch_size=256, mosaic_px=2)
+    a = Anonymizer(boxes=BOX, device="cpu", mask_scale=1.0, feather=0.25,
+                   detector_options={"threshold": 1.0, "max_side": 128, "upscale": 8, "scale": (64, 64)},
+                   detect_every=30, batch_size=256, mosaic_px=2)
     assert (a.mask_scale, a.feather, a.detect_every, a.batch_size, a.mosaic_px) == (1.0, 0.25, 30, 256, 2)
     b = Anonymizer(boxes=BOX, device="cpu", method="noise", strength=np.float32(150))
     assert b.method == "noise" and b.strength == 150.0
     c = Anonymizer(boxes=BOX, device="cpu", method="pixelate", strength=np.int64(16), max_gap=np.int64(20))
     assert c.strength == 16.0 and c._tracker_args["max_gap"] == 20
-    d = Anonymizer(device="cpu", threshold=1.0, max_side=128, upscale=8, backend="opencv")
+    d = Anonymizer(device="cpu",
+                   detector_options={"threshold": 1.0, "max_side": 128, "upscale": 8, "backend": "opencv"})
     assert (d.detector.threshold, d.detector.max_side, d.detector.upscale) == (1.0, 128, 8.0)
 
 
@@ -252,6 +254,19 @@ def _image(tmp_path: Path) -> Path:
     path = tmp_path / "img.png"
     cv2.imwrite(str(path), _frames(1, 64, 64)[0])
     return path
+
+
+def test_options_given_with_a_configured_anonymizer_are_refused(tmp_path: Path) -> None:
+    """anonymize_image/anonymize_video use a configured anonymizer as it is: options meant for a
+    new one (a lower threshold, another method) would be dropped unseen, so they are refused."""
+    from anonface.files import anonymize_image, anonymize_video
+
+    src, anon = _image(tmp_path), Anonymizer(boxes=BOX, device="cpu")
+    with pytest.raises(ValueError, match="detector_options.*configured anonymizer"):
+        anonymize_image(str(src), str(tmp_path / "out.png"), anonymizer=anon, detector_options={"threshold": 0.05})
+    with pytest.raises(ValueError, match="method.*configured anonymizer"):
+        anonymize_video(str(tmp_path / "in.mp4"), str(tmp_path / "out.mp4"), anonymizer=anon, method="solid")
+    assert not (tmp_path / "out.png").exists() and not (tmp_path / "out.mp4").exists()
 
 
 _BAD_CLI = [

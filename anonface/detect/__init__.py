@@ -6,11 +6,13 @@ from anonface.detect.base import FaceDetector, empty_dets
 from anonface.detect.boxes import BoxesDetector, as_dets
 from anonface.detect.centerface import CenterFace, default_onnx_path, detection_size
 from anonface.detect.decode import box_iou, decode_centerface, decode_centerface_torch, nms
-from anonface.detect.factory import DETECTORS, build_detector
+from anonface.detect.factory import DEFAULT_OPTIONS, DETECTORS, build_detector, check_detector_options
 
 __all__ = [
+    "DEFAULT_OPTIONS",
     "DETECTORS",
     "build_detector",
+    "check_detector_options",
     "FaceDetector",
     "BoxesDetector",
     "CenterFace",

@@ -140,8 +140,25 @@ def test_build_detector_makes_what_the_anonymizer_uses() -> None:
     assert isinstance(det, CenterFace) and det.threshold == 0.3 and det.backend == "opencv"
     # an Anonymizer takes the built object as it is, or builds one by name with the same settings
     assert Anonymizer(detector=det, device="cpu").detector is det
-    by_name = Anonymizer(detector="centerface", threshold=0.3, backend="opencv", device="cpu").detector
+    by_name = Anonymizer(detector="centerface", detector_options={"threshold": 0.3, "backend": "opencv"},
+                         device="cpu").detector
     assert isinstance(by_name, CenterFace) and by_name.threshold == 0.3 and by_name.backend == "opencv"
+    # the tool's defaults live in the factory: threshold 0.1 (not the class's 0.2), the
+    # anonymizer's batch size unless the options say otherwise
+    assert build_detector("centerface", backend="opencv").threshold == 0.1
+    anon = Anonymizer(detector_options={"backend": "opencv"}, device="cpu", batch_size=3)
+    assert (anon.detector.threshold, anon.detector.batch_size) == (0.1, 3)
+    anon = Anonymizer(detector_options={"backend": "opencv", "batch_size": 2}, device="cpu", batch_size=3)
+    assert (anon.batch_size, anon.detector.batch_size) == (3, 2)
+    # options belong to a detector built by name: an object keeps its own, loudly
+    with pytest.raises(ValueError, match="detector_options apply to a detector given by name"):
+        Anonymizer(detector=det, detector_options={"threshold": 0.5}, device="cpu")
+    with pytest.raises(ValueError, match="unknown centerface option.*thresh\\b"):
+        Anonymizer(detector_options={"thresh": 0.5}, device="cpu")
+    with pytest.raises(ValueError, match="unknown centerface option.*device"):
+        build_detector("centerface", **{"device": "cpu", "devices": "cpu"})
+    with pytest.raises(ValueError, match="detector_options must be a mapping"):
+        Anonymizer(detector_options=[("threshold", 0.5)], device="cpu")
     assert DETECTORS == ("centerface",)
     with pytest.raises(ValueError, match="detector must be one of"):
         build_detector("retinaface")
