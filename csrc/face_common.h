@@ -167,11 +167,12 @@ AF_HD Tap source_tap(int32_t kind, int64_t idx, float lo, float scale, int32_t n
   return {0, 0, 0.f};
 }
 
-// The value box k pastes at (i, j), given the source taps of its row (tu) and column (tv).
-template <class acc_t>
-AF_HD void source_value_taps(const Source<acc_t>& s, const PasteGeom& g, int64_t k, int64_t i, int64_t j,
+// The value box k pastes at (i, j), given the source taps of its row (tu) and column (tv), for a
+// source kind fixed at compile time (the CPU paste loop is instantiated per kind).
+template <int32_t KIND, class acc_t>
+AF_HD void source_value_kind(const Source<acc_t>& s, const PasteGeom& g, int64_t k, int64_t i, int64_t j,
                              const Tap& tu, const Tap& tv, const acc_t orig[3], acc_t out[3]) {
-  if (s.kind == kFace) {
+  if constexpr (KIND == kFace) {
     const acc_t fu = static_cast<acc_t>(tu.f), fv = static_cast<acc_t>(tv.f);
     const acc_t one = static_cast<acc_t>(1);
     for (int c = 0; c < 3; ++c) {
@@ -183,16 +184,35 @@ AF_HD void source_value_taps(const Source<acc_t>& s, const PasteGeom& g, int64_t
       const acc_t v = radd(rmul(rsub(one, fu), top), rmul(fu, bot));
       out[c] = rmul(radd(rmul(v, s.stdv[c]), s.mean[c]), s.scale);
     }
-  } else if (s.kind == kCells) {
+  } else if constexpr (KIND == kCells) {
     for (int c = 0; c < 3; ++c)
       out[c] = s.data[((k * 3 + c) * g.sh + tu.a) * static_cast<int64_t>(g.sw) + tv.a];
-  } else if (s.kind == kSolid) {
+  } else if constexpr (KIND == kSolid) {
     for (int c = 0; c < 3; ++c) out[c] = s.solid;
   } else {
     for (int c = 0; c < 3; ++c) {
       const acc_t z = rmul(static_cast<acc_t>(noise_int(s.seed, g.n, i, j, c)), s.inv_sd);
       out[c] = radd(orig[c], rmul(z, s.sigma));
     }
+  }
+}
+
+// The same, for the kind the source holds.
+template <class acc_t>
+AF_HD void source_value_taps(const Source<acc_t>& s, const PasteGeom& g, int64_t k, int64_t i, int64_t j,
+                             const Tap& tu, const Tap& tv, const acc_t orig[3], acc_t out[3]) {
+  switch (s.kind) {
+    case kFace:
+      source_value_kind<kFace>(s, g, k, i, j, tu, tv, orig, out);
+      return;
+    case kCells:
+      source_value_kind<kCells>(s, g, k, i, j, tu, tv, orig, out);
+      return;
+    case kSolid:
+      source_value_kind<kSolid>(s, g, k, i, j, tu, tv, orig, out);
+      return;
+    default:
+      source_value_kind<kNoise>(s, g, k, i, j, tu, tv, orig, out);
   }
 }
 
