@@ -131,3 +131,19 @@ def save_results(path: Path, payload: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=2))
     print(f"wrote {path}")
+
+
+def anonymizer_kwargs(cfg: dict) -> dict:
+    """A flat benchmark configuration, where Anonymizer arguments and detector options mix (as in
+    ``anonface.cli.FAST_PRESET``), as keyword arguments of :class:`anonface.Anonymizer`: the names
+    it does not take itself go into ``detector_options`` (which checks them)."""
+    import inspect
+
+    from anonface import Anonymizer
+
+    own = set(inspect.signature(Anonymizer.__init__).parameters) - {"self"}
+    kwargs = {k: v for k, v in cfg.items() if k in own}
+    options = {k: v for k, v in cfg.items() if k not in own}
+    if options:
+        kwargs["detector_options"] = {**kwargs.get("detector_options", {}), **options}
+    return kwargs

@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     rows.append({"stage": "kernels", "seconds": t, "fps": n / t, "faces": int(len(roi_t)),
                  "where": f"GPU, face_modify_ {args.method}"})
 
-    anon = Anonymizer(args.method, device="cuda", backend="torch", batch_size=args.batch)
+    anon = Anonymizer(args.method, device="cuda", detector_options={"backend": "torch"}, batch_size=args.batch)
     outs: list[torch.Tensor] = []
 
     def resident() -> None:

@@ -541,9 +541,11 @@ def row_configs() -> dict[str, dict | None]:
 
 class AnonfaceRow:
     def __init__(self, cfg: dict):
+        from _common import anonymizer_kwargs
+
         from anonface import Anonymizer
 
-        self.anon = Anonymizer(method="solid", strength=FILL, device="cpu", **cfg)
+        self.anon = Anonymizer(method="solid", strength=FILL, device="cpu", **anonymizer_kwargs(cfg))
 
     def masks(self, frames: list[np.ndarray]):
         """Anonymized-pixel masks of one stream (the tracker starts afresh)."""

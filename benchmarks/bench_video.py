@@ -188,9 +188,11 @@ def coverage(ref: list[np.ndarray], boxes: list[np.ndarray], mask_scale: float, 
 
 
 def run_anonface(src: str, dst: str, cfg: dict, device: str) -> tuple[dict, list[np.ndarray]]:
+    from _common import anonymizer_kwargs
+
     from anonface import Anonymizer, anonymize_video
 
-    anon = Anonymizer(device=device, **cfg)  # model loading is not timed
+    anon = Anonymizer(device=device, **anonymizer_kwargs(cfg))  # model loading is not timed
     stats = anonymize_video(src, dst, anonymizer=anon, encoder={"crf": CRF, "preset": PRESET}, record_boxes=True)
     return {"frames": stats.frames, "seconds": stats.seconds, "fps": stats.fps,
             "face_boxes_per_frame": stats.faces / max(stats.frames, 1)}, stats.boxes or []

@@ -240,3 +240,32 @@ def test_run_composites_scores_a_perfect_and_a_blind_tool():
     rec, fp = br.run_composites(Blind(), [(frames, gts)], ignore)
     s = br.summarise(rec, fp)
     assert s["recall"] == 0.0 and s["fp_outside_boxes"] == 0.0
+
+
+def test_every_benchmark_row_builds_an_anonymizer():
+    """The rows of bench_recall and bench_video are flat dicts mixing Anonymizer arguments and
+    detector options: each must build the Anonymizer it names (a signature change broke them once
+    without any test noticing)."""
+    sys.path.insert(0, str(_PATH.parent))
+    try:
+        from _common import anonymizer_kwargs
+
+        vspec = importlib.util.spec_from_file_location("bench_video", _PATH.parent / "bench_video.py")
+        bv = importlib.util.module_from_spec(vspec)
+        vspec.loader.exec_module(bv)
+    finally:
+        sys.path.remove(str(_PATH.parent))
+    from anonface import Anonymizer
+
+    rows = {**{f"recall:{k}": v for k, v in br.row_configs().items() if v is not None},
+            **{f"video:{k}": v for k, v in bv.CONFIGS.items()}}
+    assert len(rows) >= 8
+    for name, cfg in rows.items():
+        kwargs = anonymizer_kwargs(cfg)
+        anon = Anonymizer(method="solid", strength=0.0, device="cpu", **kwargs)
+        options = kwargs.get("detector_options", {})
+        for key in ("threshold", "precision", "backend"):
+            if key in options:
+                assert getattr(anon.detector, key) == options[key], (name, key)
+        if "detect_every" in cfg:
+            assert anon.detect_every == cfg["detect_every"], name
