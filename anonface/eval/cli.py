@@ -23,9 +23,11 @@ _DESCRIPTION = (
 )
 
 _METHODS_HELP = (
-    "methods to evaluate: NAME (default strengths), NAME=S1,S2 (given strengths) or learned=CHECKPOINT; "
-    "names: none, blur (Gaussian sigma as a fraction of the box size), pixelate (cells across the box), "
-    "solid, noise (noise sigma), learned. Default: all of them at their default strengths"
+    "methods to evaluate: NAME (default strengths), NAME=S1,S2 (given strengths) or learned=CHECKPOINT "
+    "(smooth-mosaic=CHECKPOINT); names: none, blur (Gaussian sigma as a fraction of the box size), pixelate "
+    "(cells across the box), solid, noise (noise sigma), learned, smooth-mosaic (evaluation-only baseline: "
+    "the learned anonymizer's 12x12 mosaic input up-sampled bilinearly, no network). Default: all of them "
+    "at their default strengths"
 )
 
 
@@ -62,6 +64,9 @@ def _configure(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
                    help="CenterFace threshold for 'still a face' (default 0.5)")
     p.add_argument("--feather", type=float, default=0.05,
                    help="soft edge of the ellipse mask, fraction of the box (default 0.05, as the pipeline)")
+    p.add_argument("--realism-folds", type=int, nargs="*", default=None, metavar="FOLD",
+                   help="folds whose untouched faces (other people) are the realism reference (default: the "
+                        "fold after the evaluated ones; no FOLD: no realism figure)")
     p.add_argument("--detecting-attacker", action="store_true",
                    help="also measure re-identification when the judge must find the face itself")
     p.add_argument("--examples", type=int, default=6,
@@ -119,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
             pipeline_speed=not args.no_pipeline_speed,
             action_data=args.action_data,
             utility_steps=args.utility_steps,
+            realism_folds=None if args.realism_folds is None else tuple(args.realism_folds),
             protocol=FaceProtocol(det_thresh=args.thresh, mask_scale=args.mask_scale,
                                   face_thresh=args.face_thresh, detecting_attacker=args.detecting_attacker),
             feather=args.feather,

@@ -9,6 +9,14 @@ inscribed in the (enlarged) face box.
 Strength conventions are those of ``face_modify``: ``blur`` is the Gaussian sigma as a fraction of the
 box size, ``pixelate`` the number of cells across the box, ``noise`` the sigma of the additive noise in
 0-255 grey levels, ``solid`` the grey level of the fill (no strength: 0, black).
+
+``smooth-mosaic`` is an evaluation-only baseline, not a tool method: exactly the input the learned
+anonymizer M reads through its pixelation bottleneck (the face crop averaged to ``degrade_cells x
+degrade_cells`` cells, 12 for the shipped model), up-sampled bilinearly to the crop and pasted, with no
+network: M's own code (``FaceAnonymizer.degrade``, the smooth base its residual output corrects) on M's
+crop, through the same ``face_crop`` -> model -> ``face_paste`` rendering as ``learned``. Its row shows
+what the learning adds to the information M is allowed to see. ``smooth-mosaic=PATH`` takes the
+bottleneck of another checkpoint.
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -23,14 +32,23 @@ from anonface.render import METHODS
 
 logger = logging.getLogger(__name__)
 
+#: Methods only the evaluation has (baselines, not choices of ``anonface run``).
+EVAL_ONLY_METHODS = ("smooth-mosaic",)
+
 #: The methods in report order: the untouched reference first.
-METHOD_NAMES = ("none", *(m for m in METHODS if m != "none"))
+METHOD_NAMES = ("none", *(m for m in METHODS if m != "none"), *EVAL_ONLY_METHODS)
+
+#: Methods whose ``=`` value is a checkpoint path, not strengths.
+CHECKPOINT_METHODS = ("learned", "smooth-mosaic")
 
 __all__ = [
     "MethodSpec",
     "MethodUnavailable",
     "METHOD_NAMES",
+    "EVAL_ONLY_METHODS",
     "DEFAULT_STRENGTHS",
+    "SmoothMosaic",
+    "build_pipeline",
     "parse_methods",
     "default_methods",
     "make_anonymizer",
@@ -47,6 +65,7 @@ DEFAULT_STRENGTHS: dict[str, tuple[float | None, ...]] = {
     "solid": (None,),
     "noise": (25.0, 50.0, 100.0),
     "learned": (None,),
+    "smooth-mosaic": (None,),
 }
 
 AnonymizeFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -61,7 +80,8 @@ class MethodUnavailable(RuntimeError):
 
 @dataclass(frozen=True)
 class MethodSpec:
-    """One row: a method and its strength (None for methods without one); ``checkpoint`` for ``learned``."""
+    """One row: a method and its strength (None for methods without one); ``checkpoint`` for ``learned``
+    and ``smooth-mosaic`` (None: the shipped model)."""
 
     method: str
     strength: float | None = None
@@ -86,7 +106,7 @@ def default_methods() -> list[MethodSpec]:
 
 def parse_methods(items: Sequence[str]) -> list[MethodSpec]:
     """Parse ``--methods`` items: ``name`` (default strengths), ``name=s1,s2`` (given strengths) or
-    ``learned=PATH`` (a checkpoint). Comma-separated names in one item are allowed: ``none,solid``.
+    ``learned=PATH`` / ``smooth-mosaic=PATH`` (a checkpoint). Comma-separated names in one item are allowed: ``none,solid``.
 
     Raises:
         ValueError: an unknown method or a strength that is not a number.
@@ -101,8 +121,8 @@ def parse_methods(items: Sequence[str]) -> list[MethodSpec]:
             name = name.strip()
             if name not in METHOD_NAMES:
                 raise ValueError(f"--methods: unknown method {name!r}; expected one of {', '.join(METHOD_NAMES)}")
-            if name == "learned":
-                out.append(MethodSpec("learned", None, rest.strip() or None))
+            if name in CHECKPOINT_METHODS:
+                out.append(MethodSpec(name, None, rest.strip() or None))
                 continue
             if name in ("none",):
                 raise ValueError(f"--methods: {name} takes no strength, got {item!r}")
@@ -128,6 +148,56 @@ def parse_methods(items: Sequence[str]) -> list[MethodSpec]:
     return unique
 
 
+class SmoothMosaic(torch.nn.Module):
+    """M's input without M: ``FaceAnonymizer.degrade``'s smooth image, the face crop averaged to the
+    model's ``degrade_cells`` cells and up-sampled bilinearly back to the crop (the base M's residual
+    output corrects). Takes crops ``[K, 3, S, S]`` in ``[-1, 1]`` like M, so the rendering path
+    (``face_crop`` -> model -> ``face_paste``) and the crop size are M's.
+
+    Raises:
+        ValueError: the anonymizer has no pixelation bottleneck (``degrade_cells == 0``).
+    """
+
+    def __init__(self, anonymizer: torch.nn.Module) -> None:
+        super().__init__()
+        cells = int(getattr(getattr(anonymizer, "config", None), "degrade_cells", 0) or 0)
+        if cells <= 0 or not callable(getattr(anonymizer, "degrade", None)):
+            raise ValueError("the anonymizer has no pixelation bottleneck (degrade_cells = 0): "
+                             "there is no mosaic input to show")
+        self.anonymizer = anonymizer
+        self.cells = cells
+        self.crop_size: int = int(anonymizer.crop_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[0] == 0:
+            return x.clone()
+        _, smooth = self.anonymizer.degrade(x.contiguous())
+        return smooth
+
+
+def _load_model(spec: MethodSpec, device: str | torch.device) -> torch.nn.Module | None:
+    """The module ``anonymize_faces`` runs for ``spec`` (None for the kernel methods)."""
+    if spec.method not in CHECKPOINT_METHODS:
+        return None
+    try:
+        from anonface.models.anonymizer import load_pretrained
+
+        model = load_pretrained(spec.checkpoint, map_location=torch.device(device))
+    except (FileNotFoundError, ValueError, RuntimeError) as e:
+        raise MethodUnavailable(f"no usable learned anonymizer checkpoint: {e}") from e
+    if spec.method == "smooth-mosaic":
+        try:
+            return SmoothMosaic(model).eval()
+        except ValueError as e:
+            raise MethodUnavailable(str(e)) from e
+    return model
+
+
+def _render_method(spec: MethodSpec) -> str:
+    """The ``anonymize_faces`` method a row renders with (the smooth mosaic is a model like M)."""
+    return "learned" if spec.method == "smooth-mosaic" else spec.method
+
+
 def make_anonymizer(spec: MethodSpec, *, feather: float = 0.05, seed: int = 0, mask_scale: float = 1.3,
                     device: str | torch.device = "cpu") -> AnonymizeFn:
     """A function that applies ``spec`` to frames given the face boxes (see :data:`AnonymizeFn`), through
@@ -137,25 +207,43 @@ def make_anonymizer(spec: MethodSpec, *, feather: float = 0.05, seed: int = 0, m
     ``feather`` (the soft edge of the ellipse, as a fraction of the box) is the pipeline's default, the
     same for every method, so that rows differ only in what fills the face. Strengths weaker than the
     tool accepts (e.g. pixelate 24/32) are measured as asked: the evaluation is what sets those limits.
+    ``smooth-mosaic`` renders as ``learned`` does, with :class:`SmoothMosaic` in place of M.
 
     Raises:
-        MethodUnavailable: the checkpoint the method needs is not available.
+        MethodUnavailable: the checkpoint the method needs is not available (or, for
+            ``smooth-mosaic``, has no pixelation bottleneck).
     """
     from anonface.render import anonymize_faces
 
-    model = None
-    if spec.method == "learned":
-        try:
-            from anonface.models.anonymizer import load_pretrained
-
-            model = load_pretrained(spec.checkpoint, map_location=torch.device(device))
-        except (FileNotFoundError, ValueError, RuntimeError) as e:
-            raise MethodUnavailable(f"no usable learned anonymizer checkpoint: {e}") from e
+    model = _load_model(spec, device)
+    method = _render_method(spec)
 
     def anonymize(frames: torch.Tensor, rois: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            return anonymize_faces(frames, rois, method=spec.method, strength=spec.strength,
+            return anonymize_faces(frames, rois, method=method, strength=spec.strength,
                                    mask_scale=mask_scale, feather=feather, seed=seed, model=model,
                                    max_cells=float("inf"))
 
     return anonymize
+
+
+def build_pipeline(spec: MethodSpec, **kwargs: Any) -> Any:
+    """``anonface.Anonymizer`` for ``spec`` (keyword arguments are the Anonymizer's).
+
+    ``smooth-mosaic`` is not a pipeline method: it runs as ``Anonymizer("learned")`` whose model is
+    replaced by :class:`SmoothMosaic` around the loaded M, so detection, tracking and rendering are the
+    pipeline's own.
+
+    Raises:
+        ValueError: the Anonymizer refuses the settings (e.g. a strength the tool does not allow), or
+            the ``smooth-mosaic`` checkpoint has no pixelation bottleneck.
+        RuntimeError: the checkpoint is missing.
+    """
+    from anonface import Anonymizer
+
+    if spec.method in CHECKPOINT_METHODS and spec.checkpoint:
+        kwargs.setdefault("checkpoint", spec.checkpoint)
+    anon = Anonymizer(_render_method(spec), strength=spec.strength, **kwargs)
+    if spec.method == "smooth-mosaic":
+        anon.model = SmoothMosaic(anon.model).eval()
+    return anon

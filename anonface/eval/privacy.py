@@ -22,6 +22,11 @@ Protocol (one pass per method and strength; the judge is dlib's recogniser, see 
    detector still find a face overlapping (IoU >= 0.3) the face found in the untouched image, and the
    mean displacement of CenterFace's five landmarks, divided by ``sqrt(w * h)`` of the untouched face box
    (over the faces still found).
+6. Realism: the Frechet distance (:func:`anonface.eval.metrics.frechet_distance`) between the judge's
+   descriptors of the anonymized first images (those of step 4) and its descriptors of untouched faces
+   of *other* people: the images of another fold of the pairs file (LFW's folds share no identity;
+   names of anonymized people are dropped from the reference all the same). The ``none`` row is the
+   distance between two sets of untouched faces, the floor the finite sample sizes leave.
 """
 
 from __future__ import annotations
@@ -46,8 +51,10 @@ from anonface.eval.faces import (
 from anonface.eval.judge import DlibJudge, JudgedFace
 from anonface.eval.methods import AnonymizeFn, MethodSpec
 from anonface.eval.metrics import (
+    FrechetDistance,
     PairOutcome,
     detection_rate,
+    frechet_distance,
     landmark_displacement,
     reid_rate,
     verification_accuracy,
@@ -64,12 +71,16 @@ __all__ = [
     "evaluate_method",
     "JUDGE_FALLBACK_FRACTION",
     "ANON_FALLBACK_FRACTION",
+    "REALISM_MIN_SAMPLES",
 ]
 
 JUDGE_FALLBACK_FRACTION = 0.43
 """Side of the judge's fallback box as a fraction of the image side (dlib's median box on 250 px LFW)."""
 ANON_FALLBACK_FRACTION = 0.5
 """Side of the anonymization fallback box (before ``mask_scale``) as a fraction of the image side."""
+REALISM_MIN_SAMPLES = 256
+"""Fewest descriptors in each set for a realism figure: twice the descriptor's 128 dimensions (with fewer
+the estimate is dominated by the sample size; the function itself refuses fewer than 129)."""
 
 
 @dataclass(frozen=True)
@@ -106,6 +117,7 @@ class MethodFaceResult:
     centerface_found: list[bool | None] = field(default_factory=list)
     dlib_found: list[bool | None] = field(default_factory=list)
     landmark_disp: list[float] = field(default_factory=list)
+    realism: FrechetDistance | None = None
     seconds: float = 0.0
     images: int = 0
 
@@ -123,6 +135,7 @@ class MethodFaceResult:
                 "median": float(np.median(lm)) if lm.size else None,
                 "n": int(lm.size),
             },
+            "realism_fd": self.realism.to_dict() if self.realism is not None else None,
             "mean_distance_same": _mean([o.distance for o in self.outcomes if o.same and o.distance is not None]),
             "images": self.images,
             "seconds": self.seconds,
@@ -241,8 +254,12 @@ def evaluate_method(spec: MethodSpec, fn: AnonymizeFn, pairs: Sequence[Pair],
                     originals: dict[ImageRef, OriginalFace], detector: CenterFaceDetector,
                     judge: DlibJudge, protocol: FaceProtocol,
                     on_image: Callable[[ImageRef, np.ndarray], None] | None = None,
-                    progress: Callable[[int, int], None] | None = None) -> MethodFaceResult:
-    """Privacy and naturalness of one method (see the module docstring for the protocol)."""
+                    progress: Callable[[int, int], None] | None = None,
+                    reference: np.ndarray | None = None,
+                    realism_min_samples: int = REALISM_MIN_SAMPLES) -> MethodFaceResult:
+    """Privacy and naturalness of one method (see the module docstring for the protocol); with
+    ``reference`` (``[n, 128]`` descriptors of untouched faces of people not among the anonymized), realism
+    too (see :func:`realism_reference`)."""
     t0 = time.perf_counter()
     firsts = sorted({p.first for p in pairs})
     located: dict[ImageRef, np.ndarray] = {}
@@ -284,9 +301,20 @@ def evaluate_method(spec: MethodSpec, fn: AnonymizeFn, pairs: Sequence[Pair],
             d = detecting[p.first]
             res.outcomes_detecting.append(
                 PairOutcome(p.same, None if d is None else judge.distance(d, second), judge.threshold))
+    if reference is not None:
+        res.realism = frechet_distance(np.stack([located[r] for r in firsts]), reference,
+                                       min_samples=realism_min_samples)
     res.images = len(firsts)
     res.seconds = time.perf_counter() - t0
     return res
+
+
+def realism_reference(anonymized: Sequence[ImageRef], candidates: dict[ImageRef, OriginalFace]) -> np.ndarray:
+    """The judge's descriptors ``[n, 128]`` of the untouched ``candidates`` whose person is not among the
+    ``anonymized`` images' people (the reference set of the realism figure)."""
+    names = {r.name for r in anonymized}
+    keep = [candidates[r].judged.descriptor for r in sorted(candidates) if r.name not in names]
+    return np.stack(keep) if keep else np.zeros((0, 128), np.float64)
 
 
 def untouched_summary(pairs: Sequence[Pair], originals: dict[ImageRef, OriginalFace],
@@ -304,4 +332,4 @@ def untouched_summary(pairs: Sequence[Pair], originals: dict[ImageRef, OriginalF
     }
 
 
-__all__ += ["untouched_summary"]
+__all__ += ["untouched_summary", "realism_reference"]

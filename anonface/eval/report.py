@@ -41,7 +41,7 @@ def _num(v: float | None, fmt: str) -> str:
 def markdown_table(report: dict[str, Any]) -> str:
     """The comparison table: one row per method and strength (columns nobody measured are left out)."""
     header = ["method", "re-identified ↓", "re-id, judge must detect ↓", "verification acc.",
-              "still a face: CenterFace ↑", "still a face: dlib ↑", "landmark shift ↓", "fps (method)",
+              "still a face: CenterFace ↑", "still a face: dlib ↑", "landmark shift ↓", "realism FD ↓", "fps (method)",
               "fps (whole pipeline)", "frame-mAP ↑", "independent re-id"]
     body: list[list[str] | tuple[str, str]] = []
     for r in report.get("rows", []):
@@ -53,6 +53,11 @@ def markdown_table(report: dict[str, Any]) -> str:
         sp = r.get("speed") or {}
         ut = r.get("utility") or {}
         lm = (p.get("landmark_displacement") or {}).get("mean")
+        fd = p.get("realism_fd")
+        if fd is None:
+            fd_cell = "—"
+        else:
+            fd_cell = "n/a" if fd.get("value") is None else f"{fd['value']:.3f}"
         ref = REFERENCE_REID.get(label)
         if "frame_map" in ut:
             fm = f"{ut['frame_map']:.3f}"
@@ -62,7 +67,7 @@ def markdown_table(report: dict[str, Any]) -> str:
             fm = "—"
         body.append([
             label, _pct(p.get("reid")), _pct(p.get("reid_detecting")), _pct(p.get("verification_accuracy")),
-            _pct(p.get("still_face_centerface")), _pct(p.get("still_face_dlib")), _num(lm, ".3f"),
+            _pct(p.get("still_face_centerface")), _pct(p.get("still_face_dlib")), _num(lm, ".3f"), fd_cell,
             _num(sp.get("method_fps"), ".1f"), _num(sp.get("pipeline_fps"), ".2f"), fm,
             f"{100 * ref[0]:.1f}% ({ref[1]})" if ref else "—",
         ])
@@ -88,6 +93,22 @@ def _notes(report: dict[str, Any]) -> str:
             f"same-person pairs matched {_pct(u['judge_same_match'])}. Judge fallback boxes: "
             f"{u['judge_fallback_boxes']}; CenterFace fallback boxes: {u['centerface_fallback_boxes']}."
         )
+    rr = report.get("realism_reference")
+    if rr:
+        if rr.get("images"):
+            out.append(
+                f"Realism FD: Frechet distance between Gaussians fitted to the judge's 128-d descriptors of the "
+                f"anonymized faces (where the judge found the untouched face) and of {rr['images']} untouched "
+                f"images of {rr['identities']} other people (fold {', '.join(map(str, rr['folds']))}); lower is "
+                f"closer to real faces. The none row is the floor two samples of untouched faces give; "
+                f"n/a: fewer than {rr['min_samples']} descriptors in a set."
+            )
+        else:
+            out.append(f"Realism FD not measured: {rr.get('note') or 'no reference images'}.")
+        reasons = sorted({((r.get("privacy") or {}).get("realism_fd") or {}).get("reason")
+                          for r in report.get("rows", [])} - {None})
+        if reasons:
+            out.append("Realism FD n/a: " + "; ".join(reasons) + ".")
     s = report.get("speed_clip")
     if s:
         out.append(
@@ -124,7 +145,7 @@ def plot_tradeoff(report: dict[str, Any], path: Path) -> bool:
         return False
     plt = import_matplotlib()
     colors = {"none": "black", "blur": "tab:blue", "pixelate": "tab:orange", "solid": "tab:gray",
-              "noise": "tab:green", "learned": "tab:red"}
+              "noise": "tab:green", "learned": "tab:red", "smooth-mosaic": "tab:brown"}
     strength = {r["label"]: r.get("strength") for r in report.get("rows", [])}
     fig, axes = plt.subplots(1, 2, figsize=(13, 5.6), sharex=True, sharey=True)
     for ax, idx, title in ((axes[0], 3, "CenterFace (threshold {t})"), (axes[1], 4, "dlib frontal detector")):

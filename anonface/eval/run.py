@@ -7,7 +7,7 @@ import logging
 import platform
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from anonface.eval.privacy import FaceProtocol
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["EvalConfig", "PARTS", "evaluate", "merge_reports", "default_lfw_dir", "default_clip"]
+__all__ = ["EvalConfig", "PARTS", "evaluate", "merge_reports", "realism_folds", "default_lfw_dir", "default_clip"]
 
 PARTS = ("privacy", "speed", "utility")
 """``privacy`` includes naturalness: both are measured on the same anonymized LFW images."""
@@ -66,6 +66,9 @@ class EvalConfig:
     action_data: Path | None = None
     utility_steps: int = 200
     protocol: FaceProtocol = field(default_factory=FaceProtocol)
+    realism_folds: tuple[int, ...] | None = None
+    """Folds whose untouched images are the realism reference (other people than the anonymized ones).
+    None: the first fold of the pairs file after the evaluated ones (cyclically); ``()``: no realism."""
     feather: float = 0.05
     seed: int = 0
     examples: int = 6
@@ -86,7 +89,26 @@ class EvalConfig:
             raise ValueError(f"limit must be a positive number of pairs, got {self.limit}")
         if self.speed_frames <= 0:
             raise ValueError(f"speed_frames must be > 0, got {self.speed_frames}")
+        if self.realism_folds and self.folds is not None and set(self.realism_folds) & set(self.folds):
+            raise ValueError(f"realism folds {self.realism_folds} must differ from the evaluated folds {self.folds}: "
+                             "the reference must hold other people")
 
+
+def realism_folds(config: EvalConfig, available: Sequence[int]) -> tuple[tuple[int, ...], str | None]:
+    """The reference folds for the realism figure, or ``()`` and the reason there are none."""
+    have = sorted(set(available))
+    if config.realism_folds is not None:
+        missing = sorted(set(config.realism_folds) - set(have))
+        if missing:
+            raise ValueError(f"realism folds {missing} are not in the pairs file (it has {have})")
+        return tuple(config.realism_folds), None if config.realism_folds else "realism not asked for"
+    if config.folds is None:
+        return (), "every fold is evaluated: no fold of other people is left for the realism reference"
+    rest = [f for f in have if f not in set(config.folds)]
+    if not rest:
+        return (), "the pairs file has no other fold for the realism reference"
+    last = max(config.folds)
+    return (next((f for f in rest if f > last), rest[0]),), None
 
 def _git_commit() -> str | None:
     try:
@@ -168,7 +190,13 @@ def evaluate(config: EvalConfig, *, progress: Callable[[str], None] | None = Non
 
     if "privacy" in config.parts and runnable:
         from anonface.eval.judge import DlibJudge
-        from anonface.eval.privacy import evaluate_method, prepare_originals, untouched_summary
+        from anonface.eval.privacy import (
+            REALISM_MIN_SAMPLES,
+            evaluate_method,
+            prepare_originals,
+            realism_reference,
+            untouched_summary,
+        )
 
         judge = DlibJudge()
         lfw_dir = config.lfw_dir or default_lfw_dir()
@@ -191,10 +219,28 @@ def evaluate(config: EvalConfig, *, progress: Callable[[str], None] | None = Non
             cache_file=config.out_dir / "cache" / "untouched.json" if config.cache else None)
         report["untouched"] = untouched_summary(pairs, originals, judge)
         report["untouched"]["seconds"] = time.perf_counter() - t0
+        firsts = sorted({p.first for p in pairs})
+        all_pairs = read_pairs(pairs_file)
+        ref_folds, no_ref = realism_folds(config, [p.fold for p in all_pairs])
+        reference = None
+        if ref_folds:
+            ref_pairs = select_pairs(all_pairs, folds=ref_folds, limit=config.limit)
+            ref_refs = sorted({p.first for p in ref_pairs} | {p.second for p in ref_pairs})
+            say(f"realism reference: {len(ref_refs)} untouched images of fold(s) {', '.join(map(str, ref_folds))}")
+            ref_originals = prepare_originals(
+                ref_refs, image_dir, detector, judge, config.protocol,
+                progress=lambda k, n: say(f"  reference images {k}/{n}") if k % 100 == 0 or k == n else None,
+                cache_file=config.out_dir / "cache" / "untouched.json" if config.cache else None)
+            reference = realism_reference(firsts, {r: ref_originals[r] for r in ref_refs})
+        report["realism_reference"] = {
+            "folds": list(ref_folds), "limit": config.limit,
+            "images": 0 if reference is None else int(len(reference)),
+            "identities": 0 if reference is None else len({r.name for r in ref_refs} - {r.name for r in firsts}),
+            "min_samples": REALISM_MIN_SAMPLES, "note": no_ref,
+        }
         report["lfw"] = {"dir": str(lfw_dir), "pairs_file": str(pairs_file), "folds": config.folds,
                          "limit": config.limit}
         say(f"  judge accuracy on untouched pairs: {100 * report['untouched']['judge_accuracy']['value']:.1f}%")
-        firsts = sorted({p.first for p in pairs})
         show = set(firsts[: config.examples])
         examples: dict[str, list[np.ndarray]] = {"original": [originals[r].rgb for r in firsts[: config.examples]]}
         for spec in runnable:
@@ -206,7 +252,7 @@ def evaluate(config: EvalConfig, *, progress: Callable[[str], None] | None = Non
 
             try:
                 res = evaluate_method(spec, fns[spec], pairs, originals, detector, judge, config.protocol,
-                                      on_image=keep)
+                                      on_image=keep, reference=reference)
             except Exception as e:  # noqa: BLE001 - one broken method must not lose the others' rows
                 logger.exception("%s failed", spec.label)
                 rows[spec]["unavailable"] = f"failed: {e.__class__.__name__}: {e}"
@@ -214,8 +260,10 @@ def evaluate(config: EvalConfig, *, progress: Callable[[str], None] | None = Non
             rows[spec]["privacy"] = res.summary()
             examples[spec.label] = ex
             s = rows[spec]["privacy"]
+            fd = (s.get("realism_fd") or {}).get("value")
             say(f"  {spec.label:>14}: re-identified {_fmt(s['reid'])}, still a face CenterFace "
-                f"{_fmt(s['still_face_centerface'])} dlib {_fmt(s['still_face_dlib'])} ({res.seconds:.0f} s)")
+                f"{_fmt(s['still_face_centerface'])} dlib {_fmt(s['still_face_dlib'])}, realism FD "
+                f"{'n/a' if fd is None else f'{fd:.3f}'} ({res.seconds:.0f} s)")
         config.out_dir.mkdir(parents=True, exist_ok=True)
         if config.examples > 0:
             _montage(examples, config.out_dir / "examples.png")
@@ -275,7 +323,8 @@ def evaluate(config: EvalConfig, *, progress: Callable[[str], None] | None = Non
     return report
 
 
-_SETTINGS = {"lfw": "LFW pairs", "speed_clip": "speed clip", "protocol": "protocol"}
+_SETTINGS = {"lfw": "LFW pairs", "speed_clip": "speed clip", "protocol": "protocol",
+             "realism_reference": "realism reference folds"}
 
 
 def merge_reports(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
@@ -288,7 +337,8 @@ def merge_reports(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     for key, what in _SETTINGS.items():
         a, b = old.get(key), new.get(key)
         keep = {"speed_clip": ("clip", "frames", "width", "height"),
-                "protocol": ("det_thresh", "mask_scale", "face_thresh", "overlap_iou")}.get(key)
+                "protocol": ("det_thresh", "mask_scale", "face_thresh", "overlap_iou"),
+                "realism_reference": ("folds", "limit", "images")}.get(key)
         if keep and a and b:
             a = {k: a.get(k) for k in keep}
             b = {k: b.get(k) for k in keep}
@@ -296,7 +346,7 @@ def merge_reports(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
             raise ValueError(f"cannot merge into the existing report: its {what} differ ({a} vs {b}); "
                              "use another report folder or rerun everything")
     out = dict(old)
-    for key in ("untouched", "lfw", "speed_clip", "utility_note", "protocol", "machine"):
+    for key in ("untouched", "lfw", "speed_clip", "utility_note", "protocol", "machine", "realism_reference"):
         if new.get(key) is not None:
             out[key] = new[key]
     commands = [c for c in (old.get("commands") or [old.get("command")]) if c]

@@ -6,7 +6,9 @@ boxes, in batches, after one warm-up run; the median of ``repeats`` runs is repo
 estimate is ``1 / (1 / detector_fps + 1 / method_fps)``.
 
 The whole pipeline (``anonface.Anonymizer`` with its defaults: CenterFace detection, tracking and the
-method, what a user of the library gets) is timed once per method on the same frames, when it exists.
+method, what a user of the library gets) is timed once per method on the same frames, when it exists
+(``smooth-mosaic``: the pipeline's ``learned`` path with the mosaic in place of M, see
+:func:`anonface.eval.methods.build_pipeline`).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import torch
 
 from anonface.eval.data import read_clip_frames
 from anonface.eval.faces import CenterFaceDetector
-from anonface.eval.methods import AnonymizeFn, MethodSpec
+from anonface.eval.methods import AnonymizeFn, MethodSpec, build_pipeline
 
 logger = logging.getLogger(__name__)
 
@@ -108,14 +110,7 @@ def time_pipeline(spec: MethodSpec, clip: ClipFaces, *, batch: int = 8) -> dict:
     method cannot run in this build.
     """
     try:
-        from anonface import Anonymizer  # type: ignore[attr-defined]
-    except ImportError as e:
-        return {"pipeline_unavailable": f"anonface.Anonymizer is not available ({e})"}
-    kwargs = {"strength": spec.strength, "device": "cpu", "batch_size": batch}
-    if spec.method == "learned" and spec.checkpoint:
-        kwargs["checkpoint"] = spec.checkpoint
-    try:
-        anon = Anonymizer(spec.method, **kwargs)
+        anon = build_pipeline(spec, device="cpu", batch_size=batch)
         anon(clip.frames[:1])  # warm-up: model and detector initialisation
         anon.reset()
         t = time.perf_counter()

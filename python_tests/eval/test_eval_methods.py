@@ -80,3 +80,94 @@ def test_learned_with_identity_model(tmp_path) -> None:
 def test_learned_without_checkpoint_is_unavailable(tmp_path) -> None:
     with pytest.raises(MethodUnavailable, match="checkpoint"):
         make_anonymizer(MethodSpec("learned", None, str(tmp_path / "missing.pt")))
+
+
+# -- smooth mosaic: M's 12x12 input, up-sampled bilinearly, no network ----------------------------------
+def _bottleneck_checkpoint(tmp_path, cells: int = 4, crop: int = 32, correction: float = 0.0):
+    from anonface.models import anonymizer as anon
+
+    # residual=True starts with a zero correction: M is then exactly its smooth base (clamped to +-0.995);
+    # a bias on the last conv makes M brighten every face instead
+    model = anon.build_anonymizer({"crop_size": crop, "width": 8, "n_blocks": 1, "residual": True,
+                                   "degrade_cells": cells})
+    torch.nn.init.constant_(model.net[-1].bias, correction)
+    path = tmp_path / f"m{correction:g}.pt"
+    anon.save_anonymizer(model, path, half=False)
+    return path
+
+
+def test_smooth_mosaic_is_ms_smooth_base_through_the_learned_path(tmp_path) -> None:
+    """Same rendering as `learned` (crop, paste, mask, box scaling): against an M whose correction is
+    zero, only the +-0.995 clamp of M's output may differ (< 1 grey level)."""
+    path = _bottleneck_checkpoint(tmp_path)
+    frames, rois = _frames()
+    mosaic = make_anonymizer(MethodSpec("smooth-mosaic", None, str(path)))(frames.clone(), rois)
+    learned = make_anonymizer(MethodSpec("learned", None, str(path)))(frames.clone(), rois)
+    assert mosaic.shape == frames.shape and mosaic.dtype == torch.uint8
+    diff = (mosaic.int() - learned.int()).abs()
+    assert diff.max() <= 1
+    # it did change the faces, and only inside the (enlarged) boxes
+    assert (mosaic.int() - frames.int()).abs()[0, 25:45, 30:50].float().mean() > 10
+    assert torch.equal(mosaic[0, :, 85:], frames[0, :, 85:])
+
+
+def test_smooth_mosaic_averages_cells_and_interpolates(tmp_path) -> None:
+    """A 1-px checkerboard averages to flat grey (the 4x4 cell means), and a linear ramp survives
+    bilinear up-sampling of its cell means (away from the crop's edge)."""
+    path = _bottleneck_checkpoint(tmp_path, cells=4, crop=64)
+    fn = make_anonymizer(MethodSpec("smooth-mosaic", None, str(path)), mask_scale=1.0)
+    yy, xx = torch.meshgrid(torch.arange(96), torch.arange(96), indexing="ij")
+    board = (((yy + xx) % 2) * 200 + 20).to(torch.uint8)[..., None].expand(96, 96, 3)[None].contiguous()
+    roi = torch.tensor([[0, 16.0, 16.0, 80.0, 80.0]])
+    out = fn(board.clone(), roi)
+    centre = out[0, 40:56, 40:56].float()
+    assert abs(centre.mean().item() - 120.0) < 3 and centre.std().item() < 3
+    ramp = (40 + 1.5 * xx).round().to(torch.uint8)[..., None].expand(96, 96, 3)[None].contiguous()
+    out = fn(ramp.clone(), roi)
+    err = (out[0, 32:64, 32:64].float() - ramp[0, 32:64, 32:64].float()).abs()
+    assert err.mean() < 2.0
+    # pixelate with the same 4 cells is flat inside a cell: it would fail the ramp check
+    blocky = make_anonymizer(MethodSpec("pixelate", 4.0), mask_scale=1.0)(ramp.clone(), roi)
+    assert (blocky[0, 32:64, 32:64].float() - ramp[0, 32:64, 32:64].float()).abs().mean() > 4.0
+
+
+def test_smooth_mosaic_needs_a_bottleneck(tmp_path) -> None:
+    from anonface.models import anonymizer as anon
+
+    model = anon.build_anonymizer({"crop_size": 32, "width": 8, "n_blocks": 1, "degrade_cells": 0})
+    anon.save_anonymizer(model, tmp_path / "plain.pt", half=False)
+    with pytest.raises(MethodUnavailable, match="bottleneck"):
+        make_anonymizer(MethodSpec("smooth-mosaic", None, str(tmp_path / "plain.pt")))
+    with pytest.raises(MethodUnavailable, match="checkpoint"):
+        make_anonymizer(MethodSpec("smooth-mosaic", None, str(tmp_path / "missing.pt")))
+
+
+def test_shipped_smooth_mosaic_uses_the_shipped_bottleneck() -> None:
+    from anonface.eval.methods import SmoothMosaic, _load_model
+    from anonface.models.anonymizer import load_pretrained
+
+    m = _load_model(MethodSpec("smooth-mosaic"), "cpu")
+    shipped = load_pretrained()
+    assert isinstance(m, SmoothMosaic)
+    assert m.cells == shipped.config.degrade_cells == 12 and m.crop_size == shipped.crop_size
+    x = torch.rand(3, 3, m.crop_size, m.crop_size) * 2 - 1
+    assert torch.equal(m(x), shipped.degrade(x)[1])
+
+
+def test_smooth_mosaic_in_the_pipeline_gives_the_evaluations_pixels(tmp_path) -> None:
+    """build_pipeline runs the smooth mosaic inside anonface.Anonymizer (its learned path): with the
+    same boxes it writes the pixels make_anonymizer writes, not those of M (which brightens here)."""
+    import numpy as np
+
+    from anonface.eval.methods import build_pipeline
+
+    path = _bottleneck_checkpoint(tmp_path, correction=0.5)
+    frames, rois = _frames()
+    boxes = [rois[rois[:, 0] == j, 1:].numpy() for j in range(2)]
+    spec = MethodSpec("smooth-mosaic", None, str(path))
+    ours = make_anonymizer(spec)(frames.clone(), rois)
+    run = build_pipeline(spec, boxes=boxes, device="cpu")(frames.numpy())
+    assert np.array_equal(ours.numpy(), run)
+    plain = build_pipeline(MethodSpec("learned", None, str(path)), boxes=boxes, device="cpu")(frames.numpy())
+    brighter = plain[0, 25:45, 30:50].astype(int) - run[0, 25:45, 30:50].astype(int)
+    assert brighter.mean() > 10

@@ -121,6 +121,12 @@ def test_parse_methods() -> None:
     with pytest.raises(ValueError, match="takes no strength"):
         parse_methods(["none=3"])
     assert parse_methods(["solid=128"]) == [MethodSpec("solid", 128.0)]
+    # the evaluation-only smooth mosaic: the shipped bottleneck, or a checkpoint's
+    assert parse_methods(["smooth-mosaic"]) == [MethodSpec("smooth-mosaic")]
+    assert parse_methods(["smooth-mosaic=/x/m.pt,learned"]) == [MethodSpec("smooth-mosaic", None, "/x/m.pt,learned")]
+    assert MethodSpec("smooth-mosaic").label == "smooth-mosaic"
+    with pytest.raises(ValueError, match="unknown method 'smooth'"):
+        parse_methods(["smooth"])
 
 
 def test_read_and_select_pairs(tmp_path) -> None:
