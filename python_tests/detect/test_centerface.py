@@ -143,11 +143,11 @@ def test_build_detector_makes_what_the_anonymizer_uses() -> None:
     by_name = Anonymizer(detector="centerface", detector_options={"threshold": 0.3, "backend": "opencv"},
                          device="cpu").detector
     assert isinstance(by_name, CenterFace) and by_name.threshold == 0.3 and by_name.backend == "opencv"
-    # the tool's defaults live in the factory: threshold 0.1 (not the class's 0.2), the
+    # the tool's defaults live in the factory: threshold 0.05 (not the class's 0.2), the
     # anonymizer's batch size unless the options say otherwise
-    assert build_detector("centerface", backend="opencv").threshold == 0.1
+    assert build_detector("centerface", backend="opencv").threshold == 0.05
     anon = Anonymizer(detector_options={"backend": "opencv"}, device="cpu", batch_size=3)
-    assert (anon.detector.threshold, anon.detector.batch_size) == (0.1, 3)
+    assert (anon.detector.threshold, anon.detector.batch_size) == (0.05, 3)
     anon = Anonymizer(detector_options={"backend": "opencv", "batch_size": 2}, device="cpu", batch_size=3)
     assert (anon.batch_size, anon.detector.batch_size) == (3, 2)
     # options belong to a detector built by name: an object keeps its own, loudly
