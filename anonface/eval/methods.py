@@ -230,8 +230,8 @@ def make_anonymizer(spec: MethodSpec, *, feather: float = 0.05, seed: int = 0, m
 def build_pipeline(spec: MethodSpec, **kwargs: Any) -> Any:
     """``anonface.Anonymizer`` for ``spec`` (keyword arguments are the Anonymizer's).
 
-    ``smooth-mosaic`` is not a pipeline method: it runs as ``Anonymizer("learned")`` whose model is
-    replaced by :class:`SmoothMosaic` around the loaded M, so detection, tracking and rendering are the
+    ``smooth-mosaic`` is not a pipeline method: it runs as ``Anonymizer("learned")`` given
+    :class:`SmoothMosaic` around the loaded M as its model, so detection, tracking and rendering are the
     pipeline's own.
 
     Raises:
@@ -243,7 +243,11 @@ def build_pipeline(spec: MethodSpec, **kwargs: Any) -> Any:
 
     if spec.method in CHECKPOINT_METHODS and spec.checkpoint:
         kwargs.setdefault("checkpoint", spec.checkpoint)
-    anon = Anonymizer(_render_method(spec), strength=spec.strength, **kwargs)
     if spec.method == "smooth-mosaic":
-        anon.model = SmoothMosaic(anon.model).eval()
-    return anon
+        from anonface.models.anonymizer import load_pretrained
+
+        try:
+            kwargs["checkpoint"] = SmoothMosaic(load_pretrained(kwargs.get("checkpoint"))).eval()
+        except FileNotFoundError as exc:
+            raise RuntimeError(f"smooth-mosaic needs the anonymizer checkpoint: {exc}") from exc
+    return Anonymizer(_render_method(spec), strength=spec.strength, **kwargs)
