@@ -213,6 +213,27 @@ def test_learned_is_crop_model_paste(monkeypatch: pytest.MonkeyPatch) -> None:
     np.testing.assert_array_equal(out, exp.numpy())
 
 
+def test_learned_draws_faces_only_on_sure_boxes() -> None:
+    """method 'learned': a box scored below LEARNED_MIN_SCORE gets the model's smooth mosaic input,
+    a sure one the model's face; boxes without scores (rois) all get the model."""
+    from anonface.models.anonymizer import load_pretrained
+    from anonface.render import LEARNED_MIN_SCORE, anonymize_faces
+
+    model = load_pretrained()
+    rng = np.random.default_rng()
+    frame = torch.from_numpy(rng.integers(0, 256, (1, 160, 320, 3), dtype=np.uint8))
+    sure, faint = [40.0, 40.0, 100.0, 110.0, 0.9], [200.0, 40.0, 260.0, 110.0, LEARNED_MIN_SCORE / 2]
+    out = anonymize_faces(frame, [np.array([sure, faint], np.float32)], method="learned", model=model)
+    drawn = anonymize_faces(frame, np.array([[0, *sure[:4]], [0, *faint[:4]]], np.float32), method="learned",
+                            model=model)
+    mosaic = anonymize_faces(frame, np.array([[0, *faint[:4]]], np.float32), method="learned",
+                             model=model.smooth_mosaic())
+    left, right = slice(0, 160), slice(160, 320)  # the scaled boxes stay on their own half
+    assert torch.equal(out[:, :, left], drawn[:, :, left])
+    assert torch.equal(out[:, :, right], mosaic[:, :, right])
+    assert not torch.equal(out[:, :, right], drawn[:, :, right])
+
+
 def test_learned_with_a_model_object() -> None:
     """checkpoint= may be a built model: it is used as it is (crop -> it -> paste), no file read."""
 

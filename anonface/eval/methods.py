@@ -28,6 +28,7 @@ from typing import Any
 
 import torch
 
+from anonface.models.anonymizer import SmoothMosaic
 from anonface.render import METHODS
 
 logger = logging.getLogger(__name__)
@@ -148,31 +149,6 @@ def parse_methods(items: Sequence[str]) -> list[MethodSpec]:
     return unique
 
 
-class SmoothMosaic(torch.nn.Module):
-    """M's input without M: ``FaceAnonymizer.degrade``'s smooth image, the face crop averaged to the
-    model's ``degrade_cells`` cells and up-sampled bilinearly back to the crop (the base M's residual
-    output corrects). Takes crops ``[K, 3, S, S]`` in ``[-1, 1]`` like M, so the rendering path
-    (``face_crop`` -> model -> ``face_paste``) and the crop size are M's.
-
-    Raises:
-        ValueError: the anonymizer has no pixelation bottleneck (``degrade_cells == 0``).
-    """
-
-    def __init__(self, anonymizer: torch.nn.Module) -> None:
-        super().__init__()
-        cells = int(getattr(getattr(anonymizer, "config", None), "degrade_cells", 0) or 0)
-        if cells <= 0 or not callable(getattr(anonymizer, "degrade", None)):
-            raise ValueError("the anonymizer has no pixelation bottleneck (degrade_cells = 0): "
-                             "there is no mosaic input to show")
-        self.anonymizer = anonymizer
-        self.cells = cells
-        self.crop_size: int = int(anonymizer.crop_size)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[0] == 0:
-            return x.clone()
-        _, smooth = self.anonymizer.degrade(x.contiguous())
-        return smooth
 
 
 def _load_model(spec: MethodSpec, device: str | torch.device) -> torch.nn.Module | None:

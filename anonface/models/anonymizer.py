@@ -47,6 +47,7 @@ __all__ = [
     "load_pretrained",
     "save_anonymizer",
     "pixelate",
+    "SmoothMosaic",
     "CHECKPOINT_FORMAT",
     "DEFAULT_WEIGHTS",
 ]
@@ -171,6 +172,11 @@ class FaceAnonymizer(nn.Module):
         smooth = F.interpolate(small, size=x.shape[-2:], mode="bilinear", align_corners=False)
         return blocky, smooth
 
+    def smooth_mosaic(self) -> SmoothMosaic | None:
+        """This model's input without the model (:class:`SmoothMosaic`), or None when it has no
+        pixelation bottleneck. ``anonface.render`` pastes it on the faint boxes."""
+        return SmoothMosaic(self).eval() if self.config.degrade_cells > 0 else None
+
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(f"x must be Tensor[K, 3, S, S], got shape {tuple(x.shape)}")
@@ -185,6 +191,33 @@ class FaceAnonymizer(nn.Module):
         if self.config.residual:
             return torch.tanh(torch.atanh(base.clamp(-0.995, 0.995)) + y)
         return torch.tanh(y)
+
+
+class SmoothMosaic(nn.Module):
+    """M's input without M: ``FaceAnonymizer.degrade``'s smooth image, the face crop averaged to the
+    model's ``degrade_cells`` cells and up-sampled bilinearly back to the crop (the base M's residual
+    output corrects). Takes crops ``[K, 3, S, S]`` in ``[-1, 1]`` like M, so the rendering path
+    (``face_crop`` -> model -> ``face_paste``) and the crop size are M's.
+
+    Raises:
+        ValueError: the anonymizer has no pixelation bottleneck (``degrade_cells == 0``).
+    """
+
+    def __init__(self, anonymizer: torch.nn.Module) -> None:
+        super().__init__()
+        cells = int(getattr(getattr(anonymizer, "config", None), "degrade_cells", 0) or 0)
+        if cells <= 0 or not callable(getattr(anonymizer, "degrade", None)):
+            raise ValueError("the anonymizer has no pixelation bottleneck (degrade_cells = 0): "
+                             "there is no mosaic input to show")
+        self.anonymizer = anonymizer
+        self.cells = cells
+        self.crop_size: int = int(anonymizer.crop_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[0] == 0:
+            return x.clone()
+        _, smooth = self.anonymizer.degrade(x.contiguous())
+        return smooth
 
 
 def build_anonymizer(config: AnonymizerConfig | dict[str, Any] | None = None) -> FaceAnonymizer:
