@@ -129,7 +129,12 @@ def modify_faces(
         with torch.no_grad():
             param = next(model.parameters(), None)
             dev = param.device if param is not None else crops.device
-            faces = model(crops.to(dev)).float().clamp(-1.0, 1.0).to(crops.device)
+            faces = model(crops.to(dev))
+            if not isinstance(faces, torch.Tensor) or faces.shape != crops.shape:
+                got = tuple(faces.shape) if isinstance(faces, torch.Tensor) else type(faces).__name__
+                raise ValueError(f"the anonymizer model must return faces of its input's shape {tuple(crops.shape)}, "
+                                 f"got {got}")
+            faces = faces.float().clamp(-1.0, 1.0).to(crops.device)
         return ops.face_paste(frames, faces, rois, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), mask, feather)
     modify = ops.face_modify_ if inplace else ops.face_modify
     if isinstance(strength, np.ndarray):

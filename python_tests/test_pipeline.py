@@ -254,6 +254,33 @@ def test_learned_with_a_model_object() -> None:
         Anonymizer("learned", boxes=[BOX], device="cpu", checkpoint=torch.nn.Identity())
 
 
+@pytest.mark.parametrize("bad", ["shape", "raises", "nan"])
+def test_learned_with_a_broken_model_object_fails_closed(bad: str) -> None:
+    """A model object that returns the wrong shape, raises, or returns NaN never lets the face
+    through: the frame is masked whole (on_error='mask'), the run stops ('stop'), or the face is
+    painted black (NaN faces round to 0)."""
+
+    class Broken(torch.nn.Module):
+        crop_size = 16
+
+        def forward(self, x):
+            if bad == "shape":
+                return x[:, :, :8]
+            if bad == "raises":
+                raise RuntimeError("model exploded")
+            return torch.full_like(x, float("nan"))
+
+    frames = _frames(np.random.default_rng(), 2)
+    out = Anonymizer("learned", boxes=[BOX, BOX], device="cpu", checkpoint=Broken())(frames)
+    x1, y1, x2, y2 = (int(v) for v in BOX[0, :4])
+    cx, cy = (x1 + x2) // 2, (y1 + y2) // 2
+    assert (out[:, cy - 2 : cy + 2, cx - 2 : cx + 2] == 0).all()  # the face's centre is black either way
+    if bad != "nan":
+        assert (out == 0).all()  # the whole frame masked
+        with pytest.raises(AnonymizationError):
+            Anonymizer("learned", boxes=[BOX, BOX], device="cpu", checkpoint=Broken(), on_error="stop")(frames)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [({"method": "smudge"}, "method"), ({"mask": "star"}, "mask"), ({"on_error": "ignore"}, "on_error"),
