@@ -90,9 +90,10 @@ inline ColumnTables column_tables(const PasteGeom* g, int64_t K, int32_t kind) {
 // column (correctly rounded operations are monotone), the radius grows with its magnitude and the
 // alpha falls with the radius. So the columns where alpha == 1 form one run: a row computes the
 // mask only from each end of its span inward until it reaches that run, and inside the run the
-// value replaces the pixel (for uint8 frames alpha * value + 0 * pixel == value, exactly). Rows
-// where two boxes' spans overlap take the general per-pixel loop. Every value is computed by the
-// same functions, in the same order, as before: the output is identical.
+// value replaces the pixel (for uint8 frames alpha * value + 0 * pixel == value, exactly). Where
+// two boxes' spans overlap, the span is blended box by box in a row buffer (overlapping()). Every
+// value is computed by the same functions, in the same order, as the per-pixel loop: the output is
+// identical.
 template <class scalar_t, class acc_t, int32_t KIND>
 struct RowPaster {
   const scalar_t* in;
@@ -104,8 +105,8 @@ struct RowPaster {
   const Source<acc_t>& src;
   int32_t mask;
   float ib;
-  // kFace with float accumulation: the source's texels interleaved [K, sh, sw, 4] (RGB + pad),
-  // so one SSE lane per channel computes the bilinear sample (nullptr: the scalar path).
+  // kFace on uint8 frames (float accumulation): the source's texels interleaved [K, sh, sw, 4]
+  // (RGB + pad), so one SSE lane per channel computes the bilinear sample (nullptr: scalar path).
   const float* texels;
 
   static constexpr bool kBytes = std::is_same<scalar_t, uint8_t>::value;
@@ -364,7 +365,7 @@ void paste_kind(const scalar_t* in, const FrameView& vin, scalar_t* out, const F
       }
       if (row.empty()) continue;
       // Walk only the columns some box covers, one merged span at a time: a span of one box
-      // takes the fast path, a span where boxes overlap the in-order per-pixel loop.
+      // takes single(), a span where boxes overlap overlapping() (in paste order).
       std::sort(spans.begin(), spans.end());
       size_t q = 0;
       while (q < spans.size()) {
