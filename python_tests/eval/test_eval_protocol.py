@@ -66,8 +66,9 @@ def _wipe(frames: torch.Tensor, rois: torch.Tensor) -> torch.Tensor:
     return out
 
 
-@pytest.fixture()
-def setup(tmp_path):
+def prepared_lfw(tmp_path):
+    """A synthetic LFW folder with its pairs, prepared for the protocol with the stand-in judge and
+    detector: ``(pairs, originals, judge, detector, protocol)`` (also used by test_eval_realism)."""
     rng = np.random.default_rng()
     _make_lfw(tmp_path, rng)
     pairs = read_pairs(tmp_path / "pairs.txt")
@@ -75,6 +76,11 @@ def setup(tmp_path):
     judge, det, proto = StandInJudge(), StandInDetector(), FaceProtocol(batch_size=2)
     originals = prepare_originals(refs, tmp_path, det, judge, proto)  # type: ignore[arg-type]
     return pairs, originals, judge, det, proto
+
+
+@pytest.fixture()
+def setup(tmp_path):
+    return prepared_lfw(tmp_path)
 
 
 def test_untouched_and_identity(setup) -> None:

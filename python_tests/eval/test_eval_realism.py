@@ -128,18 +128,13 @@ def test_protocol_measures_realism_for_the_row(tmp_path) -> None:
     """End to end with the stand-in judge (1-d descriptor: the face square's brightness): an identity
     anonymizer is as far from the reference as the untouched faces; a wiping one is far off; too small a
     reference gives n/a with the reason."""
-    from test_eval_protocol import StandInDetector, StandInJudge, _make_lfw, _wipe  # the sibling test file
+    from test_eval_protocol import _wipe, prepared_lfw  # the sibling test file
 
-    from anonface.eval.data import read_pairs
     from anonface.eval.methods import MethodSpec
-    from anonface.eval.privacy import FaceProtocol, evaluate_method, prepare_originals
+    from anonface.eval.privacy import evaluate_method
 
     rng = np.random.default_rng()
-    _make_lfw(tmp_path, rng)
-    pairs = read_pairs(tmp_path / "pairs.txt")
-    refs = sorted({p.first for p in pairs} | {p.second for p in pairs})
-    judge, det, proto = StandInJudge(), StandInDetector(), FaceProtocol(batch_size=2)
-    originals = prepare_originals(refs, tmp_path, det, judge, proto)  # type: ignore[arg-type]
+    pairs, originals, judge, det, proto = prepared_lfw(tmp_path)
     firsts = sorted({p.first for p in pairs})
     mine = np.stack([originals[r].judged.descriptor for r in firsts])
     reference = rng.normal(mine.mean(), 0.5, size=(50, 1))
