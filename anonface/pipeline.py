@@ -19,6 +19,7 @@ pipeline could not process.
 from __future__ import annotations
 
 import logging
+import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -60,7 +61,9 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     return torch.device(device)
 
 
-def _load_learned(checkpoint: str | torch.nn.Module | None, device: torch.device) -> torch.nn.Module:
+def _load_learned(checkpoint: str | os.PathLike | torch.nn.Module | None, device: torch.device) -> torch.nn.Module:
+    if not (checkpoint is None or isinstance(checkpoint, (str, os.PathLike, torch.nn.Module))):
+        raise TypeError(f"checkpoint must be a path, a model (nn.Module) or None, got {type(checkpoint).__name__}")
     if isinstance(checkpoint, torch.nn.Module):
         model = checkpoint.to(device).eval()
         if not isinstance(getattr(model, "crop_size", None), int):
@@ -226,7 +229,7 @@ class Anonymizer:
         track: bool | None = None,
         max_gap: int | None = None,
         linger: int | None = None,
-        checkpoint: str | torch.nn.Module | None = None,
+        checkpoint: str | os.PathLike | torch.nn.Module | None = None,
         on_error: str = "mask",
         seed: int = 0,
         mosaic_px: int | None = None,

@@ -232,6 +232,10 @@ def test_learned_draws_faces_only_on_sure_boxes() -> None:
     assert torch.equal(out[:, :, left], drawn[:, :, left])
     assert torch.equal(out[:, :, right], mosaic[:, :, right])
     assert not torch.equal(out[:, :, right], drawn[:, :, right])
+    # a NaN score counts as faint: the mosaic, never an uncovered face
+    unsure = [*faint[:4], float("nan")]
+    out_nan = anonymize_faces(frame, [np.array([sure, unsure], np.float32)], method="learned", model=model)
+    assert torch.equal(out_nan, out)
 
 
 def test_learned_with_a_model_object() -> None:
@@ -252,6 +256,9 @@ def test_learned_with_a_model_object() -> None:
     np.testing.assert_array_equal(out, ops.face_paste(f, -crops, rois, (0.5,) * 3, (0.5,) * 3, "ellipse", 0.05).numpy())
     with pytest.raises(ValueError, match="crop_size"):
         Anonymizer("learned", boxes=[BOX], device="cpu", checkpoint=torch.nn.Identity())
+    for wrong in (42, 0.5, float("nan"), [Negate()]):
+        with pytest.raises(TypeError, match="checkpoint must be a path, a model"):
+            Anonymizer("learned", boxes=[BOX], device="cpu", checkpoint=wrong)
 
 
 @pytest.mark.parametrize("bad", ["shape", "raises", "nan"])
