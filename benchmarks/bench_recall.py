@@ -786,7 +786,7 @@ def plot(out: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="3 segments of 24 frames (~1.5 minutes)")
     p.add_argument("--rows", default=None, help="comma list of rows (default: all)")
@@ -799,7 +799,21 @@ def main() -> int:
                    help="comma list of extra rows: the defaults at these CenterFace thresholds (rows 't<T>')")
     p.add_argument("--out", default=None)
     p.add_argument("--plot", default=None)
-    args = p.parse_args()
+    args = p.parse_args(argv)
+    extra = []
+    for t in args.thresholds.split(",") if args.thresholds else []:
+        try:
+            value = float(t)
+        except ValueError:
+            p.error(f"--thresholds: {t!r} is not a number")
+        if not 0.0 < value <= 1.0:  # also refuses NaN
+            p.error(f"--thresholds: {t} is not a score threshold in (0, 1]")
+        extra.append(f"t{value:g}")
+    suffix = "_quick" if args.quick else ""
+    out_path = Path(args.out or RESULTS / f"recall_cpu{suffix}.json")
+    plot_path = Path(args.plot or out_path.with_name(f"recall_vs_size{suffix}.png"))
+    if out_path.resolve() == plot_path.resolve():
+        p.error(f"--out and --plot are the same file {out_path}")
     if not (DATA / "action_videos").is_dir():
         print(f"skipped: the shared data folder {DATA} (or $ANONFACE_DATA) with action_videos/ is absent", file=sys.stderr)
         return 0
@@ -807,11 +821,7 @@ def main() -> int:
     width = args.width or 1280
     height = args.height or 720
     segs = SEGMENTS[:3] if args.quick else SEGMENTS
-    suffix = "_quick" if args.quick else ""
-    out_path = Path(args.out or RESULTS / f"recall_cpu{suffix}.json")
-    plot_path = Path(args.plot or out_path.with_name(f"recall_vs_size{suffix}.png"))
     all_rows = row_configs()
-    extra = [f"t{float(t):g}" for t in args.thresholds.split(",")] if args.thresholds else []
     for name in extra:
         all_rows.setdefault(name, {"threshold": float(name[1:])})
     names = args.rows.split(",") if args.rows else list(all_rows)

@@ -269,3 +269,17 @@ def test_every_benchmark_row_builds_an_anonymizer():
                 assert getattr(anon.detector, key) == options[key], (name, key)
         if "detect_every" in cfg:
             assert anon.detect_every == cfg["detect_every"], name
+
+
+@pytest.mark.parametrize("bad", ["abc", "nan", "0", "-0.1", "1.5", "0.05,inf"])
+def test_thresholds_option_refuses_what_is_not_a_score(bad: str, capsys: pytest.CaptureFixture) -> None:
+    """--thresholds is checked before anything is read (also without the shared data)."""
+    with pytest.raises(SystemExit) as exc:
+        br.main(["--thresholds", bad])
+    assert exc.value.code == 2 and "--thresholds" in capsys.readouterr().err
+
+
+def test_out_and_plot_on_one_path_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as exc:
+        br.main(["--out", str(tmp_path / "r.json"), "--plot", str(tmp_path / "r.json")])
+    assert exc.value.code == 2 and "same file" in capsys.readouterr().err
