@@ -129,8 +129,10 @@ def test_gradcheck(device):
 def test_opcheck(device):
     x = torch.randn(2, 3, 8, 9, device=device, requires_grad=True)
     rois = random_rois(5, 2, 8, 9, dtype=torch.float32).to(device)
-    torch.library.opcheck(torch.ops.anonface.roi_align.default, (x, rois, 0.5, 3, 3, -1, True))
-    torch.library.opcheck(torch.ops.anonface.roi_pool.default, (x, rois, 1.0, 2, 2))
+    for op, args in ((torch.ops.anonface.roi_align.default, (x, rois, 0.5, 3, 3, -1, True)),
+                     (torch.ops.anonface.roi_pool.default, (x, rois, 1.0, 2, 2))):
+        results = torch.library.opcheck(op, args)
+        assert results and set(results.values()) == {"SUCCESS"}, results
 
 
 def test_torch_compile_fullgraph(device):
