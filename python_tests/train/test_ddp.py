@@ -22,7 +22,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _worker(rank: int, world: int, port: int, out: str) -> None:
+def _worker(rank: int, world: int, store: str, out: str) -> None:
     sys.path.insert(0, str(HERE))
     from _tiny import tiny_config
 
@@ -30,8 +30,9 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
     from anonface.train.trainer import Trainer
 
     torch.set_num_threads(1)
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=world)
+    # a file store, not a TCP port: a port picked free here can be taken by another process
+    # (e.g. a Ray worker left by an earlier test) before rank 0 binds it
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
     cfg = tiny_config("d_pretrain_steps=1", "a_pretrain_steps=1", "steps=2")
     t = Trainer(cfg, build_train_data(cfg.data, seed=0), rank=rank, world_size=world)
     init = {k: torch.cat([p.detach().flatten().clone() for p in m.parameters()]) for k, m in t._models().items()}
@@ -59,7 +60,7 @@ def test_two_process_ddp_stays_in_sync(tmp_path: Path) -> None:
     if not dist.is_available() or not dist.is_gloo_available():
         pytest.skip("torch.distributed with gloo is not available")
     out = tmp_path / "res.pt"
-    mp.spawn(_worker, args=(2, _free_port(), str(out)), nprocs=2, join=True)
+    mp.spawn(_worker, args=(2, str(tmp_path / "store"), str(out)), nprocs=2, join=True)
     res = torch.load(str(out), weights_only=True)
     assert res.pop("batches_differ"), "each rank should draw its own batch"
     for k, r in res.items():
