@@ -18,7 +18,11 @@ mkdir -p "$OUT"
 PY=${PYTHON:-python3}
 export PYTHONUNBUFFERED=1
 status=0
-step() { echo; echo "=== $* ==="; }
+# The device tool brings back at most 8 files: with PACK_TO set, everything under $OUT is packed into
+# one tar there after every step, so a run stopped at its time limit still returns what it finished.
+pack() { if [ -n "${PACK_TO:-}" ]; then tar -cf "$PACK_TO/gpu_results.tar" -C "$OUT" . 2>/dev/null; fi; }
+step() { pack; echo; echo "=== $* ==="; }
+trap pack EXIT
 
 if [ -d .whl ] && ls .whl/*.whl >/dev/null 2>&1; then
   $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
@@ -51,14 +55,14 @@ $PY -P -c "import anonface; print(anonface.build_info())" | tee -a "$OUT/device.
 
 step "CUDA tests (ops, detector decode, pipeline, models: every test with cuda in its id)"
 # hypothesis is on the lent machine; -k cuda selects the CUDA twins and CPU-vs-CUDA checks
-timeout 200 $PY -P -m pytest python_tests/ops python_tests/detect/test_decode.py python_tests/test_cuda_twins.py \
+timeout 170 $PY -P -m pytest python_tests/ops python_tests/detect/test_decode.py python_tests/test_cuda_twins.py \
   -k cuda -q -p no:cacheprovider -rfEs > "$OUT/pytest_cuda.txt" 2>&1
 [ $? -eq 0 ] || status=1
 tail -25 "$OUT/pytest_cuda.txt"
 
 step "compute-sanitizer memcheck"
 if command -v compute-sanitizer >/dev/null 2>&1; then
-  timeout 150 compute-sanitizer --tool memcheck --error-exitcode 9 $PY -P tools/cuda_sanitizer_case.py \
+  timeout 100 compute-sanitizer --tool memcheck --error-exitcode 9 $PY -P tools/cuda_sanitizer_case.py \
     > "$OUT/sanitizer_memcheck.txt" 2>&1 || status=1
   tail -5 "$OUT/sanitizer_memcheck.txt"
 else
@@ -66,13 +70,13 @@ else
 fi
 
 step "benchmarks"
-timeout 150 $PY -P benchmarks/bench_gpu_pipeline.py --out "$OUT/pipeline_cuda.json" 2>&1 | tail -15
-timeout 120 $PY -P benchmarks/bench_face_ops.py --device cuda --repeats 7 --out "$OUT/face_ops_cuda.json" 2>&1 | tail -45
+timeout 110 $PY -P benchmarks/bench_gpu_pipeline.py --out "$OUT/pipeline_cuda.json" 2>&1 | tail -15
+timeout 80 $PY -P benchmarks/bench_face_ops.py --device cuda --repeats 7 --out "$OUT/face_ops_cuda.json" 2>&1 | tail -45
 timeout 60 $PY -P benchmarks/bench_roi.py --device cuda --out "$OUT" 2>&1 | tail -16
 
 step "compute-sanitizer racecheck (face_modify uses shared memory)"
 if command -v compute-sanitizer >/dev/null 2>&1; then
-  timeout 120 compute-sanitizer --tool racecheck --error-exitcode 9 $PY -P tools/cuda_sanitizer_case.py \
+  timeout 70 compute-sanitizer --tool racecheck --error-exitcode 9 $PY -P tools/cuda_sanitizer_case.py \
     > "$OUT/sanitizer_racecheck.txt" 2>&1 || status=1
   tail -3 "$OUT/sanitizer_racecheck.txt"
 fi
