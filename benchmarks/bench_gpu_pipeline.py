@@ -71,6 +71,24 @@ def timed(fn, repeats: int) -> float:
     return float(np.median(ts))
 
 
+def write_profile(fn, path: Path) -> None:
+    """cProfile of one call of ``fn`` (host time; kernels show up where the host waits for them)."""
+    import cProfile
+    import io
+    import pstats
+
+    prof = cProfile.Profile()
+    prof.enable()
+    fn()
+    torch.cuda.synchronize()
+    prof.disable()
+    buf = io.StringIO()
+    for key in ("cumulative", "tottime"):
+        pstats.Stats(prof, stream=buf).sort_stats(key).print_stats(30)
+    path.write_text(buf.getvalue())
+    print(f"wrote {path}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--video", type=Path, default=next((p for p in CANDIDATES if p.exists()), CANDIDATES[0]))
@@ -78,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--method", default="pixelate")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "pipeline_cuda.json")
+    ap.add_argument("--profile", type=Path, default=None,
+                    help="also profile one gpu_resident pass (cProfile, host side) into this text file")
     args = ap.parse_args(argv)
     if not (torch.cuda.is_available() and anonface.build_info()["has_cuda"]):
         print("needs a CUDA device and anonface built with CUDA kernels", file=sys.stderr)
@@ -154,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
 
     t = timed(resident, args.repeats)
     assert outs[0].device.type == "cuda" and len(outs) == n
+    if args.profile is not None:
+        write_profile(resident, args.profile)
     rows.append({"stage": "gpu_resident", "seconds": t, "fps": n / t,
                  "where": "Anonymizer.stream, frames and outputs on the GPU"})
 

@@ -54,11 +54,23 @@ fi
 $PY -P -c "import anonface; print(anonface.build_info())" | tee -a "$OUT/device.txt"
 
 step "CUDA tests (ops, detector decode, pipeline, models: every test with cuda in its id)"
-# hypothesis is on the lent machine; -k cuda selects the CUDA twins and CPU-vs-CUDA checks
-timeout 170 $PY -P -m pytest python_tests/ops python_tests/detect/test_decode.py python_tests/test_cuda_twins.py \
-  -k cuda -q -p no:cacheprovider -rfEs > "$OUT/pytest_cuda.txt" 2>&1
+# -k cuda selects the CUDA twins and CPU-vs-CUDA checks. With pytest-xdist (on the lent machine) the
+# tests run in worker processes, so a test that crashes its process is reported and the rest still run.
+xdist=""
+$PY -c "import xdist" 2>/dev/null && xdist="-n 8"
+timeout 240 $PY -P -m pytest python_tests/ops python_tests/detect/test_decode.py python_tests/test_cuda_twins.py \
+  -k cuda -q -p no:cacheprovider -rfEs $xdist > "$OUT/pytest_cuda.txt" 2>&1
 [ $? -eq 0 ] || status=1
 tail -25 "$OUT/pytest_cuda.txt"
+
+step "errors from every op reach Python (CPU, then CUDA; a backtrace if CUDA crashes)"
+$PY -P tools/cuda_error_case.py cpu > "$OUT/error_case.txt" 2>&1 || status=1
+if ! timeout 60 $PY -P tools/cuda_error_case.py cuda >> "$OUT/error_case.txt" 2>&1; then
+  status=1
+  command -v cuda-gdb >/dev/null 2>&1 && timeout 120 cuda-gdb -batch -ex run -ex bt \
+    --args $PY -P tools/cuda_error_case.py cuda >> "$OUT/error_case.txt" 2>&1
+fi
+tail -40 "$OUT/error_case.txt"
 
 step "compute-sanitizer memcheck"
 if command -v compute-sanitizer >/dev/null 2>&1; then
@@ -69,8 +81,10 @@ else
   echo "compute-sanitizer not found" | tee "$OUT/sanitizer_memcheck.txt"; status=1
 fi
 
+if [ "${GPU_CHECK_BENCH:-1}" = "0" ]; then echo; echo "gpu_check: exit status $status (benchmarks skipped)"; exit $status; fi
+
 step "benchmarks"
-timeout 110 $PY -P benchmarks/bench_gpu_pipeline.py --out "$OUT/pipeline_cuda.json" 2>&1 | tail -15
+timeout 110 $PY -P benchmarks/bench_gpu_pipeline.py --out "$OUT/pipeline_cuda.json" --profile "$OUT/profile_gpu_resident.txt" 2>&1 | tail -15
 timeout 80 $PY -P benchmarks/bench_face_ops.py --device cuda --repeats 7 --out "$OUT/face_ops_cuda.json" 2>&1 | tail -45
 timeout 60 $PY -P benchmarks/bench_roi.py --device cuda --out "$OUT" 2>&1 | tail -16
 
