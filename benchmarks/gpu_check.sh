@@ -42,7 +42,7 @@ export CUDACXX=$CUDA_HOME/bin/nvcc
 export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0}
 export ANONFACE_CUDA=ON CMAKE_BUILD_PARALLEL_LEVEL=16
 t0=$(date +%s)
-if ! $PY -m pip install --no-build-isolation --no-deps -Cbuild-dir=build/gpu . > "$OUT/build.log" 2>&1; then
+if ! $PY -m pip install -v --no-build-isolation --no-deps -Cbuild-dir=build/gpu . > "$OUT/build.log" 2>&1; then
   tail -30 "$OUT/build.log"
   echo "build with torch's libraries linked directly failed; trying torch's CMake config"
   if ! $PY -m pip install --no-build-isolation --no-deps -Cbuild-dir=build/gpu2 \
@@ -52,6 +52,12 @@ if ! $PY -m pip install --no-build-isolation --no-deps -Cbuild-dir=build/gpu . >
 fi
 # -P: import the installed package, not the source folder (which has no compiled module)
 $PY -P -c "import anonface; print(anonface.build_info())" | tee -a "$OUT/device.txt"
+# link facts: the module must need the shared libstdc++, not carry a static copy (python_tests/test_build.py)
+so=$($PY -P -c "import anonface._C as m; print(m.__file__)")
+{ c++ --version | head -1; echo "c++ libstdc++.so: $(c++ -print-file-name=libstdc++.so)"
+  env | grep -E '^(LDFLAGS|CXXFLAGS|CFLAGS|CXX|CC|CUDAHOSTCXX)=' ; grep -E "C\+\+ runtime|WARNING" "$OUT/build.log" | head
+  readelf -d "$so" | grep NEEDED; echo "C++ runtime symbols defined in the module: $(nm -D --defined-only -C "$so" | grep -c -E 'std::basic_ostream|std::locale::')"
+} 2>&1 | tee "$OUT/link.txt"
 
 step "CUDA tests (ops, detector decode, pipeline, models: every test with cuda in its id)"
 # -k cuda selects the CUDA twins and CPU-vs-CUDA checks. With pytest-xdist (on the lent machine) the
@@ -59,7 +65,7 @@ step "CUDA tests (ops, detector decode, pipeline, models: every test with cuda i
 xdist=""
 $PY -c "import xdist" 2>/dev/null && xdist="-n 8"
 timeout 240 $PY -P -m pytest python_tests/ops python_tests/detect/test_decode.py python_tests/test_cuda_twins.py \
-  -k cuda -q -p no:cacheprovider -rfEs $xdist > "$OUT/pytest_cuda.txt" 2>&1
+  python_tests/test_build.py -k "cuda or cxx_runtime" -q -p no:cacheprovider -rfEs $xdist > "$OUT/pytest_cuda.txt" 2>&1
 [ $? -eq 0 ] || status=1
 tail -25 "$OUT/pytest_cuda.txt"
 
