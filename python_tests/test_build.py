@@ -56,8 +56,9 @@ def test_module_shares_the_process_cxx_runtime():
 
 
 @pytest.mark.parametrize("device", ["cpu", "cuda"])
-def test_an_error_with_a_number_in_it_reaches_python(device):
-    """Run in a child process: a runtime mix-up crashes the interpreter rather than failing."""
+def test_an_error_with_a_number_in_it_reaches_python(device, tmp_path):
+    """Run in a child process: a runtime mix-up crashes the interpreter rather than failing. The child
+    starts in an empty folder, so it imports the installed anonface, not a source tree beside it."""
     if device == "cuda" and not (torch.cuda.is_available() and anonface.build_info()["has_cuda"]):
         pytest.skip("needs a CUDA build and a GPU")
     code = (
@@ -66,6 +67,6 @@ def test_an_error_with_a_number_in_it_reaches_python(device):
         f"r = torch.tensor([[2.0, 1, 1, 5, 5]], device='{device}')\n"
         "try:\n    o.face_crop(f, r, 4)\nexcept ValueError as e:\n    print('refused:', e)\n"
     )
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert res.returncode == 0, f"child died ({res.returncode}): {res.stderr[-2000:]}"
     assert "refused:" in res.stdout and "frame index" in res.stdout
