@@ -26,7 +26,9 @@ Boxes are ``[K, 5]`` float32 ``(x1, y1, x2, y2, score)``, pixel-corner coordinat
 
 from __future__ import annotations
 
+import bisect
 import logging
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -45,6 +47,14 @@ class Track:
     track_id: int
     times: list[int] = field(default_factory=list)
     boxes: list[np.ndarray] = field(default_factory=list)  # each [5]
+    # smoothed box per observation index, valid until the track gains an observation
+    smoothed: dict[int, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
+
+    def add(self, t: int, box: np.ndarray) -> None:
+        """Record a detection at frame ``t`` (after the last one)."""
+        self.times.append(t)
+        self.boxes.append(box)
+        self.smoothed.clear()
 
     def predict(self, t: int) -> np.ndarray:
         """The box at frame ``t`` extrapolated from the last two detections (constant velocity)."""
@@ -149,8 +159,7 @@ class FaceTracker:
                 if used_tr[i] or matched_det[j]:
                     continue
                 used_tr[i] = matched_det[j] = True
-                live[i].times.append(t)
-                live[i].boxes.append(dets[j].astype(np.float32))
+                live[i].add(t, dets[j].astype(np.float32))
         for j in np.nonzero(~matched_det)[0]:
             self._tracks.append(Track(self._next_id, [t], [dets[j].astype(np.float32)]))
             self._next_id += 1
@@ -158,8 +167,15 @@ class FaceTracker:
     # -- box at a frame ----------------------------------------------------------------------
     def _smoothed(self, tr: Track, i: int) -> np.ndarray:
         box = tr.boxes[i]
-        if self.smooth_radius == 0:
+        if self.smooth_radius == 0 or len(tr.times) == 1:
             return box
+        cached = tr.smoothed.get(i)
+        if cached is None:
+            cached = tr.smoothed[i] = self._smooth(tr, i)
+        return cached
+
+    def _smooth(self, tr: Track, i: int) -> np.ndarray:
+        box = tr.boxes[i]
         t = tr.times[i]
         pos = {tt: k for k, tt in enumerate(tr.times[max(0, i - self.smooth_radius) : i + self.smooth_radius + 1], start=max(0, i - self.smooth_radius))}
         centres = [(box[0:2] + box[2:4]) / 2]
@@ -185,8 +201,19 @@ class FaceTracker:
 
     @staticmethod
     def _moved(a: np.ndarray, b: np.ndarray) -> bool:
-        """Whether two boxes of one track overlap so little that the path between is a guess."""
-        return bool(box_iou(a[None], b[None])[0, 0] < 0.5)
+        """Whether two boxes of one track overlap so little that the path between is a guess.
+
+        ``box_iou(a, b) < 0.5`` for one pair, in the same float64 arithmetic without the arrays
+        (this runs for every held box of every frame)."""
+        ax1, ay1, ax2, ay2 = (float(v) for v in a[:4])
+        bx1, by1, bx2, by2 = (float(v) for v in b[:4])
+        if math.isnan(ax1 + ay1 + ax2 + ay2 + bx1 + by1 + bx2 + by2):
+            return True  # box_iou gives 0 for a NaN box
+        iw = max(min(ax2, bx2) - max(ax1, bx1), 0.0)
+        ih = max(min(ay2, by2) - max(ay1, by1), 0.0)
+        inter = iw * ih
+        union = max(ax2 - ax1, 0.0) * max(ay2 - ay1, 0.0) + max(bx2 - bx1, 0.0) * max(by2 - by1, 0.0) - inter
+        return not (union > 0 and inter / union >= 0.5)
 
     def _boxes_at(self, tr: Track, t: int) -> list[np.ndarray]:
         """The track's boxes at frame ``t``: one, or several where the face's path is uncertain.
@@ -196,8 +223,10 @@ class FaceTracker:
         one: if the association or the velocity is wrong, the face is still covered.
         """
         times = tr.times
+        if t - times[-1] > self.linger or times[0] - t > self.linger:
+            return []  # outside the track's span and its linger on either side
         n = len(times)
-        i = int(np.searchsorted(times, t))
+        i = bisect.bisect_left(times, t)
         if i < n and times[i] == t:
             # Smoothing may move the box; where the face was seen, its box stays covered too.
             box = self._smoothed(tr, i).copy()

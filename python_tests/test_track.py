@@ -145,3 +145,50 @@ def test_uncertain_paths_keep_the_held_boxes() -> None:
     out = FaceTracker(max_gap=4, linger=3, smooth_radius=0).track_frames(dets)
     assert len(out[5]) == 2
     np.testing.assert_allclose(out[5][1, :4], [20, 0, 40, 20], atol=1e-4)
+
+
+class _UncachedTracker(FaceTracker):
+    """The tracker with its shortcuts undone: smoothing recomputed on every call and the
+    held-box test through the array ``box_iou``."""
+
+    def _smoothed(self, tr, i):
+        return tr.boxes[i] if self.smooth_radius == 0 else self._smooth(tr, i)
+
+    @staticmethod
+    def _moved(a, b):
+        return bool(box_iou(a[None], b[None])[0, 0] < 0.5)
+
+
+@pytest.mark.parametrize("radius", [0, 1, 2])
+def test_shortcuts_change_no_box(radius: int) -> None:
+    """Cached smoothing (dropped when a track gains a detection) and the scalar overlap test give
+    the boxes of the plain computation, on crowded random sequences with faint one-frame
+    detections, gaps, fast faces, skipped frames and a NaN box."""
+    rng = np.random.default_rng()
+    seed = int(rng.integers(1 << 31))
+    rng = np.random.default_rng(seed)
+    faces = rng.uniform(0, 600, (12, 2))
+    vel = rng.normal(0, 6, (12, 2)) * (rng.random((12, 1)) < 0.5)
+    seq: list[np.ndarray | None] = []
+    for t in range(60):
+        if t % 7 == 3:
+            seq.append(None)
+            continue
+        rows = []
+        for k in range(12):
+            if rng.random() < 0.7:
+                c = faces[k] + vel[k] * t + rng.normal(0, 2, 2)
+                s = 30 + 3 * k
+                rows.append([c[0] - s / 2, c[1] - s / 2, c[0] + s / 2, c[1] + s * 0.6, rng.uniform(0.05, 1)])
+        for _ in range(rng.integers(0, 6)):  # faint one-frame blobs
+            x, y = rng.uniform(0, 640, 2)
+            rows.append([x, y, x + rng.uniform(5, 40), y + rng.uniform(5, 40), 0.06])
+        if t == 20:
+            rows.append([np.nan, 5, 20, 30, 0.5])
+        seq.append(np.asarray(rows, np.float32).reshape(-1, 5))
+    kw = dict(smooth_radius=radius)
+    got = FaceTracker(**kw).track_frames(seq)
+    want = _UncachedTracker(**kw).track_frames(seq)
+    assert len(got) == len(want) == len(seq)
+    for t, (g, w) in enumerate(zip(got, want)):
+        assert g.shape == w.shape and np.array_equal(g, w, equal_nan=True), f"seed {seed}, frame {t}"
