@@ -99,18 +99,74 @@ def decode_centerface(
     return dets[keep], lms[keep]
 
 
+#: Most candidates per image for which :func:`decode_centerface_torch` builds the pairwise
+#: suppression matrix on the device (its float64 IoU takes ``8 * K**2`` bytes per image); more fall
+#: back to :func:`nms` on the host.
+DEVICE_NMS_MAX_CANDIDATES = 2048
+
+
+def _suppression_scan(sup: np.ndarray, k: int) -> np.ndarray:
+    """Greedy NMS over a precomputed ``[>=k, >=k]`` bool matrix of candidates in score order
+    (``sup[a, b]``: keeping ``a`` suppresses ``b``); returns the kept positions."""
+    alive = np.ones(k, dtype=bool)
+    keep = []
+    for a in range(k):
+        if alive[a]:
+            keep.append(a)
+            alive &= ~sup[a, :k]
+    return np.asarray(keep, dtype=np.int64)
+
+
+def _nms_on_device(cand: torch.Tensor, n_images: int, nms_threshold: float) -> list[np.ndarray]:
+    """Per-image greedy NMS of candidates ``[K, 6]`` ``(image, x1, y1, x2, y2, score)`` with the
+    IoU of every pair computed where the candidates are; only the boolean suppression matrices
+    and the candidates cross to the host. Same order, same float64 IoU, same comparisons as
+    :func:`nms`, so the same boxes are kept."""
+    import torch
+
+    img = cand[:, 0].long()
+    by_score = torch.sort(-cand[:, 5], stable=True).indices  # ties keep their order, as in nms
+    order = by_score[torch.sort(img[by_score], stable=True).indices]  # grouped by image
+    cand, img = cand[order], img[order]
+    counts = torch.bincount(img, minlength=n_images)
+    kmax = int(counts.max())
+    starts = torch.cumsum(counts, 0) - counts
+    pos = torch.arange(len(cand), device=cand.device) - starts[img]
+    boxes = torch.zeros(n_images, kmax, 4, dtype=torch.float64, device=cand.device)  # padding: empty boxes
+    boxes[img, pos] = cand[:, 1:5].double()
+    lt = torch.maximum(boxes[:, :, None, :2], boxes[:, None, :, :2])
+    rb = torch.minimum(boxes[:, :, None, 2:], boxes[:, None, :, 2:])
+    wh = (rb - lt).clamp(min=0)
+    inter = wh[..., 0] * wh[..., 1]
+    area = (boxes[..., 2] - boxes[..., 0]).clamp(min=0) * (boxes[..., 3] - boxes[..., 1]).clamp(min=0)
+    union = area[:, :, None] + area[:, None, :] - inter
+    iou = torch.where(union > 0, inter / torch.where(union > 0, union, torch.ones_like(union)), 0.0)
+    sup = (iou >= nms_threshold).cpu().numpy()
+    host = cand.cpu().numpy()
+    counts_h, starts_h = counts.cpu().numpy(), starts.cpu().numpy()
+    out = []
+    for i in range(n_images):
+        d = np.ascontiguousarray(host[starts_h[i] : starts_h[i] + counts_h[i], 1:], dtype=np.float32)
+        out.append(d[_suppression_scan(sup[i], len(d))] if len(d) else d.reshape(0, 5))
+    return out
+
+
 def decode_centerface_torch(
     heatmap: torch.Tensor,
     scale: torch.Tensor,
     offset: torch.Tensor,
     threshold: float,
     nms_threshold: float = 0.3,
+    nms_on_device: bool | None = None,
 ) -> list[np.ndarray]:
     """:func:`decode_centerface` for a batch of maps on any torch device (boxes only).
 
     The thresholding, gathering and box arithmetic run where the maps are (on a GPU: no copy of
     the full maps), and only the candidate boxes, ``[K, 6]`` for the whole batch, cross to the
-    host in one copy, where greedy NMS runs per image as in :func:`decode_centerface`.
+    host. Greedy NMS per image then keeps the boxes :func:`decode_centerface` keeps: with
+    ``nms_on_device`` (default: on a GPU, up to :data:`DEVICE_NMS_MAX_CANDIDATES` candidates per
+    image) the IoU of every pair is computed on the device and only the scan runs on the host;
+    otherwise :func:`nms` runs on the host.
 
     Args:
         heatmap: ``[B, 1, h, w]`` face-centre probabilities.
@@ -136,7 +192,14 @@ def decode_centerface_torch(
     lw, lh = w * _STRIDE, h * _STRIDE
     cand = torch.stack(
         [bi.float(), x1.clamp(0, lw), y1.clamp(0, lh), x2.clamp(0, lw), y2.clamp(0, lh), sc], dim=1
-    ).cpu().numpy()
+    )
+    if nms_on_device is None:
+        nms_on_device = heat.device.type == "cuda"
+    if nms_on_device and len(cand):
+        most = int(torch.bincount(bi, minlength=b).max())
+        if most <= DEVICE_NMS_MAX_CANDIDATES:
+            return _nms_on_device(cand, b, nms_threshold)
+    cand = cand.cpu().numpy()
     out = []
     for i in range(b):
         d = np.ascontiguousarray(cand[cand[:, 0] == i, 1:], dtype=np.float32)

@@ -126,3 +126,29 @@ def test_decode_torch_batch_matches_numpy(device: str) -> None:
         assert got[i].dtype == np.float32 and got[i].shape == ref.shape
         np.testing.assert_allclose(got[i], ref, rtol=1e-5, atol=1e-3)
     assert got[1].shape == (0, 5) and len(got[0]) > 0
+
+
+def test_decode_torch_nms_on_device_keeps_the_same_boxes(device: str) -> None:
+    """The suppression matrix built on the device keeps exactly the boxes, in the same order, that
+    the host NMS keeps: dense overlapping candidates, tied scores (quantized heat), an image
+    without candidates; the default threshold of anonface (0.05) gives hundreds per image."""
+    import torch
+
+    from anonface.detect import decode_centerface_torch
+
+    rng = np.random.default_rng()
+    seed = int(rng.integers(1 << 31))
+    rng = np.random.default_rng(seed)
+    b, h, w = 4, 40, 56
+    heat = rng.uniform(0, 1, (b, 1, h, w)).astype(np.float32) ** 3
+    heat[2] = 0.0
+    heat[3] = np.round(heat[3] * 8) / 8  # many equal scores
+    scale = rng.normal(2.0, 0.6, (b, 2, h, w)).astype(np.float32)
+    offset = rng.uniform(0, 1, (b, 2, h, w)).astype(np.float32)
+    t = [torch.from_numpy(a).to(device) for a in (heat, scale, offset)]
+    for thr, nms_thr in [(0.05, 0.3), (0.2, 0.5), (0.6, 0.1)]:
+        host = decode_centerface_torch(*t, thr, nms_thr, nms_on_device=False)
+        dev = decode_centerface_torch(*t, thr, nms_thr, nms_on_device=True)
+        for i in range(b):
+            assert dev[i].dtype == np.float32 and np.array_equal(dev[i], host[i]), (seed, thr, i)
+        assert dev[2].shape == (0, 5) and sum(len(d) for d in dev) > b
