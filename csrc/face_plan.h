@@ -83,6 +83,22 @@ PasteCall prepare_paste(const at::Tensor& frames, const at::Tensor& faces, const
 ModifyCall prepare_modify(const at::Tensor& frames, const at::Tensor& rois, c10::string_view method,
                           double strength, c10::string_view mask, double feather, bool channels_last);
 
+// face_modify / face_modify_ of one backend: check the arguments, copy the frames unless in place
+// (`copy(frames)`), then draw every box with `draw(scalar_t{}, acc_t{}, call, out)`. Returns the
+// frames drawn on (`frames` itself in place).
+template <class Copy, class Draw>
+at::Tensor modify_frames(const at::Tensor& frames, const at::Tensor& rois, c10::string_view method,
+                         double strength, c10::string_view mask, double feather, bool channels_last,
+                         bool inplace, Copy&& copy, Draw&& draw) {
+  TORCH_CHECK_VALUE(!inplace || frames.is_non_overlapping_and_dense(),
+                    "frames must not overlap in memory (e.g. expanded) for an in-place modify");
+  const ModifyCall c = prepare_modify(frames, rois, method, strength, mask, feather, channels_last);
+  at::Tensor out = inplace ? frames : copy(frames);
+  if (c.K > 0)
+    dispatch_frames(frames.scalar_type(), "face_modify", [&](auto s, auto a) { draw(s, a, c, out); });
+  return out;
+}
+
 // The crop normalisation of a call in the accumulation type (scale 255 for uint8 frames).
 template <class scalar_t, class acc_t>
 Norm<acc_t> crop_norm(const CropCall& c) {

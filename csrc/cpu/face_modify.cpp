@@ -153,35 +153,27 @@ void check_strength(int32_t method, double strength) {
 
 namespace {
 
-void modify_into(const at::Tensor& frames, at::Tensor& out, const at::Tensor& rois, c10::string_view method,
-                 double strength, c10::string_view mask, double feather, int64_t seed, bool channels_last,
-                 bool inplace) {
-  const ModifyCall c = prepare_modify(frames, rois, method, strength, mask, feather, channels_last);
-  if (!inplace) out = cpu::copy_frames(frames);
-  if (c.K == 0) return;
-  dispatch_frames(frames.scalar_type(), "face_modify", [&](auto s, auto a) {
-    using scalar_t = decltype(s);
-    using acc_t = decltype(a);
-    modify_impl<scalar_t, acc_t>(frames, out, channels_last, c.rois, c.method, strength, c.mask, c.inv_band,
-                                 static_cast<uint64_t>(seed));
-  });
+at::Tensor modify_cpu(const at::Tensor& frames, const at::Tensor& rois, c10::string_view method,
+                      double strength, c10::string_view mask, double feather, int64_t seed,
+                      bool channels_last, bool inplace) {
+  return modify_frames(frames, rois, method, strength, mask, feather, channels_last, inplace,
+                       cpu::copy_frames, [&](auto s, auto a, const ModifyCall& c, at::Tensor& out) {
+                         modify_impl<decltype(s), decltype(a)>(frames, out, channels_last, c.rois, c.method,
+                                                               strength, c.mask, c.inv_band,
+                                                               static_cast<uint64_t>(seed));
+                       });
 }
 
 at::Tensor face_modify_cpu(const at::Tensor& frames, const at::Tensor& rois, c10::string_view method,
                            double strength, c10::string_view mask, double feather, int64_t seed,
                            bool channels_last) {
-  at::Tensor out;
-  modify_into(frames, out, rois, method, strength, mask, feather, seed, channels_last, false);
-  return out;
+  return modify_cpu(frames, rois, method, strength, mask, feather, seed, channels_last, false);
 }
 
 void face_modify_inplace_cpu(const at::Tensor& frames, const at::Tensor& rois, c10::string_view method,
                              double strength, c10::string_view mask, double feather, int64_t seed,
                              bool channels_last) {
-  TORCH_CHECK_VALUE(frames.is_non_overlapping_and_dense(),
-                    "frames must not overlap in memory (e.g. expanded) for an in-place modify");
-  at::Tensor out = frames;
-  modify_into(frames, out, rois, method, strength, mask, feather, seed, channels_last, true);
+  modify_cpu(frames, rois, method, strength, mask, feather, seed, channels_last, true);
 }
 
 }  // namespace

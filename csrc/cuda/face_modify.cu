@@ -139,36 +139,28 @@ void modify_impl(const at::Tensor& frames, at::Tensor& out, bool cl, const at::T
   cuda::launch_paste<scalar_t, acc_t>(f, vin, out.data_ptr<scalar_t>(), vout, gh, gd, src, mk, ib, stream);
 }
 
-void modify_into(const at::Tensor& frames, at::Tensor& out, const at::Tensor& rois, c10::string_view method,
-                 double strength, c10::string_view mask, double feather, int64_t seed, bool channels_last,
-                 bool inplace) {
+at::Tensor modify_cuda(const at::Tensor& frames, const at::Tensor& rois, c10::string_view method,
+                       double strength, c10::string_view mask, double feather, int64_t seed,
+                       bool channels_last, bool inplace) {
   c10::cuda::CUDAGuard guard(frames.device());
-  const ModifyCall c = prepare_modify(frames, rois, method, strength, mask, feather, channels_last);
-  if (!inplace) out = cuda::copy_frames(frames);
-  if (c.K == 0) return;
-  dispatch_frames(frames.scalar_type(), "face_modify", [&](auto s, auto a) {
-    using scalar_t = decltype(s);
-    using acc_t = decltype(a);
-    modify_impl<scalar_t, acc_t>(frames, out, channels_last, c.rois, c.method, strength, c.mask, c.inv_band,
-                                 static_cast<uint64_t>(seed));
-  });
+  return modify_frames(frames, rois, method, strength, mask, feather, channels_last, inplace,
+                       cuda::copy_frames, [&](auto s, auto a, const ModifyCall& c, at::Tensor& out) {
+                         modify_impl<decltype(s), decltype(a)>(frames, out, channels_last, c.rois, c.method,
+                                                               strength, c.mask, c.inv_band,
+                                                               static_cast<uint64_t>(seed));
+                       });
 }
 
 at::Tensor face_modify_cuda(const at::Tensor& frames, const at::Tensor& rois, c10::string_view method,
                             double strength, c10::string_view mask, double feather, int64_t seed,
                             bool channels_last) {
-  at::Tensor out;
-  modify_into(frames, out, rois, method, strength, mask, feather, seed, channels_last, false);
-  return out;
+  return modify_cuda(frames, rois, method, strength, mask, feather, seed, channels_last, false);
 }
 
 void face_modify_inplace_cuda(const at::Tensor& frames, const at::Tensor& rois, c10::string_view method,
                               double strength, c10::string_view mask, double feather, int64_t seed,
                               bool channels_last) {
-  TORCH_CHECK_VALUE(frames.is_non_overlapping_and_dense(),
-                    "frames must not overlap in memory (e.g. expanded) for an in-place modify");
-  at::Tensor out = frames;
-  modify_into(frames, out, rois, method, strength, mask, feather, seed, channels_last, true);
+  modify_cuda(frames, rois, method, strength, mask, feather, seed, channels_last, true);
 }
 
 }  // namespace
