@@ -368,11 +368,24 @@ class Trainer:
         torch.set_rng_state(sd["rng"]["torch"])
 
     def init_from(self, path: str | Path, names: list[str]) -> None:
-        """Copy the weights of ``names`` from a training checkpoint (optimisers and step are not touched)."""
+        """Copy the weights of ``names`` from a training checkpoint (optimisers and step are not touched),
+        or M's from an exported anonymizer (``names == ["M"]``; e.g. the shipped weights, to train on
+        from them with a fresh D)."""
         sd = torch.load(str(path), map_location=self.device, weights_only=True)
-        if sd.get("format") != TRAIN_CHECKPOINT_FORMAT:
-            raise ValueError(f"init_from: {path} is not a training checkpoint")
         models = self._models()
+        if not isinstance(sd, dict) or sd.get("format") != TRAIN_CHECKPOINT_FORMAT:
+            if list(names) != ["M"]:
+                raise ValueError(f"init_from: {path} is not a training checkpoint (an exported anonymizer "
+                                 "initialises M only: init_models: [M])")
+            from anonface.models.anonymizer import load_pretrained
+
+            exported = load_pretrained(path, map_location=self.device)
+            if exported.config != self.cfg.anonymizer:
+                raise ValueError(f"init_from: the anonymizer in {path} ({exported.config}) is not this run's "
+                                 f"({self.cfg.anonymizer})")
+            models["M"].load_state_dict(exported.state_dict())
+            logger.info("initialised M from the exported anonymizer %s", path)
+            return
         for n in names:
             if n not in models or n not in sd["models"]:
                 raise ValueError(f"init_models: {n!r} is not in both this trainer and {path}")

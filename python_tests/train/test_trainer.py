@@ -120,3 +120,23 @@ def test_init_from_copies_only_named_models(tmp_path: Path) -> None:
     assert b.step == 0
     with pytest.raises(ValueError, match="init_models"):
         _trainer(f"init_from={tmp_path / 'a' / 'last.pt'}", "init_models=[Q]")
+
+
+def test_init_from_an_exported_anonymizer_sets_m_only(tmp_path: Path) -> None:
+    """An exported M (the shipped weights, say) initialises M of a new run; it holds no D, and an M
+    of another architecture is refused by name."""
+    from anonface.models.anonymizer import save_anonymizer
+
+    a = _trainer("seed=3")
+    with torch.no_grad():
+        for q in a._models()["M"].parameters():
+            q.normal_()
+    save_anonymizer(a._models()["M"], tmp_path / "m.pt", half=False)
+    b = _trainer(f"init_from={tmp_path / 'm.pt'}", "init_models=[M]", "seed=5")
+    for p, q in zip(a._models()["M"].state_dict().values(), b._models()["M"].state_dict().values()):
+        assert torch.equal(p, q)
+    assert not all(torch.equal(p, q) for p, q in zip(a._models()["D"].parameters(), b._models()["D"].parameters()))
+    with pytest.raises(ValueError, match="not a training checkpoint"):
+        _trainer(f"init_from={tmp_path / 'm.pt'}", "init_models=[M, D]")
+    with pytest.raises(ValueError, match="is not this run's"):
+        _trainer(f"init_from={tmp_path / 'm.pt'}", "init_models=[M]", "anonymizer.width=12")
