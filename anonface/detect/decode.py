@@ -103,6 +103,8 @@ def decode_centerface(
 #: suppression matrix on the device (its float64 IoU takes ``8 * K**2`` bytes per image); more fall
 #: back to :func:`nms` on the host.
 DEVICE_NMS_MAX_CANDIDATES = 2048
+#: Candidate pairs per chunk of images in the device NMS (bounds its memory).
+_NMS_PAIRS_PER_CHUNK = 2**24
 
 
 def _suppression_scan(sup: np.ndarray, k: int) -> np.ndarray:
@@ -117,37 +119,43 @@ def _suppression_scan(sup: np.ndarray, k: int) -> np.ndarray:
     return np.asarray(keep, dtype=np.int64)
 
 
-def _nms_on_device(cand: torch.Tensor, n_images: int, nms_threshold: float) -> list[np.ndarray]:
-    """Per-image greedy NMS of candidates ``[K, 6]`` ``(image, x1, y1, x2, y2, score)`` with the
-    IoU of every pair computed where the candidates are; only the boolean suppression matrices
-    and the candidates cross to the host. Same order, same float64 IoU, same comparisons as
-    :func:`nms`, so the same boxes are kept."""
+def _nms_on_device(cand: torch.Tensor, counts: torch.Tensor, nms_threshold: float) -> list[np.ndarray]:
+    """Per-image greedy NMS of candidates ``[K, 6]`` ``(image, x1, y1, x2, y2, score)`` (``counts``:
+    candidates per image) with the IoU of every pair computed where the candidates are; only the
+    boolean suppression matrices and the candidates cross to the host. Same order, same float64 IoU,
+    same comparisons as :func:`nms`, so the same boxes are kept. Images go in chunks of at most
+    ``_NMS_PAIRS_PER_CHUNK`` pairs, which bounds the device memory (~130 MB per float64 temporary)."""
     import torch
 
+    n_images = len(counts)
     img = cand[:, 0].long()
     by_score = torch.sort(-cand[:, 5], stable=True).indices  # ties keep their order, as in nms
     order = by_score[torch.sort(img[by_score], stable=True).indices]  # grouped by image
     cand, img = cand[order], img[order]
-    counts = torch.bincount(img, minlength=n_images)
     kmax = int(counts.max())
     starts = torch.cumsum(counts, 0) - counts
     pos = torch.arange(len(cand), device=cand.device) - starts[img]
     boxes = torch.zeros(n_images, kmax, 4, dtype=torch.float64, device=cand.device)  # padding: empty boxes
     boxes[img, pos] = cand[:, 1:5].double()
-    lt = torch.maximum(boxes[:, :, None, :2], boxes[:, None, :, :2])
-    rb = torch.minimum(boxes[:, :, None, 2:], boxes[:, None, :, 2:])
-    wh = (rb - lt).clamp(min=0)
-    inter = wh[..., 0] * wh[..., 1]
-    area = (boxes[..., 2] - boxes[..., 0]).clamp(min=0) * (boxes[..., 3] - boxes[..., 1]).clamp(min=0)
-    union = area[:, :, None] + area[:, None, :] - inter
-    iou = torch.where(union > 0, inter / torch.where(union > 0, union, torch.ones_like(union)), 0.0)
-    sup = (iou >= nms_threshold).cpu().numpy()
+    sup = []
+    per_chunk = max(1, _NMS_PAIRS_PER_CHUNK // max(kmax * kmax, 1))
+    for c in range(0, n_images, per_chunk):
+        bx = boxes[c : c + per_chunk]
+        lt = torch.maximum(bx[:, :, None, :2], bx[:, None, :, :2])
+        rb = torch.minimum(bx[:, :, None, 2:], bx[:, None, :, 2:])
+        wh = (rb - lt).clamp(min=0)
+        inter = wh[..., 0] * wh[..., 1]
+        area = (bx[..., 2] - bx[..., 0]).clamp(min=0) * (bx[..., 3] - bx[..., 1]).clamp(min=0)
+        union = area[:, :, None] + area[:, None, :] - inter
+        iou = torch.where(union > 0, inter / torch.where(union > 0, union, torch.ones_like(union)), 0.0)
+        sup.append((iou >= nms_threshold).cpu().numpy())
+    sup_h = np.concatenate(sup)
     host = cand.cpu().numpy()
     counts_h, starts_h = counts.cpu().numpy(), starts.cpu().numpy()
     out = []
     for i in range(n_images):
         d = np.ascontiguousarray(host[starts_h[i] : starts_h[i] + counts_h[i], 1:], dtype=np.float32)
-        out.append(d[_suppression_scan(sup[i], len(d))] if len(d) else d.reshape(0, 5))
+        out.append(d[_suppression_scan(sup_h[i], len(d))] if len(d) else d.reshape(0, 5))
     return out
 
 
@@ -196,9 +204,9 @@ def decode_centerface_torch(
     if nms_on_device is None:
         nms_on_device = heat.device.type == "cuda"
     if nms_on_device and len(cand):
-        most = int(torch.bincount(bi, minlength=b).max())
-        if most <= DEVICE_NMS_MAX_CANDIDATES:
-            return _nms_on_device(cand, b, nms_threshold)
+        counts = torch.bincount(bi, minlength=b)
+        if int(counts.max()) <= DEVICE_NMS_MAX_CANDIDATES:
+            return _nms_on_device(cand, counts, nms_threshold)
     cand = cand.cpu().numpy()
     out = []
     for i in range(b):

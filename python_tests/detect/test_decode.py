@@ -128,13 +128,18 @@ def test_decode_torch_batch_matches_numpy(device: str) -> None:
     assert got[1].shape == (0, 5) and len(got[0]) > 0
 
 
-def test_decode_torch_nms_on_device_keeps_the_same_boxes(device: str) -> None:
+@pytest.mark.parametrize("pairs_per_chunk", [2**24, 1])
+def test_decode_torch_nms_on_device_keeps_the_same_boxes(device: str, pairs_per_chunk: int, monkeypatch) -> None:
     """The suppression matrix built on the device keeps exactly the boxes, in the same order, that
     the host NMS keeps: dense overlapping candidates, tied scores (quantized heat), an image
-    without candidates; the default threshold of anonface (0.05) gives hundreds per image."""
+    without candidates; the default threshold of anonface (0.05) gives hundreds per image; all
+    images in one chunk, or one image per chunk."""
     import torch
 
+    import anonface.detect.decode as decode_mod
     from anonface.detect import decode_centerface_torch
+
+    monkeypatch.setattr(decode_mod, "_NMS_PAIRS_PER_CHUNK", pairs_per_chunk)
 
     rng = np.random.default_rng()
     seed = int(rng.integers(1 << 31))
