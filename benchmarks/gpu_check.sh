@@ -11,12 +11,8 @@
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 #     --platform manylinux_2_28_x86_64 -d .whl hypothesis sortedcontainers attrs
 # and pass carry=[".whl"] to the device tool.
-set -uo pipefail
 cd "$(dirname "$0")/.."
-OUT=${OUT:-$PWD/gpu_out}
-mkdir -p "$OUT"
-PY=${PYTHON:-python3}
-export PYTHONUNBUFFERED=1
+source benchmarks/_gpu_env.sh gpu_out
 status=0
 # The device tool brings back at most 8 files: with PACK_TO set, everything under $OUT is packed into
 # one tar there after every step, so a run stopped at its time limit still returns what it finished.
@@ -24,32 +20,12 @@ pack() { if [ -n "${PACK_TO:-}" ]; then tar -cf "$PACK_TO/gpu_results.tar" -C "$
 step() { pack; echo; echo "=== $* ==="; }
 trap pack EXIT
 
-if [ -d .whl ] && ls .whl/*.whl >/dev/null 2>&1; then
-  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-    && export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
-fi
-
 step "device"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1 | tee "$OUT/device.txt"
 $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)" | tee -a "$OUT/device.txt"
 
 step "build (CUDA on)"
-if [ -z "${CUDA_HOME:-}" ]; then
-  nvcc_path=$(readlink -f "$(command -v nvcc)")
-  export CUDA_HOME=$(dirname "$(dirname "$nvcc_path")")
-fi
-export CUDACXX=$CUDA_HOME/bin/nvcc
-export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0}
-export ANONFACE_CUDA=ON CMAKE_BUILD_PARALLEL_LEVEL=16
-t0=$(date +%s)
-if ! $PY -m pip install -v --no-build-isolation --no-deps -Cbuild-dir=build/gpu . > "$OUT/build.log" 2>&1; then
-  tail -30 "$OUT/build.log"
-  echo "build with torch's libraries linked directly failed; trying torch's CMake config"
-  if ! $PY -m pip install --no-build-isolation --no-deps -Cbuild-dir=build/gpu2 \
-      -Ccmake.define.ANONFACE_TORCH_CMAKE=ON . >> "$OUT/build.log" 2>&1; then
-    tail -40 "$OUT/build.log"; echo "BUILD FAILED"; exit 1
-  fi
-fi
+build_anonface || exit 1
 # -P: import the installed package, not the source folder (which has no compiled module)
 $PY -P -c "import anonface; print(anonface.build_info())" | tee -a "$OUT/device.txt"
 # link facts: the module must need the shared libstdc++, not carry a static copy (python_tests/test_build.py)

@@ -12,12 +12,8 @@
 #     python -m anonface.eval --folds 6 --methods learned=runs/paper_gpu_m.pt --only privacy -o reports/paper_gpu
 # Environment: OUT (results folder, default ./gpu_train_out), DEVICE (default cuda), TRAIN_SET (extra
 # space-separated --set overrides, e.g. for a smoke test on the CPU).
-set -uo pipefail
 cd "$(dirname "$0")/.."
-OUT=${OUT:-$PWD/gpu_train_out}
-mkdir -p "$OUT"
-PY=${PYTHON:-python3}
-export PYTHONUNBUFFERED=1
+source benchmarks/_gpu_env.sh gpu_train_out
 export ANONFACE_DATA=${ANONFACE_DATA:-$PWD/.gpudata/train_data}
 if [ ! -f "$ANONFACE_DATA/lfw_pairs/pairs.txt" ]; then
   echo "no training data at $ANONFACE_DATA (run tools/pack_gpu_train_data.py and carry it)"; exit 2
@@ -25,8 +21,7 @@ fi
 # Build the kernels if this machine has no anonface yet (the training needs roi_align and face_paste).
 if ! $PY -P -c "import anonface._C" 2>/dev/null; then
   echo "=== build ==="
-  ANONFACE_CUDA=${ANONFACE_CUDA:-AUTO} TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0} CMAKE_BUILD_PARALLEL_LEVEL=16 \
-    $PY -m pip install -q --no-build-isolation --no-deps . > "$OUT/build.log" 2>&1 || { tail -30 "$OUT/build.log"; exit 1; }
+  build_anonface || exit 1
 fi
 sets=()
 for s in ${TRAIN_SET:-}; do sets+=(--set "$s"); done
