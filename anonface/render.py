@@ -231,14 +231,15 @@ def anonymize_faces(
                              seed=int(s), inplace=True)
         return out
     if method == "learned" and model is not None and scores is not None:
-        faint = torch.from_numpy(~(scores >= LEARNED_MIN_SCORE)).to(frames.device)  # NaN scores: faint
+        faint_h = ~(scores >= LEARNED_MIN_SCORE)  # NaN scores: faint; decided on the host (no device sync)
+        faint = torch.from_numpy(faint_h).to(frames.device)
         # the model's own input as a model (FaceAnonymizer.smooth_mosaic; None without a bottleneck)
         make = getattr(model, "smooth_mosaic", None)
-        mosaic = make() if bool(faint.any()) and callable(make) else None
+        mosaic = make() if faint_h.any() and callable(make) else None
         if mosaic is not None:
             out = modify_faces(frames, roi_t[faint], method="learned", strength=None, mask=mask, feather=feather,
                                model=mosaic, inplace=inplace)
-            if bool((~faint).any()):  # the faces the model draws go on top
+            if not faint_h.all():  # the faces the model draws go on top
                 out = modify_faces(out, roi_t[~faint], method="learned", strength=None, mask=mask,
                                    feather=feather, model=model, inplace=True)
             return out
