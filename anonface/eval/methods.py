@@ -149,8 +149,6 @@ def parse_methods(items: Sequence[str]) -> list[MethodSpec]:
     return unique
 
 
-
-
 def _load_model(spec: MethodSpec, device: str | torch.device) -> torch.nn.Module | None:
     """The module ``anonymize_faces`` runs for ``spec`` (None for the kernel methods)."""
     if spec.method not in CHECKPOINT_METHODS:

@@ -110,6 +110,7 @@ def realism_folds(config: EvalConfig, available: Sequence[int]) -> tuple[tuple[i
     last = max(config.folds)
     return (next((f for f in rest if f > last), rest[0]),), None
 
+
 def _git_commit() -> str | None:
     try:
         here = Path(__file__).resolve().parent
@@ -206,7 +207,8 @@ def evaluate(config: EvalConfig, *, progress: Callable[[str], None] | None = Non
         if not Path(pairs_file).is_file():
             raise FileNotFoundError(f"pairs file not found: {pairs_file}")
         image_dir = find_lfw_images(lfw_dir)
-        pairs = select_pairs(read_pairs(pairs_file), folds=config.folds, limit=config.limit)
+        all_pairs = read_pairs(pairs_file)
+        pairs = select_pairs(all_pairs, folds=config.folds, limit=config.limit)
         if not pairs:
             raise ValueError(f"no pairs selected from {pairs_file} (folds={config.folds}, limit={config.limit})")
         refs = sorted({p.first for p in pairs} | {p.second for p in pairs})
@@ -220,7 +222,6 @@ def evaluate(config: EvalConfig, *, progress: Callable[[str], None] | None = Non
         report["untouched"] = untouched_summary(pairs, originals, judge)
         report["untouched"]["seconds"] = time.perf_counter() - t0
         firsts = sorted({p.first for p in pairs})
-        all_pairs = read_pairs(pairs_file)
         ref_folds, no_ref = realism_folds(config, [p.fold for p in all_pairs])
         reference = None
         if ref_folds:
