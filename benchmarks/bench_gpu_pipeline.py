@@ -99,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", type=Path, default=None,
                     help="also profile one gpu_resident pass (cProfile, host side) into this text file")
     args = ap.parse_args(argv)
+    if args.profile is not None and args.profile.resolve() == args.out.resolve():
+        ap.error(f"--profile and --out are the same file {args.out}")
     if not (torch.cuda.is_available() and anonface.build_info()["has_cuda"]):
         print("needs a CUDA device and anonface built with CUDA kernels", file=sys.stderr)
         return 2

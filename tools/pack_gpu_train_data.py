@@ -21,6 +21,7 @@ working tree limit is 64 MiB, repository included; the script prints the total a
 from __future__ import annotations
 
 import argparse
+import math
 import shutil
 import sys
 from pathlib import Path
@@ -29,15 +30,36 @@ import cv2
 
 from anonface.data.lfw import data_root, list_identities, pair_fold, read_pairs
 
+#: Written into every packed folder; a folder without it is never deleted to be packed again.
+MARKER = "PACKED_BY_ANONFACE"
+
 
 def pack(src: Path, out: Path, train_folds: list[int], heldout_folds: list[int], colour_quality: int = 75) -> int:
-    """Write the folder; returns its size in bytes."""
+    """Write the folder; returns its size in bytes.
+
+    Raises:
+        ValueError: folds that overlap or are not in the pairs file, or an ``out`` that would replace
+            anything but an earlier packed folder (a non-empty folder without the marker, a file) or
+            lie inside the data it copies from.
+    """
     pairs = read_pairs(src / "lfw_pairs" / "pairs.txt")
+    have = {p.fold for p in pairs}
+    if set(train_folds) & set(heldout_folds):
+        raise ValueError(f"train folds {train_folds} and held-out folds {heldout_folds} overlap")
+    missing = sorted((set(train_folds) | set(heldout_folds)) - have)
+    if missing:
+        raise ValueError(f"folds {missing} are not in the pairs file (it has {sorted(have)})")
+    out_r, src_r = out.resolve(), src.resolve()
+    if out_r == src_r or src_r in out_r.parents or out_r in src_r.parents:
+        raise ValueError(f"{out} overlaps the data folder {src}")
+    if out.exists() or out.is_symlink():
+        if not out.is_dir() or out.is_symlink() or (any(out.iterdir()) and not (out / MARKER).is_file()):
+            raise ValueError(f"{out} exists and is not a folder this tool packed; give a new or empty folder")
+        shutil.rmtree(out)
     heldout = {n for p in pair_fold(pairs, heldout_folds) for n in (p.name1, p.name2)}
     train = {n for p in pair_fold(pairs, train_folds) for n in (p.name1, p.name2)} - heldout
-    if out.exists():
-        shutil.rmtree(out)
     (out / "lfw_pairs").mkdir(parents=True)
+    (out / MARKER).write_text("training faces for benchmarks/gpu_train.sh; research-only data: never commit\n")
     shutil.copy2(src / "lfw_pairs" / "pairs.txt", out / "lfw_pairs" / "pairs.txt")
     for name in sorted(train):
         for q in sorted((src / "lfw_pairs" / "images_250_gray" / name).glob("*.jpg")):
@@ -69,14 +91,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--heldout-folds", type=int, nargs="+", default=[5, 6])
     ap.add_argument("--max-mb", type=float, default=58.0, help="refuse a folder larger than this (default 58)")
     args = ap.parse_args(argv)
+    if not (math.isfinite(args.max_mb) and args.max_mb > 0):
+        ap.error(f"--max-mb must be a positive number of MiB, got {args.max_mb}")
     src = data_root()
     if src is None:
         print("no shared data folder (set ANONFACE_DATA)", file=sys.stderr)
         return 2
-    if set(args.train_folds) & set(args.heldout_folds):
-        print("--train-folds and --heldout-folds overlap", file=sys.stderr)
+    try:
+        size = pack(src, args.out, args.train_folds, args.heldout_folds)
+    except ValueError as exc:
+        print(f"pack_gpu_train_data: {exc}", file=sys.stderr)
         return 2
-    size = pack(src, args.out, args.train_folds, args.heldout_folds)
     mb = size / 2**20
     print(f"wrote {args.out}: {mb:.1f} MiB")
     if mb > args.max_mb:

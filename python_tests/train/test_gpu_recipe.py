@@ -41,3 +41,65 @@ def test_packed_folder_trains_like_the_shared_one_without_held_out_faces(tmp_pat
     got = build_train_data(cfg)
     assert got.faces.names == want.faces.names
     assert len(got.faces) == len(want.faces) and got.heldout_names == want.heldout_names
+
+
+def _fake_data(root: Path) -> Path:
+    """A tiny LFW layout: 3 folds of one same and one different pair, one identity per fold side."""
+    import cv2
+    import numpy as np
+
+    names = {1: ("Ann_A", "Bob_B"), 2: ("Cy_C", "Di_D"), 3: ("Ed_E", "Fay_F")}
+    lines = ["3 1"]
+    for f in (1, 2, 3):
+        a, b = names[f]
+        lines += [f"{a} 1 2", f"{a} 1 {b} 1"]
+    (root / "lfw_pairs").mkdir(parents=True)
+    (root / "lfw_pairs" / "pairs.txt").write_text("\n".join(lines) + "\n")
+    rng = np.random.default_rng(0)
+    for a, b in names.values():
+        for name in (a, b):
+            for sub, shape in (("lfw_pairs/images_250_gray", (250, 250)), ("lfw_pairs/aligned_112_color", (112, 112, 3)),
+                               ("lfw_identities_extra", (250, 250))):
+                d = root / sub / name
+                d.mkdir(parents=True, exist_ok=True)
+                for i in (1, 2):
+                    cv2.imwrite(str(d / f"{name}_{i:04d}.jpg"), rng.integers(0, 256, shape, dtype=np.uint8))
+    (root / "jhmdb_sample").mkdir()
+    (root / "jhmdb_sample" / "clip.avi").write_bytes(b"x")
+    return root
+
+
+def test_pack_keeps_held_out_people_out_and_refuses_to_replace_other_folders(tmp_path) -> None:
+    pack = _packer().pack
+    src = _fake_data(tmp_path / "data")
+    out = tmp_path / "packed"
+    assert pack(src, out, [1], [3]) > 0
+    present = {d.name for d in out.rglob("*") if d.is_dir()}
+    assert {"Ann_A", "Bob_B", "Cy_C", "Di_D"} <= present and not ({"Ed_E", "Fay_F"} & present)  # held out: fold 3
+    gray = {d.name for d in (out / "lfw_pairs" / "images_250_gray").iterdir()}
+    assert gray == {"Ann_A", "Bob_B"}  # the pairs images of the train fold only (others via the extra folder)
+    assert pack(src, out, [1, 2], [3]) > 0  # its own earlier output is replaced
+    assert {d.name for d in (out / "lfw_pairs" / "images_250_gray").iterdir()} == {"Ann_A", "Bob_B", "Cy_C", "Di_D"}
+    keep = tmp_path / "mine"
+    keep.mkdir()
+    (keep / "notes.txt").write_text("mine")
+    afile = tmp_path / "a_file"
+    afile.write_text("mine")
+    for bad_out, match in [(keep, "not a folder this tool packed"), (afile, "not a folder this tool packed"),
+                           (src / "inside", "overlaps the data folder"), (src, "overlaps the data folder"),
+                           (tmp_path, "overlaps the data folder")]:
+        with pytest.raises(ValueError, match=match):
+            pack(src, bad_out, [1], [3])
+    assert (keep / "notes.txt").read_text() == "mine" and afile.read_text() == "mine" and src.is_dir()
+    with pytest.raises(ValueError, match="overlap"):
+        pack(src, tmp_path / "new", [1, 3], [3])
+    with pytest.raises(ValueError, match=r"folds \[0, 7\] are not in the pairs file"):
+        pack(src, tmp_path / "new", [0, 1], [7])
+    assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.parametrize("max_mb", ["0", "-5", "nan", "inf"])
+def test_pack_refuses_a_size_limit_that_is_not_a_positive_number(max_mb, tmp_path) -> None:
+    with pytest.raises(SystemExit) as exc:
+        _packer().main(["--out", str(tmp_path / "o"), "--max-mb", max_mb])
+    assert exc.value.code == 2 and not (tmp_path / "o").exists()
