@@ -84,6 +84,9 @@ LIMITS: dict[str, tuple[float, float, bool, bool, str]] = {
                   f"the pixelation cell size in pixels; cells under {PIXELATE_MIN_CELL_PX} px leave "
                   "the face unchanged"),
     "threads": (1, 1024, True, False, "CPU threads"),
+    "temporal_smoothing": (0.0, 0.9, False, False,
+                           "the previous frame's weight in each learned face (0: off); at 1 a face "
+                           "would never change"),
 }
 
 #: Per method: ``(low, high, why)`` for ``strength`` (see the module docstring).

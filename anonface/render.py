@@ -27,6 +27,8 @@ __all__ = [
     "DEFAULT_METHOD",
     "DEFAULT_STRENGTH",
     "LEARNED_MIN_SCORE",
+    "DEFAULT_TEMPORAL_SMOOTHING",
+    "FaceMemory",
     "scale_boxes",
     "pixelate_cells",
     "modify_faces",
@@ -50,6 +52,101 @@ DEFAULT_METHOD = "pixelate"
 #: no face is painted on a pillar and the network runs on the faces it can draw. Boxes without a
 #: score (rois, or the caller's ``[K, 4]`` boxes) count as sure.
 LEARNED_MIN_SCORE = 0.2
+
+#: The default weight of the previous frame's face in each learned face (:class:`FaceMemory`).
+DEFAULT_TEMPORAL_SMOOTHING = 0.8
+
+
+class FaceMemory:
+    """Steadies the learned anonymizer's faces through a video, in place and in look.
+
+    The network draws each frame's face from that frame's crop alone, so small changes of the
+    crop (box jitter, compression noise) make the drawn features boil from frame to frame, and a
+    drawn face, with its sharp eyes and mouth, shows every pixel of box jitter. Each box of a
+    frame is paired with a box of the last frame where faces were drawn (IoU >= ``min_iou``, best
+    pairs first, one to one), and for a paired box
+
+    * **place**: the box drawn in is ``weight`` x the partner's drawn box + ``(1 - weight)`` x the
+      given one, then grown to contain the given box: never smaller than what the tracker asked
+      to cover (privacy fails closed), and still when only the jitter changes;
+    * **look**: the face drawn is ``(1 - weight)`` x the network's + ``weight`` x the partner's, in
+      the box's own coordinates (the crop), so a moving face keeps its features where they
+      belong: an exponential average along the track.
+
+    A box with no partner starts afresh. Only drawn faces are blended, never a frame's own pixels,
+    so the result hides the face as the faces it averages do (and an adversary holding the video
+    could average them anyway).
+
+    Use :meth:`place` on a call's boxes (frames in stream order), draw in the boxes it returns, then
+    :meth:`blend` the drawn faces; :meth:`reset` starts a new stream.
+    """
+
+    def __init__(self, weight: float = DEFAULT_TEMPORAL_SMOOTHING, min_iou: float = 0.5) -> None:
+        self.weight = check_option("temporal_smoothing", weight)
+        self.min_iou = float(min_iou)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the faces drawn so far (a new stream)."""
+        self._boxes = np.zeros((0, 4), np.float32)  # the boxes drawn in, last frame with faces
+        self._faces: torch.Tensor | None = None  # the faces drawn there
+        self._pending: list[tuple[np.ndarray, np.ndarray]] = []  # per frame of place(): (rows, partner)
+
+    def _pairs(self, cur: np.ndarray, prev: np.ndarray) -> np.ndarray:
+        """For each box of ``cur`` its partner's index in ``prev``, or -1."""
+        from anonface.detect.decode import box_iou
+
+        partner = np.full(len(cur), -1, np.int64)
+        if len(cur) == 0 or len(prev) == 0:
+            return partner
+        iou = box_iou(cur.astype(np.float32), prev.astype(np.float32))
+        pairs = np.argwhere(iou >= self.min_iou)
+        order = np.argsort(-iou[pairs[:, 0], pairs[:, 1]], kind="stable")
+        taken = np.zeros(len(prev), bool)
+        for c, q in pairs[order]:
+            if partner[c] < 0 and not taken[q]:
+                partner[c] = q
+                taken[q] = True
+        return partner
+
+    def place(self, rois: np.ndarray) -> np.ndarray:
+        """The boxes to draw in for ``rois [K, 5]`` ``(frame_index, x1, y1, x2, y2)`` (scaled boxes;
+        frame indices in stream order within the call): each contains its given box."""
+        out = np.array(rois, np.float32, copy=True)
+        if self._pending:  # the last place() was never blended (its drawing failed): start afresh
+            self.reset()
+        if self.weight == 0:
+            return out
+        prev = self._boxes
+        for f in np.unique(out[:, 0]):
+            rows = np.nonzero(out[:, 0] == f)[0]
+            cur = out[rows, 1:5]
+            partner = self._pairs(cur, prev)
+            for i in np.nonzero(partner >= 0)[0]:
+                steady = self.weight * prev[partner[i]] + (1.0 - self.weight) * cur[i]
+                cur[i, :2] = np.minimum(steady[:2], cur[i, :2])
+                cur[i, 2:] = np.maximum(steady[2:], cur[i, 2:])
+            out[rows, 1:5] = cur
+            self._pending.append((rows, partner))
+            prev = cur
+        self._boxes = prev.copy()
+        return out
+
+    def blend(self, faces: torch.Tensor) -> torch.Tensor:
+        """The faces ``[K, 3, S, S]`` drawn in the boxes of the last :meth:`place`, steadied."""
+        if self.weight == 0 or not self._pending:
+            return faces
+        out = faces.clone()
+        prev = self._faces
+        for rows, partner in self._pending:
+            if prev is not None and prev.shape[1:] == out.shape[1:]:
+                for i in np.nonzero(partner >= 0)[0]:
+                    k = int(rows[i])
+                    out[k] = (1.0 - self.weight) * out[k] + self.weight * prev[int(partner[i])].to(out.device)
+            prev = out[torch.from_numpy(rows).to(out.device)].clone()
+        self._faces = prev
+        self._pending = []
+        return out
 
 
 def scale_boxes(boxes: np.ndarray, mask_scale: float) -> np.ndarray:
@@ -100,6 +197,7 @@ def modify_faces(
     seed: int = 0,
     model: torch.nn.Module | None = None,
     inplace: bool = False,
+    memory: FaceMemory | None = None,
 ) -> torch.Tensor:
     """Anonymize already scaled ``rois`` in ``frames`` with the fused face kernels.
 
@@ -111,6 +209,7 @@ def modify_faces(
             one kernel call).
         model: the learned anonymizer for ``method="learned"`` (crop -> model -> paste).
         inplace: ``frames`` may be overwritten (the in-place kernels then save a copy).
+        memory: for ``learned``, steadies the drawn faces along the stream (:class:`FaceMemory`).
 
     Returns:
         The anonymized frames (new, or ``frames`` itself when ``inplace``), same shape/dtype.
@@ -125,6 +224,8 @@ def modify_faces(
         if model is None:
             raise ValueError("method 'learned' needs the anonymizer model")
         size = int(model.crop_size)
+        if memory is not None:  # steadier boxes, each containing its given one
+            rois = torch.from_numpy(memory.place(rois.detach().cpu().numpy())).to(rois.device)
         crops = ops.face_crop(frames, rois, size, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
         with torch.no_grad():
             param = next(model.parameters(), None)
@@ -135,6 +236,8 @@ def modify_faces(
                 raise ValueError(f"the anonymizer model must return faces of its input's shape {tuple(crops.shape)}, "
                                  f"got {got}")
             faces = faces.float().clamp(-1.0, 1.0).to(crops.device)
+            if memory is not None:
+                faces = memory.blend(faces)
         return ops.face_paste(frames, faces, rois, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), mask, feather)
     modify = ops.face_modify_ if inplace else ops.face_modify
     if isinstance(strength, np.ndarray):
@@ -179,6 +282,7 @@ def anonymize_faces(
     mosaic_px: int | None = None,
     max_cells: float = PIXELATE_MAX_CELLS,
     inplace: bool = False,
+    memory: FaceMemory | None = None,
 ) -> torch.Tensor:
     """Anonymize the faces ``boxes`` marks in ``frames``: scale the boxes, set each box's method
     parameters, run the kernels.
@@ -197,6 +301,8 @@ def anonymize_faces(
         max_cells: most pixelation cells across a box (the evaluation raises it to measure
             weaker settings than the tool allows).
         inplace: ``frames`` may be overwritten.
+        memory: for ``learned`` in a video, a :class:`FaceMemory` that blends each drawn face with
+            the one drawn for the same box in the frame before (frames must come in stream order).
 
     Returns:
         The anonymized frames, same shape, dtype and device.
@@ -241,7 +347,8 @@ def anonymize_faces(
                                model=mosaic, inplace=inplace)
             if not faint_h.all():  # the faces the model draws go on top
                 out = modify_faces(out, roi_t[~faint], method="learned", strength=None, mask=mask,
-                                   feather=feather, model=model, inplace=True)
+                                   feather=feather, model=model, inplace=True, memory=memory)
             return out
     return modify_faces(frames, roi_t, method=method, strength=st, mask=mask, feather=feather,
-                        seed=seed if isinstance(seed, int) else 0, model=model, inplace=inplace)
+                        seed=seed if isinstance(seed, int) else 0, model=model, inplace=inplace,
+                        memory=memory if method == "learned" else None)

@@ -204,6 +204,19 @@ def test_detector_flags_reach_the_detector() -> None:
     assert (det.threshold, det.max_side, det.scale, det.upscale) == (0.05, 640, None, 1.0)
 
 
+def test_temporal_smoothing_flag_reaches_the_learned_faces() -> None:
+    from anonface.render import DEFAULT_TEMPORAL_SMOOTHING
+
+    def anon(*argv: str):
+        args = cli.build_parser().parse_args(["run", "x.mp4", "--device", "cpu", "--backend", "opencv",
+                                              "--method", "learned", *argv])
+        return cli.anonymizer_from_args(args)[0]
+
+    assert anon()._memory.weight == DEFAULT_TEMPORAL_SMOOTHING == 0.8
+    assert anon("--temporal-smoothing", "0")._memory.weight == 0.0
+    assert anon("--temporal-smoothing", "0.9")._memory.weight == 0.9
+
+
 @pytest.mark.skipif(not CLIP.exists(), reason="shared clip not available")
 def test_fast_preset_end_to_end(tmp_path: Path) -> None:
     out = tmp_path / "fast.mp4"

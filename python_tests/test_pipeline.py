@@ -204,13 +204,104 @@ def test_learned_is_crop_model_paste(monkeypatch: pytest.MonkeyPatch) -> None:
     mod.load_pretrained = lambda path=None, map_location="cpu": Negate()
     monkeypatch.setitem(sys.modules, "anonface.models.anonymizer", mod)
     frames = _frames(np.random.default_rng(), 2)
-    out = anonymize(frames, method="learned", boxes=[BOX, BOX], device="cpu")
+    out = anonymize(frames, method="learned", boxes=[BOX, BOX], device="cpu", temporal_smoothing=0)
     sb = scale_boxes(BOX, 1.3)
     rois = torch.tensor([[i, *sb[0]] for i in range(2)], dtype=torch.float32)
     f = torch.from_numpy(frames)
     crops = ops.face_crop(f, rois, 16, (0.5,) * 3, (0.5,) * 3)
     exp = ops.face_paste(f, -crops, rois, (0.5,) * 3, (0.5,) * 3, "ellipse", 0.05)
     np.testing.assert_array_equal(out, exp.numpy())
+
+
+class _Counter(torch.nn.Module):
+    """Draws a flat face of value -0.9, -0.6, -0.3, ... in successive calls (one call per frame on
+    the CPU), whatever the crop: what changes between frames is then only what the memory adds."""
+
+    crop_size = 8
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def forward(self, x):
+        self.calls += 1
+        return torch.full_like(x, -1.2 + 0.3 * self.calls)
+
+
+def _centre(frame: np.ndarray, box: np.ndarray) -> np.ndarray:
+    x1, y1, x2, y2 = box[0, :4]
+    return frame[int((y1 + y2) / 2), int((x1 + x2) / 2)].astype(np.float64)
+
+
+def _level(v: float) -> float:
+    """A face value in [-1, 1] as the grey level face_paste writes."""
+    return (v * 0.5 + 0.5) * 255
+
+
+@pytest.mark.parametrize("weight", [0.0, 0.5, 0.7])
+def test_learned_faces_are_steadied_along_the_stream(weight: float) -> None:
+    """Frame t's face is (1 - w) x its own drawing + w x frame t-1's face for the same box; a box
+    elsewhere starts afresh, and a new stream (reset) forgets the last one."""
+    frames = np.random.default_rng().integers(0, 256, (3, 48, 64, 3), dtype=np.uint8)
+    moved = BOX + np.array([[30.0, 0.0, 30.0, 0.0]], np.float32)  # no overlap with BOX
+    anon = Anonymizer("learned", boxes=[BOX, BOX, moved], device="cpu", checkpoint=_Counter(),
+                      temporal_smoothing=weight)
+    out = anon(frames)
+    a, b, c = -0.9, -0.6, -0.3
+    expect = [a, (1 - weight) * b + weight * a, c]
+    got = [_centre(out[0], BOX), _centre(out[1], BOX), _centre(out[2], moved)]
+    for g, e in zip(got, expect):
+        np.testing.assert_allclose(g, _level(e), atol=1.0)
+    anon.reset()  # a new stream: its first face is drawn afresh
+    again = anon(frames[:1])
+    np.testing.assert_allclose(_centre(again[0], BOX), _level(0.0), atol=1.0)
+
+
+def test_face_memory_pairs_boxes_one_to_one() -> None:
+    from anonface.render import FaceMemory
+
+    mem = FaceMemory(0.5)
+    first = np.array([[0, 10, 10, 50, 50]], np.float32)
+    np.testing.assert_array_equal(mem.place(first), first)  # nothing before: drawn where given
+    mem.blend(torch.full((1, 3, 4, 4), 1.0))
+    # two boxes on the old one: only the better-overlapping one is paired with it
+    cur = np.array([[0, 12, 12, 52, 52], [0, 20, 20, 60, 60]], np.float32)
+    placed = mem.place(cur)
+    np.testing.assert_array_equal(placed[1], cur[1])
+    np.testing.assert_allclose(placed[0], [0, 11, 11, 52, 52])  # halfway back, grown to contain its box
+    out = mem.blend(torch.zeros((2, 3, 4, 4)))
+    assert torch.equal(out[0], torch.full((3, 4, 4), 0.5)) and torch.equal(out[1], torch.zeros((3, 4, 4)))
+    # frames of one call are steadied in order: frame 1 pairs with frame 0 of the same call
+    mem.reset()
+    two = np.array([[0, 10, 10, 50, 50], [1, 10, 10, 50, 50]], np.float32)
+    mem.place(two)
+    out = mem.blend(torch.stack([torch.full((3, 4, 4), 1.0), torch.full((3, 4, 4), -1.0)]))
+    assert torch.equal(out[1], torch.zeros((3, 4, 4)))
+    # a drawing that failed between place and blend: the next frame starts afresh
+    mem.place(two[:1])
+    np.testing.assert_array_equal(mem.place(cur[:1]), cur[:1])
+    for bad in (float("nan"), -0.1, 0.95, 1.0, "0.5", True, None, float("inf")):
+        with pytest.raises(ValueError, match="temporal_smoothing"):
+            FaceMemory(bad)
+
+
+def test_face_memory_boxes_contain_the_given_ones_and_jitter_less() -> None:
+    """Placed boxes always contain the given box (what the tracker asked to cover), and a box that
+    jitters around a still face moves less than it."""
+    from anonface.render import FaceMemory
+
+    rng = np.random.default_rng()
+    mem = FaceMemory(0.7)
+    given, placed = [], []
+    for _ in range(40):
+        box = np.array([[0, *(np.array([100, 80, 160, 150]) + rng.normal(0, 3, 4))]], np.float32)
+        p = mem.place(box)
+        mem.blend(torch.zeros((1, 3, 4, 4)))
+        assert (p[0, 1:3] <= box[0, 1:3]).all() and (p[0, 3:5] >= box[0, 3:5]).all()
+        given.append(box[0, 1:])
+        placed.append(p[0, 1:])
+    jitter = lambda b: np.abs(np.diff(np.array(b), axis=0)).mean()  # noqa: E731
+    assert jitter(placed) < 0.8 * jitter(given)
 
 
 def test_learned_draws_faces_only_on_sure_boxes() -> None:
@@ -248,7 +339,7 @@ def test_learned_with_a_model_object() -> None:
             return -x
 
     frames = _frames(np.random.default_rng(), 2)
-    out = Anonymizer("learned", boxes=[BOX, BOX], device="cpu", checkpoint=Negate())(frames)
+    out = Anonymizer("learned", boxes=[BOX, BOX], device="cpu", checkpoint=Negate(), temporal_smoothing=0)(frames)
     sb = scale_boxes(BOX, 1.3)
     rois = torch.tensor([[i, *sb[0]] for i in range(2)], dtype=torch.float32)
     f = torch.from_numpy(frames)
