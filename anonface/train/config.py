@@ -47,7 +47,14 @@ class DataConfig:
     heldout_folds: list[int] = field(default_factory=lambda: [5, 6])
     """identities of these folds never enter training (they are measured on)."""
     colour_share: float = 0.3
-    """share of each face batch drawn from the aligned colour crops of the train folds."""
+    """share of each face batch drawn from the colour faces: the aligned colour crops of the train
+    folds, or the photos of ``colour_roots`` when given."""
+    colour_roots: list[str] = field(default_factory=list)
+    """LFW-layout folders of 250x250 colour photos with their surroundings (e.g.
+    ``faces_color_context/lfw_250_color``), used instead of the tight aligned colour crops; held-out
+    identities are removed as everywhere, and a photo whose crop box holds more than
+    ``max_black_share`` pure-black pixels (the alignment's wedges at the border) is skipped."""
+    max_black_share: float = 0.02
     min_images: int = 2
     """identities with fewer images get no class label (they still train M)."""
     image_size: int = 160

@@ -39,6 +39,23 @@ def load_actions(spec: str, root: Path | None = None) -> ActionSet:
     return load_jhmdb(p)
 
 
+def _without_wedges(imgs: torch.Tensor, boxes: torch.Tensor, max_share: float) -> torch.Tensor:
+    """Which images ``[N, C, H, W]`` uint8 hold at most ``max_share`` pure-black pixels (every channel
+    < 10) inside their box ``[N, 4]``."""
+    keep = torch.ones(len(imgs), dtype=torch.bool)
+    h, w = imgs.shape[-2:]
+    for i, (img, b) in enumerate(zip(imgs, boxes.tolist())):
+        x1, y1 = max(int(b[0]), 0), max(int(b[1]), 0)
+        x2, y2 = min(int(round(b[2])), w), min(int(round(b[3])), h)
+        region = img[:, y1:y2, x1:x2]
+        if region.numel() == 0:
+            keep[i] = False
+            continue
+        black = (region.amax(dim=0) < 10).float().mean().item()
+        keep[i] = black <= max_share
+    return keep
+
+
 def build_train_data(cfg: DataConfig, seed: int = 0) -> TrainData:
     """Faces from the identity folders and the LFW train folds (held-out identities removed), and actions.
 
@@ -47,6 +64,8 @@ def build_train_data(cfg: DataConfig, seed: int = 0) -> TrainData:
     """
     if cfg.face_box not in FACE_BOX_GEOMETRIES:
         raise ValueError(f"data.face_box must be one of {FACE_BOX_GEOMETRIES}, got {cfg.face_box!r}")
+    if not 0.0 <= cfg.max_black_share <= 1.0:  # also refuses NaN
+        raise ValueError(f"data.max_black_share must be in [0, 1], got {cfg.max_black_share!r}")
     if cfg.synthetic:
         bank = FaceBank()
         imgs, boxes, labels = synthetic_faces(cfg.synthetic_identities, cfg.synthetic_images, 64, seed)
@@ -82,6 +101,10 @@ def build_train_data(cfg: DataConfig, seed: int = 0) -> TrainData:
                     per_name.setdefault(name, []).append((q, 0))
             for q in sorted((lp / "aligned_112_color" / name).glob("*.jpg")):
                 colour.append((q, name))
+    if cfg.colour_roots:  # colour photos with their surroundings replace the tight aligned crops
+        colour = [(q, name) for r in cfg.colour_roots
+                  for name, paths in list_identities(_resolve(root, r)).items() if name not in heldout
+                  for q in paths]
     labelled = sorted(n for n, v in per_name.items() if len(v) >= cfg.min_images)
     label_of = {n: i for i, n in enumerate(labelled)}
     items = [(q, label_of.get(n, -1)) for n in sorted(per_name) for q, _ in per_name[n]]
@@ -90,10 +113,19 @@ def build_train_data(cfg: DataConfig, seed: int = 0) -> TrainData:
     bank.add(imgs, boxes, torch.tensor([lab for _, lab in items]), share=1.0 - cfg.colour_share)
     if colour and cfg.colour_share > 0:
         citems = [(q, label_of.get(n, -1)) for q, n in colour]
-        cimgs, cboxes = FaceBank.load_aligned(citems, geometry=cfg.face_box)
+        if cfg.colour_roots:
+            cimgs, cboxes = FaceBank.load_lfw(citems, size=cfg.image_size, gray=False, geometry=cfg.face_box)
+            keep = _without_wedges(cimgs, cboxes, cfg.max_black_share)
+            logger.info("colour photos: %d of %d kept (the rest hold the alignment's black wedges in the crop)",
+                        int(keep.sum()), len(citems))
+            cimgs, cboxes = cimgs[keep], cboxes[keep]
+            citems = [c for c, k in zip(citems, keep.tolist()) if k]
+            colour = [c for c, k in zip(colour, keep.tolist()) if k]
+        else:
+            cimgs, cboxes = FaceBank.load_aligned(citems, geometry=cfg.face_box)
         bank.add(cimgs, cboxes, torch.tensor([lab for _, lab in citems]), share=cfg.colour_share)
     bank.names = labelled
-    logger.info("faces: %d gray images, %d colour crops, %d labelled identities, %d held-out identities excluded",
+    logger.info("faces: %d gray images, %d colour faces, %d labelled identities, %d held-out identities excluded",
                 len(items), len(colour), len(labelled), len(heldout))
     acts = load_actions(cfg.action, root).resized(cfg.action_size) if cfg.action else None
     return TrainData(bank, acts, sorted(heldout))

@@ -4,6 +4,7 @@ loadable by the trainer as the shared folder is, and holding nothing of the held
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,8 @@ from anonface.train.config import DataConfig
 from anonface.train.datasets import build_train_data
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _lfw_fake import fake_data as _fake_data  # noqa: E402
 
 
 def _packer():
@@ -41,32 +44,6 @@ def test_packed_folder_trains_like_the_shared_one_without_held_out_faces(tmp_pat
     got = build_train_data(cfg)
     assert got.faces.names == want.faces.names
     assert len(got.faces) == len(want.faces) and got.heldout_names == want.heldout_names
-
-
-def _fake_data(root: Path) -> Path:
-    """A tiny LFW layout: 3 folds of one same and one different pair, one identity per fold side."""
-    import cv2
-    import numpy as np
-
-    names = {1: ("Ann_A", "Bob_B"), 2: ("Cy_C", "Di_D"), 3: ("Ed_E", "Fay_F")}
-    lines = ["3 1"]
-    for f in (1, 2, 3):
-        a, b = names[f]
-        lines += [f"{a} 1 2", f"{a} 1 {b} 1"]
-    (root / "lfw_pairs").mkdir(parents=True)
-    (root / "lfw_pairs" / "pairs.txt").write_text("\n".join(lines) + "\n")
-    rng = np.random.default_rng(0)
-    for a, b in names.values():
-        for name in (a, b):
-            for sub, shape in (("lfw_pairs/images_250_gray", (250, 250)), ("lfw_pairs/aligned_112_color", (112, 112, 3)),
-                               ("lfw_identities_extra", (250, 250))):
-                d = root / sub / name
-                d.mkdir(parents=True, exist_ok=True)
-                for i in (1, 2):
-                    cv2.imwrite(str(d / f"{name}_{i:04d}.jpg"), rng.integers(0, 256, shape, dtype=np.uint8))
-    (root / "jhmdb_sample").mkdir()
-    (root / "jhmdb_sample" / "clip.avi").write_bytes(b"x")
-    return root
 
 
 def test_pack_keeps_held_out_people_out_and_refuses_to_replace_other_folders(tmp_path) -> None:
