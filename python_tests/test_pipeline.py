@@ -329,6 +329,35 @@ def test_learned_draws_faces_only_on_sure_boxes() -> None:
     assert torch.equal(out_nan, out)
 
 
+def test_learned_faces_fade_into_their_mosaic_at_the_rim() -> None:
+    """A sure box gets M's face whose rim (outside RIM_FADE[0] of the crop's ellipse) fades into M's
+    smooth mosaic input: the face is M's drawing, the rim the mosaic, never the frame."""
+    from anonface.models.anonymizer import load_pretrained
+    from anonface.render import RIM_FADE, RimFade, anonymize_faces, modify_faces
+
+    model = load_pretrained()
+    mosaic = model.smooth_mosaic()
+    rng = np.random.default_rng()
+    crops = torch.from_numpy(rng.uniform(-1, 1, (3, 3, 64, 64)).astype(np.float32))
+    faded = RimFade(model, mosaic)
+    with torch.no_grad():
+        got, face, base = faded(crops), model(crops), mosaic(crops)
+    c = (torch.arange(64) + 0.5) / 64 * 2 - 1
+    r = torch.sqrt(c[:, None] ** 2 + c[None, :] ** 2)
+    inner, outer = r <= RIM_FADE[0], r >= RIM_FADE[1]
+    assert torch.equal(got[..., inner], face[..., inner]) and torch.equal(got[..., outer], base[..., outer])
+    ring = ~inner & ~outer
+    lo = torch.minimum(face, base)[..., ring] - 1e-6
+    hi = torch.maximum(face, base)[..., ring] + 1e-6
+    assert ((got[..., ring] >= lo) & (got[..., ring] <= hi)).all()  # a blend of the two, nothing else
+    # the pipeline's learned path pastes exactly that
+    frame = torch.from_numpy(rng.integers(0, 256, (1, 160, 200, 3), dtype=np.uint8))
+    box = np.array([[50.0, 40.0, 130.0, 130.0, 0.9]], np.float32)
+    out = anonymize_faces(frame, [box], method="learned", model=model)
+    rois = torch.tensor([[0, *scale_boxes(box, 1.3)[0]]], dtype=torch.float32)
+    assert torch.equal(out, modify_faces(frame, rois, method="learned", strength=None, model=faded))
+
+
 def test_learned_with_a_model_object() -> None:
     """checkpoint= may be a built model: it is used as it is (crop -> it -> paste), no file read."""
 
