@@ -241,7 +241,8 @@ def modify_faces(
             one kernel call).
         model: the learned anonymizer for ``method="learned"`` (crop -> model -> paste).
         inplace: ``frames`` may be overwritten (the in-place kernels then save a copy).
-        memory: for ``learned``, steadies the drawn faces along the stream (:class:`FaceMemory`).
+        memory: for ``learned``, blends the drawn faces with the stream's earlier ones
+            (:class:`FaceMemory`); ``rois`` must then be the boxes its ``place`` returned.
 
     Returns:
         The anonymized frames (new, or ``frames`` itself when ``inplace``), same shape/dtype.
@@ -256,8 +257,6 @@ def modify_faces(
         if model is None:
             raise ValueError("method 'learned' needs the anonymizer model")
         size = int(model.crop_size)
-        if memory is not None:  # steadier boxes, each containing its given one
-            rois = torch.from_numpy(memory.place(rois.detach().cpu().numpy())).to(rois.device)
         crops = ops.face_crop(frames, rois, size, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
         with torch.no_grad():
             param = next(model.parameters(), None)
@@ -382,10 +381,18 @@ def anonymize_faces(
             out = modify_faces(out, roi_t[faint], method="learned", strength=None, mask=mask, feather=feather,
                                model=mosaic, inplace=inplace)
         if not faint_h.all():  # the faces the model draws, fading into their mosaic at the rim
-            sure = torch.from_numpy(np.nonzero(~faint_h)[0]).to(frames.device)
-            out = modify_faces(out, roi_t[sure], method="learned", strength=None, mask=mask, feather=feather,
-                               model=RimFade(model, mosaic), inplace=inplace or faint_h.any(), memory=memory)
+            out = modify_faces(out, _placed(rois[~faint_h], memory, frames.device), method="learned",
+                               strength=None, mask=mask, feather=feather, model=RimFade(model, mosaic),
+                               inplace=inplace or faint_h.any(), memory=memory)
         return out
+    if method == "learned" and memory is not None:
+        roi_t = _placed(rois, memory, frames.device)
     return modify_faces(frames, roi_t, method=method, strength=st, mask=mask, feather=feather,
                         seed=seed if isinstance(seed, int) else 0, model=model, inplace=inplace,
                         memory=memory if method == "learned" else None)
+
+
+def _placed(rois: np.ndarray, memory: FaceMemory | None, device: torch.device) -> torch.Tensor:
+    """``rois`` (host) as a tensor on ``device``, moved by ``memory.place`` when there is a memory
+    (planned on the host: no device sync)."""
+    return torch.from_numpy(memory.place(rois) if memory is not None else np.ascontiguousarray(rois)).to(device)
