@@ -89,6 +89,11 @@ class RimFade(torch.nn.Module):
 DEFAULT_TEMPORAL_SMOOTHING = 0.8
 
 
+#: :class:`FaceMemory` damps a box's moves below the first fraction of its size (jitter) fully and
+#: follows moves beyond the second (motion) fully, between the two in proportion.
+MOVE_FOLLOW = (0.02, 0.08)
+
+
 class FaceMemory:
     """Steadies the learned anonymizer's faces through a video, in place and in look.
 
@@ -98,9 +103,11 @@ class FaceMemory:
     frame is paired with a box of the last frame where faces were drawn (IoU >= ``min_iou``, best
     pairs first, one to one), and for a paired box
 
-    * **place**: the box drawn in is ``weight`` x the partner's drawn box + ``(1 - weight)`` x the
-      given one, then grown to contain the given box: never smaller than what the tracker asked
-      to cover (privacy fails closed), and still when only the jitter changes;
+    * **place**: the box drawn in is ``w`` x the partner's drawn box + ``(1 - w)`` x the given one,
+      then grown to contain the given box: never smaller than what the tracker asked to cover
+      (privacy fails closed). ``w`` is ``weight`` for a jitter of up to 2% of the box and falls to
+      0 for moves of 8% (:data:`MOVE_FOLLOW`): a still face's box stays still, a moving one's
+      follows it without lag (a lagging box would misalign the faces averaged below);
     * **look**: the face drawn is ``(1 - weight)`` x the network's + ``weight`` x the partner's, in
       the box's own coordinates (the crop), so a moving face keeps its features where they
       belong: an exponential average along the track.
@@ -155,7 +162,14 @@ class FaceMemory:
             cur = out[rows, 1:5]
             partner = self._pairs(cur, prev)
             for i in np.nonzero(partner >= 0)[0]:
-                steady = self.weight * prev[partner[i]] + (1.0 - self.weight) * cur[i]
+                before, given = prev[partner[i]], cur[i]
+                # jitter is damped, motion followed: the weight falls to 0 as the box moves by
+                # MOVE_FOLLOW of its size (a lagging box would misalign the faces averaged)
+                size = max(float(given[2] - given[0]), float(given[3] - given[1]), 1e-6)
+                move = float(np.abs(given - before).max()) / size
+                lo, hi = MOVE_FOLLOW
+                w = self.weight * min(max((hi - move) / (hi - lo), 0.0), 1.0)
+                steady = w * before + (1.0 - w) * given
                 cur[i, :2] = np.minimum(steady[:2], cur[i, :2])
                 cur[i, 2:] = np.maximum(steady[2:], cur[i, 2:])
             out[rows, 1:5] = cur

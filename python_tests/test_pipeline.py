@@ -268,7 +268,9 @@ def test_face_memory_pairs_boxes_one_to_one() -> None:
     cur = np.array([[0, 12, 12, 52, 52], [0, 20, 20, 60, 60]], np.float32)
     placed = mem.place(cur)
     np.testing.assert_array_equal(placed[1], cur[1])
-    np.testing.assert_allclose(placed[0], [0, 11, 11, 52, 52])  # halfway back, grown to contain its box
+    # it moved by 5% of its size: between jitter (2%) and motion (8%), so a quarter of the way back
+    # (weight 0.5 x 0.5), then grown to contain its box
+    np.testing.assert_allclose(placed[0], [0, 11.5, 11.5, 52, 52])
     out = mem.blend(torch.zeros((2, 3, 4, 4)))
     assert torch.equal(out[0], torch.full((3, 4, 4), 0.5)) and torch.equal(out[1], torch.zeros((3, 4, 4)))
     # frames of one call are steadied in order: frame 1 pairs with frame 0 of the same call
@@ -294,7 +296,7 @@ def test_face_memory_boxes_contain_the_given_ones_and_jitter_less() -> None:
     mem = FaceMemory(0.7)
     given, placed = [], []
     for _ in range(40):
-        box = np.array([[0, *(np.array([100, 80, 160, 150]) + rng.normal(0, 3, 4))]], np.float32)
+        box = np.array([[0, *(np.array([100, 80, 160, 150]) + rng.normal(0, 0.6, 4))]], np.float32)  # ~1% jitter
         p = mem.place(box)
         mem.blend(torch.zeros((1, 3, 4, 4)))
         assert (p[0, 1:3] <= box[0, 1:3]).all() and (p[0, 3:5] >= box[0, 3:5]).all()
@@ -302,6 +304,24 @@ def test_face_memory_boxes_contain_the_given_ones_and_jitter_less() -> None:
         placed.append(p[0, 1:])
     jitter = lambda b: np.abs(np.diff(np.array(b), axis=0)).mean()  # noqa: E731
     assert jitter(placed) < 0.8 * jitter(given)
+
+
+def test_face_memory_follows_a_moving_face_without_lag() -> None:
+    """A box moving by >= 8% of its size a frame is drawn where it is (a lagging box would average
+    misaligned faces); a still one stays put."""
+    from anonface.render import FaceMemory
+
+    mem = FaceMemory(0.8)
+    for t in range(12):
+        box = np.array([[0, 100 + 8 * t, 80, 180 + 8 * t, 160]], np.float32)  # 8 px/frame on 80 px: 10%
+        np.testing.assert_array_equal(mem.place(box), box)
+        mem.blend(torch.zeros((1, 3, 4, 4)))
+    still = np.array([[0, 300, 80, 380, 160]], np.float32)
+    mem.reset()
+    mem.place(still)
+    mem.blend(torch.zeros((1, 3, 4, 4)))
+    nudged = still + np.array([[0, 1, 0, 1, 0]], np.float32)  # 1.25%: jitter
+    np.testing.assert_allclose(mem.place(nudged), [[0, 300.2, 80, 381, 160]], rtol=1e-6)
 
 
 def test_learned_draws_faces_only_on_sure_boxes() -> None:
