@@ -39,6 +39,30 @@ def _anonymizer(method: str, boxes: np.ndarray):
     return Anonymizer(method, boxes=[boxes], device="cpu")
 
 
+def face_window(box, shape: tuple[int, ...], factor: float) -> tuple[slice, slice]:
+    """The rows and columns of a square ``factor`` x the box's longer side around its centre,
+    clipped to an image of ``shape``."""
+    x1, y1, x2, y2 = box[:4]
+    cx, cy, side = (x1 + x2) / 2, (y1 + y2) / 2, factor * max(x2 - x1, y2 - y1)
+    h, w = shape[:2]
+    return (slice(int(max(0, cy - side / 2)), int(min(h, cy + side / 2))),
+            slice(int(max(0, cx - side / 2)), int(min(w, cx + side / 2))))
+
+
+def labelled_panel(region: np.ndarray, label: str, size: int) -> np.ndarray:
+    """``region`` resized to ``size`` x ``size`` with ``label`` written in its lower left corner."""
+    panel = cv2.resize(region, (size, size), interpolation=cv2.INTER_CUBIC)
+    for colour, width in (((255, 255, 255), 3), ((20, 20, 20), 1)):
+        cv2.putText(panel, label, (6, size - 8), cv2.FONT_HERSHEY_SIMPLEX, size / 400, colour, width)
+    return panel
+
+
+def write_jpeg(path: Path, rgb: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])
+    print(f"wrote {path}")
+
+
 def sheet() -> np.ndarray:
     from anonface.detect import build_detector
 
@@ -48,27 +72,15 @@ def sheet() -> np.ndarray:
         boxes = det.detect(img[None], [0])[0]
         if len(boxes) == 0:
             raise RuntimeError("CenterFace found no face in a sample picture")
-        x1, y1, x2, y2 = boxes[np.argmax(boxes[:, 4]), :4]
-        cx, cy, side = (x1 + x2) / 2, (y1 + y2) / 2, 1.9 * max(x2 - x1, y2 - y1)
-        h, w = img.shape[:2]
-        a, b = int(max(0, cx - side / 2)), int(min(w, cx + side / 2))
-        c, d = int(max(0, cy - side / 2)), int(min(h, cy + side / 2))
-        panels = []
-        for method in METHODS:
-            out = np.asarray(_anonymizer(method, boxes[:, :4])(img))
-            panel = cv2.resize(out[c:d, a:b], (PANEL, PANEL), interpolation=cv2.INTER_CUBIC)
-            cv2.putText(panel, method, (6, PANEL - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 3)
-            cv2.putText(panel, method, (6, PANEL - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (20, 20, 20), 1)
-            panels.append(panel)
+        rows_, cols = face_window(boxes[np.argmax(boxes[:, 4])], img.shape, 1.9)
+        panels = [labelled_panel(np.asarray(_anonymizer(m, boxes[:, :4])(img))[rows_, cols], m, PANEL)
+                  for m in METHODS]
         rows.append(np.concatenate(panels, axis=1))
     return np.concatenate(rows, axis=0)
 
 
 def main(argv: list[str]) -> int:
-    out = Path(argv[1]) if len(argv) > 1 else ROOT / "docs" / "methods.jpg"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(out), cv2.cvtColor(sheet(), cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])
-    print(f"wrote {out}")
+    write_jpeg(Path(argv[1]) if len(argv) > 1 else ROOT / "docs" / "methods.jpg", sheet())
     return 0
 
 

@@ -18,8 +18,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-import cv2
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from method_sheet import face_window, labelled_panel, write_jpeg  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = ["none", "pixelate", "smooth-mosaic", "learned"]
@@ -67,25 +69,14 @@ def strip() -> np.ndarray:
             b = boxes[t]
             if len(b) == 0:
                 raise RuntimeError(f"no face found on frame {t} of the demo clip")
-            x1, y1, x2, y2 = b[np.argmax(b[:, 4]), :4]
-            cx, cy, side = (x1 + x2) / 2, (y1 + y2) / 2, 2.0 * max(x2 - x1, y2 - y1)
-            h, w = out[t].shape[:2]
-            a, bb = int(max(0, cx - side / 2)), int(min(w, cx + side / 2))
-            c, d = int(max(0, cy - side / 2)), int(min(h, cy + side / 2))
-            panel = cv2.resize(out[t][c:d, a:bb], (PANEL, PANEL), interpolation=cv2.INTER_CUBIC)
-            label = f"{method} #{t}"
-            cv2.putText(panel, label, (5, PANEL - 7), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (255, 255, 255), 3)
-            cv2.putText(panel, label, (5, PANEL - 7), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (20, 20, 20), 1)
-            panels.append(panel)
+            rows_, cols = face_window(b[np.argmax(b[:, 4])], out[t].shape, 2.0)
+            panels.append(labelled_panel(out[t][rows_, cols], f"{method} #{t}", PANEL))
         rows.append(np.concatenate(panels, axis=1))
     return np.concatenate(rows, axis=0)
 
 
 def main(argv: list[str]) -> int:
-    out = Path(argv[1]) if len(argv) > 1 else ROOT / "docs" / "video_strip.jpg"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(out), cv2.cvtColor(strip(), cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])
-    print(f"wrote {out}")
+    write_jpeg(Path(argv[1]) if len(argv) > 1 else ROOT / "docs" / "video_strip.jpg", strip())
     return 0
 
 
