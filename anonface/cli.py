@@ -28,7 +28,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from anonface.options import DEFAULT_THRESHOLD
+from anonface.options import DEFAULT_TEMPORAL_SMOOTHING, DEFAULT_THRESHOLD
 
 __all__ = ["main", "build_parser", "EXTENSIONS", "output_path", "plan_outputs", "anonymizer_from_args",
            "anonymize_file"]
@@ -97,9 +97,10 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:1...")
     p.add_argument("--batch-size", type=int, default=8, help="frames per detection/anonymization batch")
     p.add_argument("--checkpoint", default=None, help="anonymizer checkpoint for --method learned")
-    p.add_argument("--temporal-smoothing", type=float, default=None, metavar="W",
+    p.add_argument("--temporal-smoothing", type=float, default=DEFAULT_TEMPORAL_SMOOTHING, metavar="W",
                    help="--method learned in videos: weight (0-0.9) of the previous frame's face and box in each "
-                        "drawn face (default 0.8: steadier faces; 0: every frame drawn afresh)")
+                        f"drawn face (default {DEFAULT_TEMPORAL_SMOOTHING}: steadier faces; 0: every frame drawn "
+                        "afresh)")
     p.add_argument("--detect-every", type=int, default=None, metavar="K",
                    help="detect faces on every K-th frame and track them in between (default 1; 6 with --fast)")
     p.add_argument("--fast", action="store_true",
@@ -399,8 +400,7 @@ def _check_numeric_options(args: argparse.Namespace, method: str) -> None:
     if args.mosaicsize is not None and method == "pixelate":
         check_option("mosaic_px", args.mosaicsize, "--mosaicsize")
     check_option("batch_size", args.batch_size, "--batch-size")
-    if args.temporal_smoothing is not None:
-        check_option("temporal_smoothing", args.temporal_smoothing, "--temporal-smoothing")
+    check_option("temporal_smoothing", args.temporal_smoothing, "--temporal-smoothing")
     if args.detect_every is not None:
         check_option("detect_every", args.detect_every, "--detect-every")
 
@@ -573,7 +573,7 @@ def anonymizer_from_args(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]
             batch_size=args.batch_size, detect_every=speed["detect_every"], track=not args.no_track,
             checkpoint=args.checkpoint, on_error=args.on_error,
             mosaic_px=args.mosaicsize if method == "pixelate" else None,
-            **({} if args.temporal_smoothing is None else {"temporal_smoothing": args.temporal_smoothing}),
+            temporal_smoothing=args.temporal_smoothing,
         )
     except RuntimeError as exc:
         raise ValueError(str(exc)) from exc

@@ -31,8 +31,13 @@ from typing import Any
 #: Privacy fails closed: a missed face is a leak, a false blob is cosmetic.
 DEFAULT_THRESHOLD = 0.05
 
+#: The learned anonymizer's default weight of the previous frame's face and box in each drawn face
+#: (:class:`anonface.render.FaceMemory`; README, Temporal stability).
+DEFAULT_TEMPORAL_SMOOTHING = 0.8
+
 __all__ = [
     "DEFAULT_THRESHOLD",
+    "DEFAULT_TEMPORAL_SMOOTHING",
     "DEFAULT_STRENGTH",
     "LIMITS",
     "STRENGTH_LIMITS",

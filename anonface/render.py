@@ -20,7 +20,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from anonface.options import DEFAULT_STRENGTH, PIXELATE_MAX_CELLS, PIXELATE_MIN_CELL_PX, check_option
+from anonface.options import (
+    DEFAULT_STRENGTH,
+    DEFAULT_TEMPORAL_SMOOTHING,
+    PIXELATE_MAX_CELLS,
+    PIXELATE_MIN_CELL_PX,
+    check_option,
+)
 
 __all__ = [
     "METHODS",
@@ -85,9 +91,6 @@ class RimFade(torch.nn.Module):
         w = self.weight(int(x.shape[-1]), x.device).to(face.dtype)
         return torch.lerp(base, face, w)  # exactly M's face where w = 1, the mosaic where w = 0
 
-
-#: The default weight of the previous frame's face in each learned face (:class:`FaceMemory`).
-DEFAULT_TEMPORAL_SMOOTHING = 0.8
 
 #: :class:`FaceMemory` damps a box's moves below the first fraction of its size (jitter) fully and
 #: follows moves beyond the second (motion) fully, between the two in proportion.
