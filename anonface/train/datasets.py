@@ -109,6 +109,7 @@ def build_train_data(cfg: DataConfig, seed: int = 0) -> TrainData:
     label_of = {n: i for i, n in enumerate(labelled)}
     items = [(q, label_of.get(n, -1)) for n in sorted(per_name) for q, _ in per_name[n]]
     bank = FaceBank()
+    n_colour = 0  # colour faces in the bank
     imgs, boxes = FaceBank.load_lfw(items, size=cfg.image_size, gray=True, geometry=cfg.face_box)
     bank.add(imgs, boxes, torch.tensor([lab for _, lab in items]), share=1.0 - cfg.colour_share)
     if colour and cfg.colour_share > 0:
@@ -120,12 +121,12 @@ def build_train_data(cfg: DataConfig, seed: int = 0) -> TrainData:
                         int(keep.sum()), len(citems))
             cimgs, cboxes = cimgs[keep], cboxes[keep]
             citems = [c for c, k in zip(citems, keep.tolist()) if k]
-            colour = [c for c, k in zip(colour, keep.tolist()) if k]
         else:
             cimgs, cboxes = FaceBank.load_aligned(citems, geometry=cfg.face_box)
         bank.add(cimgs, cboxes, torch.tensor([lab for _, lab in citems]), share=cfg.colour_share)
+        n_colour = len(citems)
     bank.names = labelled
     logger.info("faces: %d gray images, %d colour faces, %d labelled identities, %d held-out identities excluded",
-                len(items), len(colour), len(labelled), len(heldout))
+                len(items), n_colour, len(labelled), len(heldout))
     acts = load_actions(cfg.action, root).resized(cfg.action_size) if cfg.action else None
     return TrainData(bank, acts, sorted(heldout))
