@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import socket
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -23,6 +25,8 @@ def _free_port() -> int:
 
 
 def _worker(rank: int, world: int, store: str, out: str) -> None:
+    # a native abort in a rank (e.g. std::terminate in gloo) then prints where each thread was
+    faulthandler.enable(all_threads=True)
     sys.path.insert(0, str(HERE))
     from _tiny import tiny_config
 
@@ -50,8 +54,9 @@ def _worker(rank: int, world: int, store: str, out: str) -> None:
         res[k] = {"same": all(torch.equal(all_v[0], w) for w in all_v[1:]),
                   "moved": not torch.equal(v, init[k])}
     res["batches_differ"] = not torch.equal(batches[0], batches[1])
-    if rank == 0:
-        torch.save(res, out)
+    # every rank records its view before the teardown, so a crash there is told apart from a training failure
+    torch.save(res, f"{out}.{rank}.part")
+    os.replace(f"{out}.{rank}.part", f"{out}.{rank}")
     dist.barrier()
     dist.destroy_process_group()
 
@@ -60,12 +65,23 @@ def test_two_process_ddp_stays_in_sync(tmp_path: Path) -> None:
     if not dist.is_available() or not dist.is_gloo_available():
         pytest.skip("torch.distributed with gloo is not available")
     out = tmp_path / "res.pt"
-    mp.spawn(_worker, args=(2, str(tmp_path / "store"), str(out)), nprocs=2, join=True)
-    res = torch.load(str(out), weights_only=True)
-    assert res.pop("batches_differ"), "each rank should draw its own batch"
-    for k, r in res.items():
-        assert r["same"], f"{k} parameters differ between ranks"
-        assert r["moved"], f"{k} did not train"
+    try:
+        mp.spawn(_worker, args=(2, str(tmp_path / "store"), str(out)), nprocs=2, join=True)
+    except mp.ProcessExitedException as e:
+        # Two fresh-clone CI runs (of many) saw one rank abort natively ('terminate called without an active
+        # exception', std::terminate inside torch's gloo process group); it never reproduced here (92 runs,
+        # with and without a loaded machine). When both ranks had already written their results, the abort
+        # came in the teardown, after everything this test checks: say so and still check the results.
+        written = [Path(f"{out}.{r}").is_file() for r in range(2)]
+        if not all(written) or e.signal_name is None:
+            raise
+        warnings.warn(f"a DDP rank died by {e.signal_name} after writing its results (teardown): {e}", stacklevel=1)
+    views = [torch.load(f"{out}.{r}", weights_only=True) for r in range(2)]
+    for res in views:
+        assert res.pop("batches_differ"), "each rank should draw its own batch"
+        for k, r in res.items():
+            assert r["same"], f"{k} parameters differ between ranks"
+            assert r["moved"], f"{k} did not train"
 
 
 @pytest.mark.slow
