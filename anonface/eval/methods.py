@@ -187,15 +187,22 @@ def make_anonymizer(spec: MethodSpec, *, feather: float = 0.05, seed: int = 0, m
         MethodUnavailable: the checkpoint the method needs is not available (or, for
             ``smooth-mosaic``, has no pixelation bottleneck).
     """
-    from anonface.render import anonymize_faces
+    from anonface.render import anonymize_faces, code_dim
 
     model = _load_model(spec, device)
     method = _render_method(spec)
+    calls = [0]
 
     def anonymize(frames: torch.Tensor, rois: torch.Tensor) -> torch.Tensor:
+        # an anonymizer with a code draws each face as its own track: a new code per face, never one
+        # repeated across calls (the same code on both photos of a pair would look like re-identification)
+        call_seed = seed
+        if code_dim(model) > 0:
+            call_seed = (seed * 1_000_003 + calls[0]) % (2**63)
+            calls[0] += 1
         with torch.no_grad():
             return anonymize_faces(frames, rois, method=method, strength=spec.strength,
-                                   mask_scale=mask_scale, feather=feather, seed=seed, model=model,
+                                   mask_scale=mask_scale, feather=feather, seed=call_seed, model=model,
                                    max_cells=float("inf"))
 
     return anonymize

@@ -69,6 +69,10 @@ class AnonymizerConfig:
     residual: bool = True
     degrade_cells: int = 0
     """0: no bottleneck; n > 0: the network sees the face pixelated to n x n cells."""
+    latent_dim: int = 0
+    """0: M is a function of the crop alone; n > 0: M also takes a code ``z [K, n]`` that scales and
+    shifts its features after every instance norm of the bottleneck and the decoder, so one code
+    draws one made-up person (the renderer keeps a code per track)."""
 
     @staticmethod
     def paper() -> AnonymizerConfig:
@@ -94,6 +98,10 @@ class AnonymizerConfig:
             raise ValueError(f"norm must be 'instance', 'batch' or 'none', got {self.norm!r}")
         if self.degrade_cells < 0:
             raise ValueError(f"degrade_cells must be >= 0, got {self.degrade_cells}")
+        if self.latent_dim < 0:
+            raise ValueError(f"latent_dim must be >= 0, got {self.latent_dim}")
+        if self.latent_dim > 0 and self.norm != "instance":
+            raise ValueError("latent_dim > 0 needs norm='instance' (the code modulates normalised features)")
 
 
 def pixelate(x: Tensor, cells: int) -> Tensor:
@@ -121,6 +129,23 @@ class _ResBlock(nn.Module):
         return x + self.body(x)
 
 
+class _Modulate(nn.Module):
+    """Scales and shifts each channel by an affine map of the code ``z`` (``h * (1 + s(z)) + b(z)``).
+    Starts close to the identity (small weights, no bias), so an M trained without a code keeps its
+    drawing; not exactly the identity, since two codes drawing the exact same face would give a
+    loss that pushes them apart no gradient."""
+
+    def __init__(self, latent_dim: int, ch: int) -> None:
+        super().__init__()
+        self.affine = nn.Linear(latent_dim, 2 * ch)
+        nn.init.normal_(self.affine.weight, std=0.05)
+        nn.init.zeros_(self.affine.bias)
+
+    def forward(self, h: Tensor, z: Tensor) -> Tensor:
+        scale, shift = self.affine(z).to(h.dtype)[:, :, None, None].chunk(2, dim=1)
+        return h * (1 + scale) + shift
+
+
 class FaceAnonymizer(nn.Module):
     """M: ``Tensor[K, 3, S, S]`` in ``[-1, 1]`` -> ``Tensor[K, 3, S, S]`` in ``[-1, 1]``.
 
@@ -144,6 +169,13 @@ class FaceAnonymizer(nn.Module):
             layers += [nn.Conv2d(ch, ch * 2, 3, stride=2, padding=1, bias=bias), _norm(cfg.norm, ch * 2),
                        nn.ReLU(inplace=True)]
             ch *= 2
+        # with a code: modulators after the encoder's last norm and each decoder norm, keyed by the
+        # index in ``net`` of the layer they follow (``net`` keeps the layout of a code-less M, so its
+        # weights load into a model with a code)
+        lat = cfg.latent_dim
+        modulate: dict[str, nn.Module] = {}
+        if lat > 0:
+            modulate[str(len(layers) - 2)] = _Modulate(lat, ch)
         layers += [_ResBlock(ch, cfg.norm) for _ in range(cfg.n_blocks)]
         for _ in range(cfg.n_down):
             if cfg.upsample == "transpose":
@@ -151,10 +183,14 @@ class FaceAnonymizer(nn.Module):
             else:
                 layers += [nn.Upsample(scale_factor=2, mode="nearest"), nn.ReflectionPad2d(1),
                            nn.Conv2d(ch, ch // 2, 3, bias=bias)]
-            layers += [_norm(cfg.norm, ch // 2), nn.ReLU(inplace=True)]
+            layers += [_norm(cfg.norm, ch // 2)]
+            if lat > 0:
+                modulate[str(len(layers) - 1)] = _Modulate(lat, ch // 2)
+            layers += [nn.ReLU(inplace=True)]
             ch //= 2
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(ch, 3, 7)]
         self.net = nn.Sequential(*layers)
+        self.modulate = nn.ModuleDict(modulate)
         if cfg.residual:
             # Start as the identity (or the smooth degraded face): the first steps then keep the face.
             last = self.net[-1]
@@ -177,9 +213,17 @@ class FaceAnonymizer(nn.Module):
         pixelation bottleneck. ``anonface.render`` pastes it on the faint boxes."""
         return SmoothMosaic(self).eval() if self.config.degrade_cells > 0 else None
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, z: Tensor | None = None) -> Tensor:
+        """``x [K, 3, S, S]``; ``z [K, latent_dim]`` the made-up person's code per crop (None: all
+        zeros, one fixed person; only for a model with ``latent_dim > 0``)."""
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(f"x must be Tensor[K, 3, S, S], got shape {tuple(x.shape)}")
+        lat = self.config.latent_dim
+        if z is not None:
+            if lat == 0:
+                raise ValueError("this anonymizer takes no code z (latent_dim = 0)")
+            if z.shape != (x.shape[0], lat):
+                raise ValueError(f"z must be Tensor[{x.shape[0]}, {lat}], got shape {tuple(z.shape)}")
         if x.shape[0] == 0:
             return x.clone()
         m = 2 ** self.config.n_down
@@ -187,7 +231,16 @@ class FaceAnonymizer(nn.Module):
             raise ValueError(f"x spatial size must be divisible by {m}, got {tuple(x.shape[-2:])}")
         x = x.contiguous()  # channels-last inputs crash conv backward in torch 2.13 CPU
         net_in, base = self.degrade(x)
-        y = self.net(net_in)
+        if lat > 0:
+            code = (z if z is not None else x.new_zeros(x.shape[0], lat)).to(x.dtype)
+            y = net_in
+            for i, layer in enumerate(self.net):
+                y = layer(y)
+                mod = self.modulate[str(i)] if str(i) in self.modulate else None
+                if mod is not None:
+                    y = mod(y, code)
+        else:
+            y = self.net(net_in)
         if self.config.residual:
             return torch.tanh(torch.atanh(base.clamp(-0.995, 0.995)) + y)
         return torch.tanh(y)

@@ -90,6 +90,15 @@ class LossConfig:
     gan_weight: float = 0.0
     """weight of a least-squares PatchGAN realism term (0 disables the patch discriminator)."""
     det_weight: float = 1.0
+    lambda_div: float = 0.0
+    """For an M with a code (``anonymizer.latent_dim > 0``): two codes on the same face should draw two
+    different people (to D): ``relu(sqrt(2 - 2 div_margin) - |e1 - e2|)`` for the unit embeddings
+    ``e1, e2`` of ``D(M(f, z1)), D(M(f, z2))``, i.e. zero once their cosine is below ``div_margin``."""
+    div_margin: float = 0.3
+    lambda_cons: float = 0.0
+    """For an M with a code: ``1 - cos(D(M(f, z)), D(M(f', z)))`` with ``f'`` the face re-cropped
+    with a jitter of ``cons_jitter`` of its size: one code keeps one person as the box moves."""
+    cons_jitter: float = 0.06
     d_on_modified: bool = True
     """the D step also classifies M(f) with f's label (the paper's D step)."""
 

@@ -22,6 +22,7 @@ gradient all-reduce stays consistent.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -177,6 +178,22 @@ class Trainer:
                 for j, i in enumerate(idx)]
         return frames, targets, torch.cat(rois).to(self.device)
 
+    def _codes(self, n: int) -> Tensor | None:
+        """Random codes ``[n, latent_dim]`` for an M with a code, else None."""
+        lat = self.cfg.anonymizer.latent_dim
+        return torch.randn(n, lat, generator=self.gen).to(self.device) if lat > 0 else None
+
+    def _rejitter(self, x: Tensor) -> Tensor:
+        """The crops re-cropped a little off: shifted and scaled by up to ``loss.cons_jitter``."""
+        j = self.cfg.loss.cons_jitter
+        n = x.shape[0]
+        u = (torch.rand(n, 3, generator=self.gen) * 2 - 1) * j
+        theta = torch.zeros(n, 2, 3)
+        theta[:, 0, 0] = theta[:, 1, 1] = 1 + u[:, 0]
+        theta[:, :, 2] = u[:, 1:] * 2
+        grid = F.affine_grid(theta.to(x.device), list(x.shape), align_corners=False)
+        return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
     def _clip(self, params: Any) -> None:
         if self.cfg.optim.grad_clip > 0:
             nn.utils.clip_grad_norm_(list(params), self.cfg.optim.grad_clip)
@@ -205,7 +222,7 @@ class Trainer:
             return {}
         if use_modified and self.cfg.loss.d_on_modified:
             with torch.no_grad():
-                xm = _unwrap(self.M)(x)
+                xm = _unwrap(self.M)(x, self._codes(x.shape[0]))
             inp, tgt = torch.cat([x, xm]), torch.cat([y, y])
         else:
             inp, tgt = x, y
@@ -233,16 +250,34 @@ class Trainer:
             frozen.append(_unwrap(self.A))
         with _Frozen(*frozen):
             frames = targets = rois = None
+            n = x.shape[0]
+            # one call of M per backward (DDP): the faces, then (with a code) the same faces with a
+            # second code and re-cropped ones with the first, then the action frames' faces
+            parts = [x]
+            z = self._codes(n)
+            codes = [z] if z is not None else []
+            div = z is not None and lc.lambda_div > 0
+            cons = z is not None and lc.lambda_cons > 0
+            if div:
+                parts.append(x)
+                codes.append(self._codes(n))
+            if cons:
+                parts.append(self._rejitter(x))
+                codes.append(z)
             if self.A is not None and lc.det_weight > 0:
                 frames, targets, rois = self._frames()
                 crops = crop_faces(frames, rois, self.cfg.anonymizer.crop_size)
-                mx_all = self.M(torch.cat([x, crops]))
-                mx, mcrops = mx_all[: x.shape[0]], mx_all[x.shape[0]:]
-            else:
-                mx = self.M(x)
+                parts.append(crops)
+                if z is not None:
+                    codes.append(self._codes(crops.shape[0]))
+            mx_all = self.M(torch.cat(parts), torch.cat(codes) if codes else None)
+            mx = mx_all[:n]
+            extra = mx_all[n: n * (1 + int(div) + int(cons))]
+            mcrops = mx_all[n * (1 + int(div) + int(cons)):]
             d = _unwrap(self.D)
-            emb = d(torch.cat([mx, x]))
-            emb_m, emb_f = emb[: x.shape[0]], emb[x.shape[0]:].detach()
+            emb = d(torch.cat([mx, x, extra]))
+            emb_m, emb_f = emb[:n], emb[n: 2 * n].detach()
+            emb_extra = emb[2 * n:]
             l_id = self._id_loss(emb_m, emb_f, y)
             l_l1 = (mx - x).abs().mean()
             loss = lc.id_weight * l_id + lc.lambda_l1 * l_l1
@@ -252,6 +287,17 @@ class Trainer:
                 l_low = (pixelate(mx, lc.low_cells) - pixelate(x, lc.low_cells)).abs().mean()
                 loss = loss + lc.lambda_low * l_low
                 out["m_low"] = float(l_low.detach())
+            if div:
+                # a distance, not the cosine: its gradient does not vanish where the two codes still draw
+                # the same face (as they nearly do when the modulators start)
+                apart = math.sqrt(2 - 2 * lc.div_margin)  # unit vectors at cosine div_margin
+                l_div = F.relu(apart - (emb_m - emb_extra[:n]).norm(dim=1)).mean()
+                loss = loss + lc.lambda_div * l_div
+                out["m_div"] = float(l_div.detach())
+            if cons:
+                l_cons = (1 - (emb_m * emb_extra[n * int(div):]).sum(1)).mean()
+                loss = loss + lc.lambda_cons * l_cons
+                out["m_cons"] = float(l_cons.detach())
             if self.patch is not None:
                 l_gan = ((_unwrap(self.patch)(mx) - 1) ** 2).mean()
                 loss = loss + lc.gan_weight * l_gan
@@ -292,7 +338,7 @@ class Trainer:
                 was = m.training
                 m.eval()
                 crops = crop_faces(frames, rois, self.cfg.anonymizer.crop_size)
-                frames = paste_faces(frames, m(crops), rois)
+                frames = paste_faces(frames, m(crops, self._codes(crops.shape[0])), rois)
                 m.train(was)
         self.A.train()
         losses = self.A(frames, targets, self.gen)
@@ -380,11 +426,17 @@ class Trainer:
             from anonface.models.anonymizer import load_pretrained
 
             exported = load_pretrained(path, map_location=self.device)
-            if exported.config != self.cfg.anonymizer:
+            mine = self.cfg.anonymizer
+            # a code-less M may start a run with a code: its modulators start as the identity
+            adds_code = (exported.config.latent_dim == 0 and mine.latent_dim > 0
+                         and dataclasses.replace(exported.config, latent_dim=mine.latent_dim) == mine)
+            if exported.config != mine and not adds_code:
                 raise ValueError(f"init_from: the anonymizer in {path} ({exported.config}) is not this run's "
-                                 f"({self.cfg.anonymizer})")
-            models["M"].load_state_dict(exported.state_dict())
-            logger.info("initialised M from the exported anonymizer %s", path)
+                                 f"({mine})")
+            missing, _ = models["M"].load_state_dict(exported.state_dict(), strict=not adds_code)
+            assert all(k.startswith("modulate.") for k in missing), missing
+            logger.info("initialised M from the exported anonymizer %s%s", path,
+                        " (its code modulators start as the identity)" if adds_code else "")
             return
         for n in names:
             if n not in models or n not in sd["models"]:

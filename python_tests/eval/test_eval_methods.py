@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -171,3 +172,23 @@ def test_smooth_mosaic_in_the_pipeline_gives_the_evaluations_pixels(tmp_path) ->
     plain = build_pipeline(MethodSpec("learned", None, str(path)), boxes=boxes, device="cpu")(frames.numpy())
     brighter = plain[0, 25:45, 30:50].astype(int) - run[0, 25:45, 30:50].astype(int)
     assert brighter.mean() > 10
+
+
+def test_learned_with_a_code_draws_each_face_as_its_own_track(tmp_path) -> None:
+    """The evaluation gives each face a new code, in one call and across calls: the same code on both
+    photos of a pair would be read as re-identification."""
+    from anonface.models.anonymizer import AnonymizerConfig, FaceAnonymizer, save_anonymizer
+
+    m = FaceAnonymizer(AnonymizerConfig(crop_size=32, width=8, n_blocks=1, degrade_cells=4, latent_dim=4))
+    for mod in m.modulate.values():
+        torch.nn.init.normal_(mod.affine.weight, std=0.5)
+    torch.nn.init.normal_(m.net[-1].weight, std=0.1)
+    save_anonymizer(m, tmp_path / "m.pt", half=False)
+    fn = make_anonymizer(MethodSpec("learned", checkpoint=str(tmp_path / "m.pt")))
+    frames = torch.from_numpy(np.random.default_rng().integers(0, 256, (2, 64, 64, 3), dtype=np.uint8))
+    rois = torch.tensor([[0, 16, 16, 48, 48], [1, 16, 16, 48, 48]], dtype=torch.float32)
+    same = frames[:1].expand(2, -1, -1, -1).contiguous()  # one photo twice in one call
+    one = fn(same.clone(), rois)
+    assert not torch.equal(one[0], one[1])
+    first, second = fn(same[:1].clone(), rois[:1]), fn(same[:1].clone(), rois[:1])
+    assert not torch.equal(first, second)

@@ -119,3 +119,62 @@ def test_configs_reject_unknown_fields() -> None:
         with pytest.raises(ValueError, match=rf"{cls.__name__}: unknown fields \['bogus'\]"):
             cls.from_dict({"bogus": 1})
     assert AnonymizerConfig.from_dict({"crop_size": 64}).crop_size == 64
+
+
+def _coded(latent: int = 6) -> FaceAnonymizer:
+    cfg = AnonymizerConfig(crop_size=32, width=8, n_blocks=1, degrade_cells=4, latent_dim=latent)
+    m = FaceAnonymizer(cfg).eval()
+    torch.nn.init.normal_(m.net[-1].weight, std=0.1)  # a drawing that is not the base alone
+    return m
+
+
+def test_code_draws_another_face_of_the_same_input() -> None:
+    """With a code, M's output depends on it (two codes, two faces; one code, one face), and still
+    only on the input's cells (the bottleneck holds whatever the code is)."""
+    m = _coded()
+    for mod in m.modulate.values():
+        torch.nn.init.normal_(mod.affine.weight, std=0.5)
+    x = _crops(3, 32) * 0.5
+    z1, z2 = torch.randn(3, 6), torch.randn(3, 6)
+    with torch.no_grad():
+        a, b, a2 = m(x, z1), m(x, z2), m(x, z1.clone())
+    assert torch.equal(a, a2)
+    assert float((a - b).abs().amax(dim=(1, 2, 3)).min()) > 1e-3
+    noise = torch.randn(3, 3, 4, 4, 8, 8)
+    noise = (noise - noise.mean(dim=(-1, -2), keepdim=True)).permute(0, 1, 2, 4, 3, 5).reshape(3, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(m(x + 0.3 * noise, z1), a, atol=1e-4, rtol=1e-4)
+    assert a.shape == x.shape and float(a.abs().max()) <= 1.0
+
+
+def test_code_less_weights_load_into_a_model_with_a_code() -> None:
+    """The modulators keep ``net``'s layout: a code-less M's weights load as they are, and the
+    model draws with the code 0 exactly what the code-less one did."""
+    plain = FaceAnonymizer(AnonymizerConfig(crop_size=32, width=8, n_blocks=1, degrade_cells=4)).eval()
+    torch.nn.init.normal_(plain.net[-1].weight, std=0.1)
+    coded = _coded()
+    missing, unexpected = coded.load_state_dict(plain.state_dict(), strict=False)
+    assert unexpected == [] and missing and all(k.startswith("modulate.") for k in missing)
+    x = _crops(2, 32) * 0.5
+    with torch.no_grad():
+        torch.testing.assert_close(coded(x), plain(x), atol=1e-6, rtol=0)  # z = 0: exactly the plain model
+
+
+def test_code_bad_input(tmp_path: Path) -> None:
+    m = _coded()
+    x = _crops(2, 32)
+    for z in (torch.randn(2, 5), torch.randn(3, 6), torch.randn(6)):
+        with pytest.raises(ValueError, match="z must be"):
+            m(x, z)
+    plain = FaceAnonymizer(AnonymizerConfig(crop_size=32, width=8, n_blocks=1))
+    with pytest.raises(ValueError, match="takes no code"):
+        plain(x, torch.randn(2, 6))
+    with pytest.raises(ValueError, match="latent_dim"):
+        AnonymizerConfig(latent_dim=-1).validate()
+    with pytest.raises(ValueError, match="latent_dim"):
+        AnonymizerConfig(latent_dim=4, norm="batch").validate()
+    save_anonymizer(m, tmp_path / "m.pt", half=False)
+    back = load_pretrained(tmp_path / "m.pt")
+    z = torch.randn(2, 6)
+    with torch.no_grad():
+        torch.testing.assert_close(back(x, z), m(x, z))

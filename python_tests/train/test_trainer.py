@@ -140,3 +140,25 @@ def test_init_from_an_exported_anonymizer_sets_m_only(tmp_path: Path) -> None:
         _trainer(f"init_from={tmp_path / 'm.pt'}", "init_models=[M, D]")
     with pytest.raises(ValueError, match="is not this run's"):
         _trainer(f"init_from={tmp_path / 'm.pt'}", "init_models=[M]", "anonymizer.width=12")
+
+
+def test_codes_train_apart_and_consistent(tmp_path: Path) -> None:
+    """With a code, the M step logs the two code losses, the modulators learn, and a code-less
+    exported M starts such a run (its weights as they were, modulators added)."""
+    from anonface.models.anonymizer import save_anonymizer
+
+    plain = _trainer("seed=3")
+    save_anonymizer(plain._models()["M"], tmp_path / "m.pt", half=False)
+    t = _trainer("anonymizer.latent_dim=4", "loss.lambda_div=1.0", "loss.lambda_cons=0.5",
+                 f"init_from={tmp_path / 'm.pt'}", "init_models=[M]", "d_pretrain_steps=1", "steps=3")
+    m = t._models()["M"]
+    for k, v in plain._models()["M"].state_dict().items():
+        assert torch.equal(m.state_dict()[k], v)
+    before = {k: v.clone() for k, v in m.state_dict().items() if k.startswith("modulate.")}
+    recs = [t.train_step() for _ in range(t.total_steps)]
+    game = [r for r in recs if "m_loss" in r]
+    assert game and all(0 <= r["m_div"] <= 2 and 0 <= r["m_cons"] <= 2 for r in game)
+    assert any(not torch.equal(m.state_dict()[k], v) for k, v in before.items())
+    t.export_anonymizer(tmp_path / "coded.pt")
+    with pytest.raises(ValueError, match="is not this run's"):  # a code of another length is refused
+        _trainer("anonymizer.latent_dim=8", f"init_from={tmp_path / 'coded.pt'}", "init_models=[M]")
