@@ -45,6 +45,7 @@ __all__ = [
     "FaceAnonymizer",
     "build_anonymizer",
     "load_pretrained",
+    "anonymizer_from_payload",
     "save_anonymizer",
     "pixelate",
     "SmoothMosaic",
@@ -350,7 +351,12 @@ def load_pretrained(path: str | Path | None = None, map_location: str | torch.de
             f"anonymizer checkpoint {where} not found at {p}; train one with `anonface train` and pass "
             "its path, or use a hand-crafted method (blur, pixelate, solid, noise)"
         )
-    payload = _load_tensors_only(p, map_location)
+    return anonymizer_from_payload(_load_tensors_only(p, map_location), p, map_location)
+
+
+def anonymizer_from_payload(payload: Any, p: Path, map_location: str | torch.device = "cpu") -> FaceAnonymizer:
+    """:func:`load_pretrained` for a checkpoint already read (``torch.load(..., weights_only=True)``)
+    from ``p`` (named in the errors); the same checks, the same ValueErrors."""
     if isinstance(payload, dict) and payload.get("format") == "anonface.train/1":
         # a full training checkpoint: take M out of it
         cfg, models = payload.get("config"), payload.get("models")

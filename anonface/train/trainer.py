@@ -423,9 +423,9 @@ class Trainer:
             if list(names) != ["M"]:
                 raise ValueError(f"init_from: {path} is not a training checkpoint (an exported anonymizer "
                                  "initialises M only: init_models: [M])")
-            from anonface.models.anonymizer import load_pretrained
+            from anonface.models.anonymizer import anonymizer_from_payload
 
-            exported = load_pretrained(path, map_location=self.device)
+            exported = anonymizer_from_payload(sd, Path(path), map_location=self.device)
             mine = self.cfg.anonymizer
             # a code-less M may start a run with a code: its modulators start as the identity
             adds_code = (exported.config.latent_dim == 0 and mine.latent_dim > 0
