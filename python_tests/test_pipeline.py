@@ -615,3 +615,29 @@ def test_render_refuses_what_would_hide_nothing(kwargs, match) -> None:
     args = {"boxes": np.array([[0, 5, 5, 20, 20]], np.float32), **kwargs}
     with pytest.raises(ValueError, match=match):
         anonymize_faces(frames, args.pop("boxes"), method="solid", **args)
+
+
+def test_learned_model_with_a_code_keeps_one_person_per_track(tmp_path) -> None:
+    """Through the pipeline's own path (the rim fading into the mosaic, the memory): the same face in
+    two places is drawn as two people, and each stays the same person in the next frame."""
+    from anonface.models.anonymizer import AnonymizerConfig, FaceAnonymizer, save_anonymizer
+
+    m = FaceAnonymizer(AnonymizerConfig(crop_size=32, width=8, n_blocks=1, degrade_cells=4, latent_dim=4))
+    for mod in m.modulate.values():
+        torch.nn.init.normal_(mod.affine.weight, std=0.5)
+    torch.nn.init.normal_(m.net[-1].weight, std=0.1)
+    save_anonymizer(m, tmp_path / "m.pt", half=False)
+    rng = np.random.default_rng()
+    face = rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)
+    frame = np.zeros((48, 112, 3), np.uint8)
+    frame[4:44, 4:44] = face
+    frame[4:44, 64:104] = face  # the same face twice
+    boxes = np.array([[12.0, 12.0, 36.0, 36.0], [72.0, 12.0, 96.0, 36.0]], np.float32)
+    frames = np.stack([frame, frame])
+    out = Anonymizer("learned", boxes=[boxes, boxes], device="cpu", checkpoint=str(tmp_path / "m.pt"),
+                     temporal_smoothing=0)(frames)
+    left, right = out[:, 4:44, 4:44].astype(int), out[:, 4:44, 64:104].astype(int)
+    assert np.abs(left[0] - right[0]).max() > 8, "two tracks, two people"
+    np.testing.assert_array_equal(left[1], left[0])  # one track, one person (same crop, same code)
+    np.testing.assert_array_equal(right[1], right[0])
+    assert np.abs(left[0] - face).max() > 8  # and the face is changed
