@@ -68,6 +68,11 @@ LEARNED_MIN_SCORE = 0.2
 RIM_FADE = (0.75, 0.95)
 
 
+def _seed63(seed: int) -> int:
+    """Any integer seed as the non-negative 63-bit seed numpy and torch generators accept."""
+    return int(seed) & ((1 << 63) - 1)
+
+
 def code_dim(model: Any) -> int:
     """The length of the code a learned anonymizer takes per face (``latent_dim``; 0: none)."""
     dim = getattr(model, "latent_dim", None)
@@ -152,7 +157,7 @@ class FaceMemory:
 
     def reset(self) -> None:
         """Forget the faces drawn so far (a new stream; its codes start again from ``seed``)."""
-        self._rng = np.random.default_rng(self.seed)
+        self._rng = np.random.default_rng(_seed63(self.seed))
         self._forget()
 
     def _forget(self) -> None:
@@ -326,7 +331,7 @@ def modify_faces(
                 if memory is not None:
                     z = torch.from_numpy(memory.codes(dim))
                 else:
-                    z = torch.randn(crops.shape[0], dim, generator=torch.Generator().manual_seed(seed))
+                    z = torch.randn(crops.shape[0], dim, generator=torch.Generator().manual_seed(_seed63(seed)))
                 faces = model(crops.to(dev), z.to(dev))
             else:
                 faces = model(crops.to(dev))

@@ -641,3 +641,19 @@ def test_learned_model_with_a_code_keeps_one_person_per_track(tmp_path) -> None:
     np.testing.assert_array_equal(left[1], left[0])  # one track, one person (same crop, same code)
     np.testing.assert_array_equal(right[1], right[0])
     assert np.abs(left[0] - face).max() > 8  # and the face is changed
+
+
+@pytest.mark.parametrize("seed", [0, -1, 2**63, 2**70, -(2**70)])
+def test_learned_codes_take_any_integer_seed(seed: int) -> None:
+    """The pipeline takes any integer seed (noise folds it to 63 bits); the codes' generators do too,
+    in the memory (the Anonymizer) and without one (anonymize_faces), and the face is still drawn."""
+    from anonface.render import FaceMemory, anonymize_faces
+
+    frames = _frames(np.random.default_rng(), 1)
+    model = _CodeRecorder()
+    Anonymizer("learned", boxes=[BOX], device="cpu", checkpoint=model, seed=seed)(frames)
+    anonymize_faces(torch.from_numpy(frames), [BOX], method="learned", model=model, seed=seed)
+    assert len(model.codes) == 2 and all(z.shape == (1, 4) and torch.isfinite(z).all() for z in model.codes)
+    mem = FaceMemory(0.0, seed=seed)
+    mem.place(np.array([[0, *BOX[0]]], np.float32))
+    assert np.array_equal(mem.codes(4), model.codes[0].numpy())  # the Anonymizer's memory, same seed

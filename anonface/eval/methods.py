@@ -21,6 +21,7 @@ bottleneck of another checkpoint.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -191,15 +192,12 @@ def make_anonymizer(spec: MethodSpec, *, feather: float = 0.05, seed: int = 0, m
 
     model = _load_model(spec, device)
     method = _render_method(spec)
-    calls = [0]
+    calls = itertools.count()
 
     def anonymize(frames: torch.Tensor, rois: torch.Tensor) -> torch.Tensor:
         # an anonymizer with a code draws each face as its own track: a new code per face, never one
         # repeated across calls (the same code on both photos of a pair would look like re-identification)
-        call_seed = seed
-        if code_dim(model) > 0:
-            call_seed = (seed * 1_000_003 + calls[0]) % (2**63)
-            calls[0] += 1
+        call_seed = seed * 1_000_003 + next(calls) if code_dim(model) > 0 else seed
         with torch.no_grad():
             return anonymize_faces(frames, rois, method=method, strength=spec.strength,
                                    mask_scale=mask_scale, feather=feather, seed=call_seed, model=model,
