@@ -133,8 +133,8 @@ class _ResBlock(nn.Module):
 class _Modulate(nn.Module):
     """Scales and shifts each channel by an affine map of the code ``z`` (``h * (1 + s(z)) + b(z)``).
     Starts close to the identity (small weights, no bias), so an M trained without a code keeps its
-    drawing; not exactly the identity, since two codes drawing the exact same face would give a
-    loss that pushes them apart no gradient."""
+    drawing; not exactly the identity, since two codes drawing exactly the same face would get no
+    gradient from the loss that pushes them apart."""
 
     def __init__(self, latent_dim: int, ch: int) -> None:
         super().__init__()
@@ -237,9 +237,8 @@ class FaceAnonymizer(nn.Module):
             y = net_in
             for i, layer in enumerate(self.net):
                 y = layer(y)
-                mod = self.modulate[str(i)] if str(i) in self.modulate else None
-                if mod is not None:
-                    y = mod(y, code)
+                if str(i) in self.modulate:
+                    y = self.modulate[str(i)](y, code)
         else:
             y = self.net(net_in)
         if self.config.residual:

@@ -271,9 +271,8 @@ class Trainer:
                 if z is not None:
                     codes.append(self._codes(crops.shape[0]))
             mx_all = self.M(torch.cat(parts), torch.cat(codes) if codes else None)
-            mx = mx_all[:n]
-            extra = mx_all[n: n * (1 + int(div) + int(cons))]
-            mcrops = mx_all[n * (1 + int(div) + int(cons)):]
+            end = n * (1 + int(div) + int(cons))  # the face batches end here, the action crops follow
+            mx, extra, mcrops = mx_all[:n], mx_all[n:end], mx_all[end:]
             d = _unwrap(self.D)
             emb = d(torch.cat([mx, x, extra]))
             emb_m, emb_f = emb[:n], emb[n: 2 * n].detach()
