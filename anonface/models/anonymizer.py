@@ -99,8 +99,8 @@ class AnonymizerConfig:
             raise ValueError(f"norm must be 'instance', 'batch' or 'none', got {self.norm!r}")
         if self.degrade_cells < 0:
             raise ValueError(f"degrade_cells must be >= 0, got {self.degrade_cells}")
-        if self.latent_dim < 0:
-            raise ValueError(f"latent_dim must be >= 0, got {self.latent_dim}")
+        if isinstance(self.latent_dim, bool) or not isinstance(self.latent_dim, int) or self.latent_dim < 0:
+            raise ValueError(f"latent_dim must be a whole number >= 0, got {self.latent_dim!r}")
         if self.latent_dim > 0 and self.norm != "instance":
             raise ValueError("latent_dim > 0 needs norm='instance' (the code modulates normalised features)")
 

@@ -8,6 +8,7 @@ Unknown keys are errors, so a typo cannot silently train the wrong model.
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -102,6 +103,19 @@ class LossConfig:
     d_on_modified: bool = True
     """the D step also classifies M(f) with f's label (the paper's D step)."""
 
+    def validate(self) -> None:
+        """Weights are finite numbers >= 0, margins cosines in [-1, 1], the re-crop jitter in [0, 0.5]
+        (a NaN weight would train on a NaN loss, a margin beyond 1 fail only at the first M step)."""
+        ranges = {"id_weight": (0, math.inf), "lambda_l1": (0, math.inf), "lambda_low": (0, math.inf),
+                  "gan_weight": (0, math.inf), "det_weight": (0, math.inf), "lambda_div": (0, math.inf),
+                  "lambda_cons": (0, math.inf), "id_margin": (-1, 1), "div_margin": (-1, 1),
+                  "cons_jitter": (0, 0.5)}
+        for name, (lo, hi) in ranges.items():
+            v = getattr(self, name)
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and lo <= v <= hi
+            if not ok:
+                raise ValueError(f"loss.{name} must be a finite number in [{lo}, {hi}], got {v!r}")
+
 
 @dataclass
 class OptimConfig:
@@ -157,7 +171,7 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
         return tuple(value)
     if origin is list:
         return list(value)
-    if tp is float and isinstance(value, int):
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):  # true is no number
         return float(value)
     return value
 
@@ -173,7 +187,10 @@ def _build(cls: type, d: dict[str, Any], where: str = "") -> Any:
 
 
 def config_from_dict(d: dict[str, Any]) -> TrainConfig:
-    return _build(TrainConfig, d)
+    cfg = _build(TrainConfig, d)
+    cfg.anonymizer.validate()
+    cfg.loss.validate()
+    return cfg
 
 
 def config_to_dict(cfg: Any) -> dict[str, Any]:

@@ -61,3 +61,24 @@ def test_paper_config_is_the_release_generator() -> None:
     a = cfg.anonymizer
     assert (a.crop_size, a.width, a.n_blocks, a.upsample, a.residual) == (256, 64, 9, "transpose", False)
     assert cfg.loss.identity == "adversarial" and cfg.optim.betas[0] == 0.5
+
+
+@pytest.mark.parametrize("override", [
+    "loss.lambda_div=-0.1", "loss.lambda_div=.nan", "loss.lambda_div=.inf", "loss.lambda_div=abc",
+    "loss.lambda_div=true", "loss.lambda_cons=-1", "loss.div_margin=1.5", "loss.div_margin=-2",
+    "loss.id_margin=.nan", "loss.cons_jitter=-0.01", "loss.cons_jitter=0.6", "loss.lambda_l1=1e400",
+    "loss.gan_weight=-1", "anonymizer.latent_dim=-1", "anonymizer.latent_dim=2.5", "anonymizer.latent_dim=x",
+    "anonymizer.latent_dim=true",
+])
+def test_bad_loss_and_code_values_are_refused_at_load(override: str) -> None:
+    """A NaN or negative weight would train on a NaN or inverted loss, a margin beyond a cosine's range
+    fail only at the first M step (after D's pre-training): refused when the config is read."""
+    field = override.split("=")[0].split(".")[-1]
+    with pytest.raises(ValueError, match=field):
+        load_config(None, [override])
+
+
+def test_loss_and_code_values_at_their_bounds_load() -> None:
+    cfg = load_config(None, ["loss.lambda_div=0", "loss.div_margin=-1", "loss.id_margin=1", "loss.cons_jitter=0.5",
+                             "loss.lambda_cons=1000000.0", "anonymizer.latent_dim=0"])
+    assert (cfg.loss.lambda_div, cfg.loss.div_margin, cfg.loss.cons_jitter, cfg.anonymizer.latent_dim) == (0, -1, 0.5, 0)
