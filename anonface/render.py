@@ -39,6 +39,7 @@ __all__ = [
     "FaceMemory",
     "scale_boxes",
     "pixelate_cells",
+    "hold_edges",
     "modify_faces",
     "anonymize_faces",
 ]
@@ -282,6 +283,40 @@ def pixelate_cells(boxes: np.ndarray, strength: float | None, mosaic_px: int | N
     return np.maximum(1.0, np.minimum(cells, most)).astype(np.float32)
 
 
+def hold_edges(crops: torch.Tensor, rois: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """``crops [K, C, S, S]`` of ``rois`` with the rows and columns that reach past the frame's
+    ``height x width`` replaced by the nearest row / column that lies inside it.
+
+    ``face_crop`` samples like ``roi_align``: outside the frame it reads zeros, so a face at the
+    edge of the frame reaches the learned anonymizer with a black band along that edge, which it
+    never saw in training and answers by drawing the face apart (seen on the demo clip as the face
+    grows past the top of the frame). Repeating the frame's edge instead is what the face looks like
+    there to the network. Only what the network sees changes: the paste writes inside the frame
+    alone. A crop bin counts as inside when all of it lies within ``roi_align``'s readable range
+    ``[-1, H]`` (aligned coordinates); a roi with no whole bin inside is left as cropped.
+    """
+    k, size = int(crops.shape[0]), int(crops.shape[-1])
+    if k == 0:
+        return crops
+    r = rois.to(torch.float32)
+    steps = torch.arange(size, device=crops.device)
+
+    def index(lo_edge: torch.Tensor, hi_edge: torch.Tensor, extent: int) -> torch.Tensor:
+        step = ((hi_edge - lo_edge) / size).clamp_min(1e-6)
+        start = lo_edge - 0.5  # aligned: pixel centres at +0.5
+        lo = torch.ceil((-1.0 - start) / step).clamp(0, size - 1)
+        hi = (torch.floor((extent - start) / step) - 1).clamp(0, size - 1)
+        ok = (lo <= hi) & ((hi_edge - lo_edge) > 0)
+        lo, hi = torch.where(ok, lo, 0.0), torch.where(ok, hi, size - 1.0)
+        return torch.minimum(torch.maximum(steps[None, :], lo[:, None].long()), hi[:, None].long())
+
+    rows = index(r[:, 2], r[:, 4], int(height)).to(crops.device)
+    cols = index(r[:, 1], r[:, 3], int(width)).to(crops.device)
+    c = int(crops.shape[1])
+    out = torch.gather(crops, 2, rows[:, None, :, None].expand(k, c, size, size))
+    return torch.gather(out, 3, cols[:, None, None, :].expand(k, c, size, size))
+
+
 def modify_faces(
     frames: torch.Tensor,
     rois: torch.Tensor,
@@ -322,6 +357,8 @@ def modify_faces(
             raise ValueError("method 'learned' needs the anonymizer model")
         size = int(model.crop_size)
         crops = ops.face_crop(frames, rois, size, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+        height, width = (frames.shape[1], frames.shape[2]) if frames.shape[-1] == 3 else frames.shape[2:4]
+        crops = hold_edges(crops, rois, height, width)
         with torch.no_grad():
             param = next(model.parameters(), None)
             dev = param.device if param is not None else crops.device

@@ -1,0 +1,96 @@
+"""The learned anonymizer's crops at the frame's edge (``anonface.render.hold_edges``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from anonface import ops
+from anonface.render import hold_edges, modify_faces
+
+NORM = ((0.5,) * 3, (0.5,) * 3)
+
+
+def _crop(frames: np.ndarray, rois: np.ndarray, size: int) -> torch.Tensor:
+    return ops.face_crop(torch.from_numpy(frames), torch.from_numpy(rois), size, *NORM)
+
+
+def _edge_padded_crop(frames: np.ndarray, rois: np.ndarray, size: int, pad: int) -> torch.Tensor:
+    """The crop of the frame extended by repeating its border pixels: what ``hold_edges`` stands for."""
+    padded = np.pad(frames, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="edge")
+    shifted = rois.copy()
+    shifted[:, 1:] += pad
+    return _crop(padded, shifted, size)
+
+
+@pytest.mark.parametrize("axis", ["rows", "cols"])
+def test_crop_past_the_frame_repeats_its_edge(axis: str) -> None:
+    rng = np.random.default_rng()
+    h, w, size = 60, 80, 16
+    # constant along the axis the roi leaves the frame by, random across it: the frame extended by
+    # its edge is then the same picture, and the held crop must equal that picture's crop
+    line = rng.integers(40, 256, (w if axis == "rows" else h, 3), dtype=np.uint8)
+    frame = (np.broadcast_to(line[None], (h, w, 3)) if axis == "rows"
+             else np.broadcast_to(line[:, None], (h, w, 3)))[None].copy()
+    x0, y0 = rng.uniform(5, 15, 2)
+    if axis == "rows":   # past the top and the bottom
+        rois = np.array([[0, x0, -rng.uniform(8, 20), x0 + 40, h + rng.uniform(3, 10)]], np.float32)
+    else:                # past the left and the right
+        rois = np.array([[0, -rng.uniform(8, 20), y0, w + rng.uniform(3, 10), y0 + 40]], np.float32)
+    raw = _crop(frame, rois, size)
+    held = hold_edges(raw, torch.from_numpy(rois), h, w)
+    want = _edge_padded_crop(frame, rois, size, 32)
+    assert (raw - want).abs().max() > 0.3  # the raw crop reads black past the edge
+    torch.testing.assert_close(held, want, atol=2e-3, rtol=0)
+
+
+def test_crop_inside_the_frame_is_unchanged_and_held_rows_repeat_the_nearest_inside() -> None:
+    rng = np.random.default_rng()
+    h, w, size = 50, 70, 12
+    frame = rng.integers(0, 256, (2, h, w, 3), dtype=np.uint8)
+    rois = np.array([[0, 10.3, 6.1, 40.2, 44.7],    # inside
+                     [1, -0.3, -0.4, w + 0.4, h + 0.3],  # the whole frame, its bins all readable
+                     [1, 20.0, -30.0, 50.0, 20.0],  # past the top
+                     [0, 30.0, 20.0, 30.0, 40.0],   # zero width
+                     [1, 200.0, 200.0, 260.0, 260.0]], np.float32)  # outside the frame
+    raw = _crop(frame, rois, size)
+    held = hold_edges(raw, torch.from_numpy(rois), h, w)
+    torch.testing.assert_close(held[[0, 1, 3, 4]], raw[[0, 1, 3, 4]], atol=0, rtol=0)
+    # roi 2: bins of 50 / 12 px from y = -30.5; the first wholly at y >= -1 is bin 8
+    step = 50.0 / size
+    first = int(np.ceil((-1 + 30.5) / step))
+    assert first == 8
+    torch.testing.assert_close(held[2, :, first:], raw[2, :, first:], atol=0, rtol=0)
+    torch.testing.assert_close(held[2, :, :first], raw[2, :, first : first + 1].expand(-1, first, -1),
+                               atol=0, rtol=0)
+    assert hold_edges(raw[:0], torch.from_numpy(rois[:0]), h, w).shape == (0, 3, size, size)
+
+
+class _Recorder(torch.nn.Module):
+    crop_size = 16
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[torch.Tensor] = []
+
+    def forward(self, x):
+        self.seen.append(x.clone())
+        return x
+
+
+@pytest.mark.parametrize("layout", ["nhwc", "nchw"])
+def test_learned_model_never_sees_black_past_the_frame(layout: str) -> None:
+    rng = np.random.default_rng()
+    frames = rng.integers(120, 256, (1, 40, 56, 3), dtype=np.uint8)  # nothing dark in the frame
+    rois = torch.tensor([[0, -12.0, -15.0, 30.0, 25.0]])  # a face at the top-left corner
+    model = _Recorder()
+    f = torch.from_numpy(frames)
+    if layout == "nchw":
+        f = f.permute(0, 3, 1, 2).contiguous()
+    out = modify_faces(f, rois, method="learned", strength=None, model=model)
+    assert out.shape == f.shape
+    (seen,) = model.seen
+    assert seen.min() > (100 / 255 - 0.5) / 0.5  # no zero (black) sample reached the model
+    raw = ops.face_crop(f, rois, 16, *NORM)
+    assert raw.min() < -0.9  # the raw crop would have shown black
