@@ -70,6 +70,10 @@ class AnonymizerConfig:
     residual: bool = True
     degrade_cells: int = 0
     """0: no bottleneck; n > 0: the network sees the face pixelated to n x n cells."""
+    degrade_input: Literal["blocky", "smooth"] = "blocky"
+    """How the network sees the cells (with ``degrade_cells > 0``): ``blocky``, each cell a flat square
+    (v1, v2), or ``smooth``, the cells up-sampled bilinearly (the residual base itself). The same
+    information either way; the blocky squares' edges are a grid the network can draw along."""
     latent_dim: int = 0
     """0: M is a function of the crop alone; n > 0: M also takes a code ``z [K, n]`` that scales and
     shifts its features after every instance norm of the bottleneck and the decoder, so one code
@@ -99,6 +103,8 @@ class AnonymizerConfig:
             raise ValueError(f"norm must be 'instance', 'batch' or 'none', got {self.norm!r}")
         if self.degrade_cells < 0:
             raise ValueError(f"degrade_cells must be >= 0, got {self.degrade_cells}")
+        if self.degrade_input not in ("blocky", "smooth"):
+            raise ValueError(f"degrade_input must be 'blocky' or 'smooth', got {self.degrade_input!r}")
         if isinstance(self.latent_dim, bool) or not isinstance(self.latent_dim, int) or self.latent_dim < 0:
             raise ValueError(f"latent_dim must be a whole number >= 0, got {self.latent_dim!r}")
         if self.latent_dim > 0 and self.norm != "instance":
@@ -205,9 +211,10 @@ class FaceAnonymizer(nn.Module):
         if cells <= 0:
             return x, x
         small = pixelate(x, cells)
-        blocky = F.interpolate(small, size=x.shape[-2:], mode="nearest")
         smooth = F.interpolate(small, size=x.shape[-2:], mode="bilinear", align_corners=False)
-        return blocky, smooth
+        if self.config.degrade_input == "smooth":
+            return smooth, smooth
+        return F.interpolate(small, size=x.shape[-2:], mode="nearest"), smooth
 
     def smooth_mosaic(self) -> SmoothMosaic | None:
         """This model's input without the model (:class:`SmoothMosaic`), or None when it has no

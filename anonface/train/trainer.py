@@ -426,10 +426,12 @@ class Trainer:
 
             exported = anonymizer_from_payload(sd, Path(path), map_location=self.device)
             mine = self.cfg.anonymizer
-            # a code-less M may start a run with a code: its modulators start as the identity
-            adds_code = (exported.config.latent_dim == 0 and mine.latent_dim > 0
-                         and dataclasses.replace(exported.config, latent_dim=mine.latent_dim) == mine)
-            if exported.config != mine and not adds_code:
+            # a code-less M may start a run with a code (its modulators start as the identity), and
+            # an M may go on with its cells shown another way (the same weights)
+            theirs = dataclasses.replace(exported.config, degrade_input=mine.degrade_input)
+            adds_code = (theirs.latent_dim == 0 and mine.latent_dim > 0
+                         and dataclasses.replace(theirs, latent_dim=mine.latent_dim) == mine)
+            if theirs != mine and not adds_code:
                 raise ValueError(f"init_from: the anonymizer in {path} ({exported.config}) is not this run's "
                                  f"({mine})")
             missing, _ = models["M"].load_state_dict(exported.state_dict(), strict=not adds_code)

@@ -49,6 +49,35 @@ def test_bottleneck_output_depends_only_on_cells() -> None:
     assert not torch.allclose(m(x), x, atol=1e-2)
 
 
+def test_smooth_input_shows_the_cells_up_sampled_bilinearly() -> None:
+    """``degrade_input: smooth``: the network's input is the residual base itself (no square edges),
+    still a function of the cell means alone; ``blocky`` (the default, v1/v2) keeps the flat squares."""
+    x = _crops(2, 32)
+    smooth = FaceAnonymizer(AnonymizerConfig(crop_size=32, width=8, n_blocks=1, degrade_cells=4,
+                                             degrade_input="smooth"))
+    blocky = FaceAnonymizer(AnonymizerConfig(crop_size=32, width=8, n_blocks=1, degrade_cells=4))
+    s_in, s_base = smooth.degrade(x)
+    b_in, b_base = blocky.degrade(x)
+    torch.testing.assert_close(s_in, s_base, atol=0, rtol=0)
+    torch.testing.assert_close(s_base, b_base, atol=0, rtol=0)
+    cells = am.pixelate(x, 4)
+    torch.testing.assert_close(b_in, cells.repeat_interleave(8, -1).repeat_interleave(8, -2), atol=0, rtol=0)
+    assert (s_in - b_in).abs().max() > 0.05
+    # same weights either way: one loads into the other
+    smooth.load_state_dict(blocky.state_dict())
+    with pytest.raises(ValueError, match="degrade_input"):
+        AnonymizerConfig(degrade_cells=4, degrade_input="bicubic").validate()
+
+
+def test_checkpoint_without_degrade_input_loads_as_blocky(tmp_path: Path) -> None:
+    m = FaceAnonymizer(AnonymizerConfig(crop_size=32, width=8, n_blocks=1, degrade_cells=4))
+    save_anonymizer(m, tmp_path / "m.pt", half=False)
+    payload = torch.load(tmp_path / "m.pt", weights_only=True)
+    del payload["config"]["degrade_input"]  # as v1 / v2 were written
+    torch.save(payload, tmp_path / "old.pt")
+    assert load_pretrained(tmp_path / "old.pt").config.degrade_input == "blocky"
+
+
 def test_bad_input() -> None:
     m = FaceAnonymizer(AnonymizerConfig(crop_size=32, width=8, n_blocks=1))
     with pytest.raises(ValueError, match="Tensor\\[K, 3, S, S\\]"):

@@ -140,6 +140,11 @@ def test_init_from_an_exported_anonymizer_sets_m_only(tmp_path: Path) -> None:
         _trainer(f"init_from={tmp_path / 'm.pt'}", "init_models=[M, D]")
     with pytest.raises(ValueError, match="is not this run's"):
         _trainer(f"init_from={tmp_path / 'm.pt'}", "init_models=[M]", "anonymizer.width=12")
+    # the same weights may go on with their cells shown another way (smooth instead of blocky)
+    c = _trainer(f"init_from={tmp_path / 'm.pt'}", "init_models=[M]", "anonymizer.degrade_input=smooth")
+    assert c.cfg.anonymizer.degrade_input == "smooth"
+    for p, q in zip(a._models()["M"].state_dict().values(), c._models()["M"].state_dict().values()):
+        assert torch.equal(p, q)
 
 
 def test_codes_train_apart_and_consistent(tmp_path: Path) -> None:
