@@ -101,6 +101,9 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
                    help="--method learned in videos: weight (0-0.9) of the previous frame's face and box in each "
                         f"drawn face (default {DEFAULT_TEMPORAL_SMOOTHING}: steadier faces; 0: every frame drawn "
                         "afresh)")
+    p.add_argument("--seed", type=int, default=0, metavar="N",
+                   help="seed of the noise method, and of the made-up people of a learned anonymizer that "
+                        "draws one per track (default 0: the same input gives the same output)")
     p.add_argument("--detect-every", type=int, default=None, metavar="K",
                    help="detect faces on every K-th frame and track them in between (default 1; 6 with --fast)")
     p.add_argument("--fast", action="store_true",
@@ -573,7 +576,7 @@ def anonymizer_from_args(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]
             batch_size=args.batch_size, detect_every=speed["detect_every"], track=not args.no_track,
             checkpoint=args.checkpoint, on_error=args.on_error,
             mosaic_px=args.mosaicsize if method == "pixelate" else None,
-            temporal_smoothing=args.temporal_smoothing,
+            temporal_smoothing=args.temporal_smoothing, seed=args.seed,
         )
     except RuntimeError as exc:
         raise ValueError(str(exc)) from exc

@@ -317,6 +317,16 @@ def test_bad_numeric_options_are_refused_by_the_cli(tmp_path: Path, capsys, argv
     assert not (tmp_path / "img_anonymized.png").exists()
 
 
+@pytest.mark.parametrize("value", ["nan", "1.5", "one", "", "1e3"])
+def test_seed_must_be_a_whole_number(tmp_path: Path, capsys, value: str) -> None:
+    src = _image(tmp_path)
+    with pytest.raises(SystemExit) as exc:
+        cli.main([str(src), "--seed", value, "--device", "cpu"])
+    assert exc.value.code == 2
+    assert "--seed" in capsys.readouterr().err
+    assert not (tmp_path / "img_anonymized.png").exists()
+
+
 def test_cli_bad_option_in_a_subprocess_is_one_line(tmp_path: Path) -> None:
     src = _image(tmp_path)
     res = subprocess.run([sys.executable, "-m", "anonface", str(src), "--mask-scale", "nan"],
