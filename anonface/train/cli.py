@@ -10,6 +10,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import os
@@ -95,6 +96,9 @@ def run(args: argparse.Namespace) -> int:
         trainer.export_anonymizer(args.export)
         summary["exported"] = args.export
     if world > 1:
+        # the DDP wrappers hold the process group: free them before it goes, not at interpreter exit
+        del trainer
+        gc.collect()
         dist.barrier()
         dist.destroy_process_group()
     if rank == 0:

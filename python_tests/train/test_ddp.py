@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import faulthandler
+import gc
 import os
 import socket
 import subprocess
@@ -57,6 +58,8 @@ def _worker(rank: int, world: int, store: str, out: str) -> None:
     # every rank records its view before the teardown, so a crash there is told apart from a training failure
     torch.save(res, f"{out}.{rank}.part")
     os.replace(f"{out}.{rank}.part", f"{out}.{rank}")
+    del t  # as anonface.train does: the DDP wrappers go before their process group
+    gc.collect()
     dist.barrier()
     dist.destroy_process_group()
 
