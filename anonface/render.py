@@ -284,15 +284,15 @@ def pixelate_cells(boxes: np.ndarray, strength: float | None, mosaic_px: int | N
 
 
 def hold_edges(crops: torch.Tensor, rois: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """``crops [K, C, S, S]`` of ``rois`` with the rows and columns that reach past the frame's
+    """Square ``crops [K, C, S, S]`` of ``rois`` with the rows and columns that reach past the frame's
     ``height x width`` replaced by the nearest row / column that lies inside it.
 
     ``face_crop`` samples like ``roi_align``: outside the frame it reads zeros, so a face at the
     edge of the frame reaches the learned anonymizer with a black band along that edge, which it
     never saw in training and answers by drawing the face apart (seen on the demo clip as the face
-    grows past the top of the frame). Repeating the frame's edge instead is what the face looks like
-    there to the network. Only what the network sees changes: the paste writes inside the frame
-    alone. A crop bin counts as inside when all of it lies within ``roi_align``'s readable range
+    grows past the top of the frame). Repeating the frame's edge instead is what training shows it
+    (crops reaching past a training image repeat its border pixels). Only what the network sees
+    changes: the paste writes inside the frame alone. A crop bin counts as inside when all of it lies within ``roi_align``'s readable range
     ``[-1, H]`` (aligned coordinates); a roi with no whole bin inside is left as cropped.
     """
     k, size = int(crops.shape[0]), int(crops.shape[-1])
