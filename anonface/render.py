@@ -292,8 +292,9 @@ def hold_edges(crops: torch.Tensor, rois: torch.Tensor, height: int, width: int)
     never saw in training and answers by drawing the face apart (seen on the demo clip as the face
     grows past the top of the frame). Repeating the frame's edge instead is what training shows it
     (crops reaching past a training image repeat its border pixels). Only what the network sees
-    changes: the paste writes inside the frame alone. A crop bin counts as inside when all of it lies within ``roi_align``'s readable range
-    ``[-1, H]`` (aligned coordinates); a roi with no whole bin inside is left as cropped.
+    changes: the paste writes inside the frame alone. A crop bin counts as inside when all of it lies
+    within ``roi_align``'s readable range ``[-1, H]`` (aligned coordinates); a roi with no whole bin
+    inside is left as cropped. ``rois`` lie on the crops' device, as ``face_crop`` requires.
     """
     k, size = int(crops.shape[0]), int(crops.shape[-1])
     if k == 0:
@@ -310,8 +311,8 @@ def hold_edges(crops: torch.Tensor, rois: torch.Tensor, height: int, width: int)
         lo, hi = torch.where(ok, lo, 0.0), torch.where(ok, hi, size - 1.0)
         return torch.minimum(torch.maximum(steps[None, :], lo[:, None].long()), hi[:, None].long())
 
-    rows = index(r[:, 2], r[:, 4], int(height)).to(crops.device)
-    cols = index(r[:, 1], r[:, 3], int(width)).to(crops.device)
+    rows = index(r[:, 2], r[:, 4], int(height))
+    cols = index(r[:, 1], r[:, 3], int(width))
     c = int(crops.shape[1])
     out = torch.gather(crops, 2, rows[:, None, :, None].expand(k, c, size, size))
     return torch.gather(out, 3, cols[:, None, None, :].expand(k, c, size, size))
@@ -347,6 +348,7 @@ def modify_faces(
         The anonymized frames (new, or ``frames`` itself when ``inplace``), same shape/dtype.
     """
     from anonface import ops
+    from anonface.ops.face import _layout  # the layout face_crop reads from the shape
 
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -357,7 +359,7 @@ def modify_faces(
             raise ValueError("method 'learned' needs the anonymizer model")
         size = int(model.crop_size)
         crops = ops.face_crop(frames, rois, size, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
-        height, width = (frames.shape[1], frames.shape[2]) if frames.shape[-1] == 3 else frames.shape[2:4]
+        height, width = frames.shape[1:3] if _layout(frames, None) else frames.shape[2:4]
         crops = hold_edges(crops, rois, height, width)
         with torch.no_grad():
             param = next(model.parameters(), None)
