@@ -651,8 +651,10 @@ def test_learned_codes_take_any_integer_seed(seed: int) -> None:
 
     frames = _frames(np.random.default_rng(), 1)
     model = _CodeRecorder()
-    Anonymizer("learned", boxes=[BOX], device="cpu", checkpoint=model, seed=seed)(frames)
-    anonymize_faces(torch.from_numpy(frames), [BOX], method="learned", model=model, seed=seed)
+    outs = [Anonymizer("learned", boxes=[BOX], device="cpu", checkpoint=model, seed=seed)(frames)[0],
+            anonymize_faces(torch.from_numpy(frames), [BOX], method="learned", model=model, seed=seed)[0].numpy()]
+    for out in outs:  # the recorder draws a flat grey face (0 in [-1, 1])
+        assert np.abs(_centre(out, BOX) - _level(0.0)).max() <= 1
     assert len(model.codes) == 2 and all(z.shape == (1, 4) and torch.isfinite(z).all() for z in model.codes)
     mem = FaceMemory(0.0, seed=seed)
     mem.place(np.array([[0, *BOX[0]]], np.float32))

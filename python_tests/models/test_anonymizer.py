@@ -63,8 +63,10 @@ def test_smooth_input_shows_the_cells_up_sampled_bilinearly() -> None:
     cells = am.pixelate(x, 4)
     torch.testing.assert_close(b_in, cells.repeat_interleave(8, -1).repeat_interleave(8, -2), atol=0, rtol=0)
     assert (s_in - b_in).abs().max() > 0.05
-    # same weights either way: one loads into the other
-    smooth.load_state_dict(blocky.state_dict())
+    # same weights either way: one loads into the other, key for key
+    keys = smooth.load_state_dict(blocky.state_dict())
+    assert keys.missing_keys == [] and keys.unexpected_keys == []
+    assert all(torch.equal(p, q) for p, q in zip(smooth.parameters(), blocky.parameters()))
     with pytest.raises(ValueError, match="degrade_input"):
         AnonymizerConfig(degrade_cells=4, degrade_input="bicubic").validate()
 
