@@ -53,10 +53,11 @@ def test_crop_inside_the_frame_is_unchanged_and_held_rows_repeat_the_nearest_ins
                      [1, -0.3, -0.4, w + 0.4, h + 0.3],  # the whole frame, its bins all readable
                      [1, 20.0, -30.0, 50.0, 20.0],  # past the top
                      [0, 30.0, 20.0, 30.0, 40.0],   # zero width
-                     [1, 200.0, 200.0, 260.0, 260.0]], np.float32)  # outside the frame
+                     [1, 200.0, 200.0, 260.0, 260.0],  # outside the frame
+                     [0, -1e6, -1e6, 1e6, 1e6]], np.float32)  # huge: no whole bin inside
     raw = _crop(frame, rois, size)
     held = hold_edges(raw, torch.from_numpy(rois), h, w)
-    torch.testing.assert_close(held[[0, 1, 3, 4]], raw[[0, 1, 3, 4]], atol=0, rtol=0)
+    torch.testing.assert_close(held[[0, 1, 3, 4, 5]], raw[[0, 1, 3, 4, 5]], atol=0, rtol=0)
     # roi 2: bins of 50 / 12 px from y = -30.5; the first wholly at y >= -1 is bin 8
     step = 50.0 / size
     first = int(np.ceil((-1 + 30.5) / step))
