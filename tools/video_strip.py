@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from method_sheet import face_window, labelled_panel, write_jpeg  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-METHODS = ["none", "pixelate", "smooth-mosaic", "learned"]
+METHODS = ["none", "pixelate", "smooth-mosaic", "learned", "composite"]
 FRAMES = [0, 8, 16, 24, 32, 40, 49]
 PANEL = 160
 

@@ -41,7 +41,7 @@ EVAL_ONLY_METHODS = ("smooth-mosaic",)
 METHOD_NAMES = ("none", *(m for m in METHODS if m != "none"), *EVAL_ONLY_METHODS)
 
 #: Methods whose ``=`` value is a checkpoint path, not strengths.
-CHECKPOINT_METHODS = ("learned", "smooth-mosaic")
+CHECKPOINT_METHODS = ("learned", "composite", "smooth-mosaic")
 
 __all__ = [
     "MethodSpec",
@@ -67,6 +67,7 @@ DEFAULT_STRENGTHS: dict[str, tuple[float | None, ...]] = {
     "solid": (None,),
     "noise": (25.0, 50.0, 100.0),
     "learned": (None,),
+    "composite": (None,),
     "smooth-mosaic": (None,),
 }
 
@@ -156,8 +157,10 @@ def _load_model(spec: MethodSpec, device: str | torch.device) -> torch.nn.Module
         return None
     try:
         from anonface.models.anonymizer import load_pretrained
+        from anonface.models.composite import composite_weights_path
 
-        model = load_pretrained(spec.checkpoint, map_location=torch.device(device))
+        ckpt = spec.checkpoint or (composite_weights_path() if spec.method == "composite" else None)
+        model = load_pretrained(ckpt, map_location=torch.device(device))
     except (FileNotFoundError, ValueError, RuntimeError) as e:
         raise MethodUnavailable(f"no usable learned anonymizer checkpoint: {e}") from e
     if spec.method == "smooth-mosaic":

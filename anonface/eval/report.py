@@ -145,7 +145,8 @@ def plot_tradeoff(report: dict[str, Any], path: Path) -> bool:
         return False
     plt = import_matplotlib()
     colors = {"none": "black", "blur": "tab:blue", "pixelate": "tab:orange", "solid": "tab:gray",
-              "noise": "tab:green", "learned": "tab:red", "smooth-mosaic": "tab:brown"}
+              "noise": "tab:green", "learned": "tab:red", "composite": "tab:purple",
+              "smooth-mosaic": "tab:brown"}
     strength = {r["label"]: r.get("strength") for r in report.get("rows", [])}
     fig, axes = plt.subplots(1, 2, figsize=(13, 5.6), sharex=True, sharey=True)
     for ax, idx, title in ((axes[0], 3, "CenterFace (threshold {t})"), (axes[1], 4, "dlib frontal detector")):

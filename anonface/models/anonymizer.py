@@ -30,13 +30,16 @@ import logging
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from anonface.models._config import check_fields
+
+if TYPE_CHECKING:
+    from anonface.models.composite import CompositeFace
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +51,7 @@ __all__ = [
     "anonymizer_from_payload",
     "save_anonymizer",
     "pixelate",
+    "smooth_cells",
     "SmoothMosaic",
     "CHECKPOINT_FORMAT",
     "DEFAULT_WEIGHTS",
@@ -114,6 +118,12 @@ class AnonymizerConfig:
 def pixelate(x: Tensor, cells: int) -> Tensor:
     """Mean of each of ``cells x cells`` cells, ``Tensor[K, C, cells, cells]`` (differentiable)."""
     return F.adaptive_avg_pool2d(x, (cells, cells))
+
+
+def smooth_cells(x: Tensor, cells: int) -> Tensor:
+    """``x`` averaged to ``cells x cells`` cells and up-sampled bilinearly back to its size: the smooth
+    mosaic M's residual corrects (and the composite anonymizer draws over)."""
+    return F.interpolate(pixelate(x, cells), size=x.shape[-2:], mode="bilinear", align_corners=False)
 
 
 def _norm(kind: str, ch: int) -> nn.Module:
@@ -210,11 +220,10 @@ class FaceAnonymizer(nn.Module):
         cells = self.config.degrade_cells
         if cells <= 0:
             return x, x
-        small = pixelate(x, cells)
-        smooth = F.interpolate(small, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        smooth = smooth_cells(x, cells)
         if self.config.degrade_input == "smooth":
             return smooth, smooth
-        return F.interpolate(small, size=x.shape[-2:], mode="nearest"), smooth
+        return F.interpolate(pixelate(x, cells), size=x.shape[-2:], mode="nearest"), smooth
 
     def smooth_mosaic(self) -> SmoothMosaic | None:
         """This model's input without the model (:class:`SmoothMosaic`), or None when it has no
@@ -330,13 +339,16 @@ def _load_tensors_only(p: Path, map_location: str | torch.device) -> Any:
         raise ValueError(f"{p} cannot be read as a PyTorch checkpoint: {first}") from None
 
 
-def load_pretrained(path: str | Path | None = None, map_location: str | torch.device = "cpu") -> FaceAnonymizer:
+def load_pretrained(
+    path: str | Path | None = None, map_location: str | torch.device = "cpu"
+) -> FaceAnonymizer | CompositeFace:
     """Load a trained anonymizer M in eval mode.
 
     Args:
-        path: a checkpoint written by :func:`save_anonymizer`, or a training checkpoint of
-            ``anonface train`` (``last.pt``). ``None`` loads the checkpoint shipped inside the
-            package, ``anonface/weights/anonymizer.pt``.
+        path: a checkpoint written by :func:`save_anonymizer`, a training checkpoint of
+            ``anonface train`` (``last.pt``), or a composite model
+            (:func:`anonface.models.composite.save_composite`, loaded as its ``CompositeFace``).
+            ``None`` loads the checkpoint shipped inside the package, ``anonface/weights/anonymizer.pt``.
         map_location: device for the weights.
 
     Returns:
@@ -360,7 +372,9 @@ def load_pretrained(path: str | Path | None = None, map_location: str | torch.de
     return anonymizer_from_payload(_load_tensors_only(p, map_location), p, map_location)
 
 
-def anonymizer_from_payload(payload: Any, p: Path, map_location: str | torch.device = "cpu") -> FaceAnonymizer:
+def anonymizer_from_payload(
+    payload: Any, p: Path, map_location: str | torch.device = "cpu"
+) -> FaceAnonymizer | CompositeFace:
     """:func:`load_pretrained` for a checkpoint already read (``torch.load(..., weights_only=True)``)
     from ``p`` (named in the errors); the same checks, the same ValueErrors."""
     if isinstance(payload, dict) and payload.get("format") == "anonface.train/1":
@@ -370,6 +384,10 @@ def anonymizer_from_payload(payload: Any, p: Path, map_location: str | torch.dev
             raise ValueError(f"{p} is a training checkpoint without an anonymizer (config['anonymizer'] and "
                              "models['M'])")
         payload = {"format": CHECKPOINT_FORMAT, "config": cfg["anonymizer"], "state_dict": models["M"]}
+    from anonface.models.composite import COMPOSITE_FORMAT, composite_from_payload
+
+    if isinstance(payload, dict) and payload.get("format") == COMPOSITE_FORMAT:
+        return composite_from_payload(payload, p, map_location)
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         got = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
         raise ValueError(f"{p} is not an anonymizer checkpoint (expected format {CHECKPOINT_FORMAT!r}, got {got!r})")

@@ -1,0 +1,229 @@
+"""The composite anonymizer: its formula, privacy by construction, checkpoints (shipped and hostile),
+and the ``composite`` method through the pipeline."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from anonface.models.anonymizer import SmoothMosaic, load_pretrained, smooth_cells
+from anonface.models.composite import (
+    COMPOSITE_FORMAT,
+    CompositeConfig,
+    CompositeFace,
+    composite_weights_path,
+    save_composite,
+)
+
+
+def _model(k: int = 4, s: int = 64, cells: int = 12, gain: float = 2.0) -> CompositeFace:
+    mean = (torch.rand(s, s) - 0.5) * 0.2
+    comps = (torch.rand(k, s, s) - 0.5) * 0.1
+    return CompositeFace(mean, comps, CompositeConfig(crop_size=s, degrade_cells=cells, gain=gain)).eval()
+
+
+def _crops(n: int, s: int = 64) -> torch.Tensor:
+    return torch.rand(n, 3, s, s) * 1.6 - 0.8
+
+
+def _zero_cell_mean(r: torch.Tensor, cells: int) -> torch.Tensor:
+    """``r`` projected onto the inputs whose ``cells x cells`` adaptive means are all zero (64 px crops
+    do not split evenly into 12 cells, so this is a least-squares projection, not a per-cell shift)."""
+    s = r.shape[-1]
+    basis = torch.eye(s * s, dtype=torch.float64).view(s * s, 1, s, s)
+    a = F.adaptive_avg_pool2d(basis, cells).view(s * s, cells * cells)  # pixel -> cell weights
+    flat = r.double().reshape(-1, s * s).T
+    coef = torch.linalg.solve(a.T @ a, a.T @ flat)
+    return (flat - a @ coef).T.reshape(r.shape).to(r.dtype)
+
+
+def test_output_is_the_formula() -> None:
+    m = _model()
+    x, z = _crops(3), torch.randn(3, 4)
+    want = smooth_cells(x, 12) + 2.0 * (m.mean + torch.einsum("nk,khw->nhw", z, m.components))[:, None]
+    torch.testing.assert_close(m(x, z), want.clamp(-1, 1))
+    torch.testing.assert_close(m(x), (smooth_cells(x, 12) + 2.0 * m.mean).clamp(-1, 1))  # no code: the mean
+    assert m(x).shape == x.shape and float(m(x, z).abs().max()) <= 1.0
+    assert m(torch.zeros(0, 3, 64, 64)).shape == (0, 3, 64, 64)
+
+
+def test_output_depends_only_on_the_cells() -> None:
+    """Privacy by construction: two faces with the same 12x12 cell means get the same drawn face,
+    whatever their detail, while other cell means give another face."""
+    m = _model()
+    x, z = _crops(2), torch.randn(2, 4)
+    h = _zero_cell_mean(torch.randn_like(x) * 0.3, 12)
+    assert float(h.abs().max()) > 0.1  # a large change of the face ...
+    torch.testing.assert_close(F.adaptive_avg_pool2d(x + h, 12), F.adaptive_avg_pool2d(x, 12), atol=1e-5, rtol=0)
+    torch.testing.assert_close(m(x + h, z), m(x, z), atol=2e-5, rtol=0)  # ... that does not show
+    assert float((m(x + 0.2, z) - m(x, z)).abs().mean()) > 0.1  # the cells themselves do
+
+
+def test_codes_pick_people() -> None:
+    m = _model()
+    x = _crops(1).expand(2, -1, -1, -1)
+    z = torch.randn(2, 4)
+    y = m(x, z)
+    assert float((y[0] - y[1]).abs().mean()) > 1e-3, "two codes, two faces"
+    torch.testing.assert_close(m(x, z), y)  # deterministic
+    assert m.latent_dim == 4
+
+
+@pytest.mark.parametrize("bad", ["shape", "channels", "size", "z_shape", "z_nan", "z_for_none"])
+def test_forward_refuses(bad: str) -> None:
+    m = _model()
+    x, z = _crops(2), torch.randn(2, 4)
+    if bad == "shape":
+        x = x[0]
+    elif bad == "channels":
+        x = x[:, :1]
+    elif bad == "size":
+        x = _crops(2, 32)
+    elif bad == "z_shape":
+        z = torch.randn(2, 3)
+    elif bad == "z_nan":
+        z[1, 0] = math.nan
+    elif bad == "z_for_none":
+        m = _model(k=0)
+    with pytest.raises(ValueError):
+        m(x, z)
+
+
+def test_smooth_mosaic_is_the_base() -> None:
+    m = _model()
+    x = _crops(3)
+    mosaic = m.smooth_mosaic()
+    assert isinstance(mosaic, SmoothMosaic) and mosaic.crop_size == 64
+    torch.testing.assert_close(mosaic(x), smooth_cells(x, 12))
+
+
+def test_round_trip(tmp_path: Path) -> None:
+    m = _model(gain=3.0)
+    p = tmp_path / "c.pt"
+    save_composite(m, p, meta={"photos": 5})
+    raw = torch.load(p, weights_only=True)
+    assert raw["format"] == COMPOSITE_FORMAT and raw["mean"].dtype == torch.float16
+    back = load_pretrained(p)
+    assert isinstance(back, CompositeFace) and not back.training
+    assert back.config == m.config and back.latent_dim == 4
+    torch.testing.assert_close(back.mean, m.mean.half().float())
+    torch.testing.assert_close(back.components, m.components.half().float())
+
+
+def test_shipped_model() -> None:
+    """The shipped file loads, draws within range, and depends on the code."""
+    p = composite_weights_path()
+    assert p.is_file(), "anonface/weights/composite.pt is shipped with the package"
+    m = load_pretrained(p)
+    assert isinstance(m, CompositeFace) and m.crop_size == 64 and m.config.degrade_cells == 12
+    assert m.latent_dim >= 1 and bool(torch.isfinite(m.components).all())
+    x = _crops(2)
+    y = m(x, torch.randn(2, m.latent_dim))
+    assert y.shape == x.shape and float(y.abs().max()) <= 1.0
+    # the drawn detail is a face's: darker eyes than cheeks in the mean (rows ~40% down the crop)
+    eyes = m.mean[24:30, 18:28].mean()
+    cheeks = m.mean[36:42, 14:22].mean()
+    assert float(eyes) < float(cheeks)
+
+
+def _payload(**change) -> dict:
+    d = {"format": COMPOSITE_FORMAT, "config": {"crop_size": 16, "degrade_cells": 4, "gain": 2.0},
+         "mean": torch.zeros(16, 16).half(), "components": torch.zeros(2, 16, 16).half(), "meta": {}}
+    for k, v in change.items():
+        if k in ("crop_size", "degrade_cells", "gain", "extra"):
+            d["config"] = {**d["config"], k: v}
+        else:
+            d[k] = v
+    return d
+
+
+@pytest.mark.parametrize("change", [
+    {"gain": 0.0}, {"gain": -1.0}, {"gain": math.nan}, {"gain": math.inf}, {"gain": 11.0}, {"gain": True},
+    {"gain": "2"}, {"degrade_cells": 0}, {"degrade_cells": 17}, {"degrade_cells": 4.0}, {"crop_size": 4},
+    {"extra": 1}, {"config": [1, 2]}, {"mean": torch.zeros(8, 8)}, {"mean": torch.full((16, 16), math.nan)},
+    {"components": torch.zeros(2, 8, 8)}, {"components": torch.zeros(16, 16)}, {"components": [0.0]},
+    {"mean": torch.zeros(16, 16, dtype=torch.int64)}, {"components": torch.full((1, 16, 16), math.inf)},
+], ids=lambda c: "-".join(f"{k}={v if not isinstance(v, torch.Tensor) else tuple(v.shape)}" for k, v in c.items()))
+def test_hostile_checkpoints_are_refused(tmp_path: Path, change: dict) -> None:
+    p = tmp_path / "bad.pt"
+    torch.save(_payload(**change), p)
+    with pytest.raises(ValueError, match="not a composite anonymizer"):
+        load_pretrained(p)
+
+
+def test_good_payload_loads(tmp_path: Path) -> None:
+    """The hostile cases above differ from this one in one value only."""
+    p = tmp_path / "good.pt"
+    torch.save(_payload(), p)
+    m = load_pretrained(p)
+    assert isinstance(m, CompositeFace) and m.crop_size == 16 and m.latent_dim == 2
+
+
+# -- through the pipeline -----------------------------------------------------------------------
+
+BOX = np.array([[30.0, 20.0, 70.0, 60.0, 0.9]], np.float32)
+
+
+def test_composite_method_draws_the_shipped_model() -> None:
+    from anonface import Anonymizer
+
+    rng = np.random.default_rng()
+    frames = rng.integers(0, 256, (2, 80, 100, 3), dtype=np.uint8)
+    anon = Anonymizer("composite", boxes=[BOX, BOX], device="cpu", temporal_smoothing=0)
+    assert isinstance(anon.model, CompositeFace)
+    out = anon(frames)
+    assert out.shape == frames.shape and out.dtype == np.uint8
+    # the face (box centre) is replaced; far from the box the frame is untouched
+    c = out[:, 35:45, 45:55].astype(int) - frames[:, 35:45, 45:55]
+    assert np.abs(c).mean() > 20
+    np.testing.assert_array_equal(out[:, :, :5], frames[:, :, :5])
+    # the same as learned given the same model
+    same = Anonymizer("learned", boxes=[BOX, BOX], device="cpu", temporal_smoothing=0,
+                      checkpoint=composite_weights_path())(frames)
+    np.testing.assert_array_equal(out, same)
+
+
+def test_composite_face_ignores_the_face_detail() -> None:
+    """End to end: two frames whose faces differ only in fine detail (a frame with the face, one
+    with that face blurred to its 12x12 means) come out nearly alike, unlike the untouched pair."""
+    from anonface import Anonymizer
+
+    rng = np.random.default_rng()
+    frame = rng.integers(60, 200, (1, 80, 100, 3), dtype=np.uint8)
+    blurred = frame.copy()
+    # replace the box's pixels by the means of 4x4 blocks: fine detail gone, cell means (12 cells over
+    # the 1.6x crop: ~5 px) nearly kept
+    y1, y2, x1, x2 = 20, 60, 30, 70
+    block = frame[0, y1:y2, x1:x2].reshape(10, 4, 10, 4, 3).mean((1, 3), keepdims=True)
+    blurred[0, y1:y2, x1:x2] = np.broadcast_to(block, (10, 4, 10, 4, 3)).reshape(40, 40, 3).round().astype(np.uint8)
+    a = Anonymizer("composite", boxes=[BOX], device="cpu", temporal_smoothing=0)(frame)
+    b = Anonymizer("composite", boxes=[BOX], device="cpu", temporal_smoothing=0)(blurred)
+    inside = (slice(None), slice(y1 + 8, y2 - 8), slice(x1 + 8, x2 - 8))
+    untouched = np.abs(frame[inside].astype(int) - blurred[inside]).mean()
+    drawn = np.abs(a[inside].astype(int) - b[inside]).mean()
+    # measured: ~33 grey levels apart untouched, ~1.6 drawn (the cell means move a little)
+    assert untouched > 20 and drawn < untouched / 10, (untouched, drawn)
+
+
+def test_composite_method_draws_one_person_per_track() -> None:
+    from anonface import Anonymizer
+
+    frames = np.full((2, 80, 200, 3), 128, np.uint8)  # two identical grey faces side by side
+    other = BOX + np.array([[100.0, 0.0, 100.0, 0.0, 0.0]], np.float32)
+    both = np.concatenate([BOX, other])
+    out = Anonymizer("composite", boxes=[both, both], device="cpu", temporal_smoothing=0)(frames)
+    left, right = out[:, 25:55, 35:65].astype(int), out[:, 25:55, 135:165].astype(int)
+    assert np.abs(left - right).mean() > 1.0, "two tracks, two made-up people"
+    np.testing.assert_array_equal(out[0], out[1])  # one track keeps its person (no smoothing needed)
+
+
+def test_composite_cli_refuses_a_learned_checkpoint_that_is_missing(tmp_path: Path) -> None:
+    from anonface import Anonymizer
+
+    with pytest.raises(RuntimeError, match="checkpoint"):
+        Anonymizer("composite", boxes=[BOX], device="cpu", checkpoint=tmp_path / "nope.pt")

@@ -1,0 +1,102 @@
+#!/usr/bin/env python
+"""Fit the composite anonymizer (``anonface.models.composite``) to training photos and write it.
+
+From the colour LFW photos of the shared data (``faces_color_context/lfw_250_color``), identities of
+the held-out folds of ``lfw_pairs/pairs.txt`` removed (the evaluation measures on them), at most
+``--per-identity`` photos per person: each photo is cropped to the pipeline's face box (CenterFace's
+box enlarged with mask_scale 1.3, as the learned M trains), photos whose box holds the alignment's
+black wedges are skipped, and the crop's *detail* is its grey level minus that of its own smooth
+12x12 mosaic. The model is the mean detail and the top principal components of the details, scaled
+by their standard deviations (times ``--spread``) and faded out beyond the face (:func:`window`): a few hundred KiB of
+fp16, no photo in it (a mean over a thousand people and directions of variation among them).
+
+    python tools/build_composite.py --out anonface/weights/composite.pt [--components 48 --gain 2.5 --spread 1.3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from anonface.data.faces import FaceBank, crop_boxes
+from anonface.data.lfw import data_root, list_identities, pair_fold, read_pairs
+from anonface.models.anonymizer import smooth_cells
+from anonface.models.composite import CompositeConfig, CompositeFace, save_composite
+from anonface.train.datasets import _without_wedges
+
+
+def window(size: int, lo: float, hi: float) -> torch.Tensor:
+    """``[S, S]``: 1 within radius ``lo`` of the crop's centre (1 = half the crop), 0 beyond ``hi``,
+    smooth between. The face (the detector's box, 1/1.6 of the crop) lies inside ``lo``; beyond it
+    the components hold the outlines of other people's hair and shoulders, which showed as pale
+    ghost outlines around the drawn face."""
+    c = (torch.arange(size, dtype=torch.float32) + 0.5) / size * 2 - 1
+    r = torch.sqrt(c[:, None] ** 2 + c[None, :] ** 2)
+    t = ((hi - r) / (hi - lo)).clamp(0, 1)
+    return t * t * (3 - 2 * t)
+
+
+def fit(data: Path, components: int, gain: float, heldout_folds: list[int], per_identity: int,
+        spread: float = 1.3, crop_size: int = 64, cells: int = 12, win: tuple[float, float] = (0.6, 0.85),
+        ) -> tuple[CompositeFace, dict[str, object]]:
+    """The model and what it was fitted on (for the checkpoint's meta)."""
+    held: set[str] = set()
+    for p in pair_fold(read_pairs(data / "lfw_pairs" / "pairs.txt"), heldout_folds):
+        held.update([p.name1, p.name2])
+    people = {n: ps for n, ps in list_identities(data / "faces_color_context" / "lfw_250_color").items()
+              if n not in held}
+    items = [(q, 0) for n in sorted(people) for q in sorted(people[n])[:per_identity]]
+    imgs, boxes = FaceBank.load_lfw(items, size=250, gray=False, geometry="pipeline")
+    keep = _without_wedges(imgs, boxes, 0.01)
+    imgs, boxes = imgs[keep], boxes[keep]
+    with torch.no_grad():
+        x = crop_boxes(imgs.float() / 127.5 - 1, boxes, crop_size)
+        det = (x - smooth_cells(x, cells)).mean(1)  # grey-level detail [N, S, S]
+        mean = det.mean(0)
+        centred = (det - mean).flatten(1)
+        _, sv, vh = torch.linalg.svd(centred, full_matrices=False)
+        sd = sv / (centred.shape[0] - 1) ** 0.5
+        comps = (vh[:components] * (spread * sd[:components, None])).view(-1, crop_size, crop_size)
+        w = window(crop_size, *win)
+        mean, comps = mean * w, comps * w
+    cfg = CompositeConfig(crop_size=crop_size, degrade_cells=cells, gain=gain)
+    meta = {
+        "photos": int(keep.sum()), "people": len({q.parent.name for (q, _), k in zip(items, keep.tolist()) if k}),
+        "source": "faces_color_context/lfw_250_color (deep-funneled colour LFW)",
+        "heldout_folds_excluded": list(heldout_folds), "per_identity": per_identity,
+        "explained_variance": float((sv[:components] ** 2).sum() / (sv**2).sum()), "window": list(win),
+        "spread": spread,
+    }
+    return CompositeFace(mean, comps, cfg), meta
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--data", type=Path, default=None, help="shared data folder (default: $ANONFACE_DATA or ../shared/data)")
+    ap.add_argument("--components", type=int, default=48)
+    ap.add_argument("--gain", type=float, default=2.5, help="contrast of the drawn detail (default 2.5)")
+    ap.add_argument("--spread", type=float, default=1.3,
+                    help="how far the made-up people lie from the mean, in standard deviations of the "
+                         "training faces along each component (default 1.3)")
+    ap.add_argument("--heldout-folds", type=int, nargs="+", default=[5, 6])
+    ap.add_argument("--per-identity", type=int, default=5)
+    args = ap.parse_args(argv)
+    data = args.data or data_root()
+    if data is None or not (data / "faces_color_context").is_dir():
+        print("the shared data folder (faces_color_context, lfw_pairs) is not here; pass --data", file=sys.stderr)
+        return 2
+    if args.components < 0 or args.per_identity < 1:
+        print("--components must be >= 0 and --per-identity >= 1", file=sys.stderr)
+        return 2
+    model, meta = fit(data, args.components, args.gain, args.heldout_folds, args.per_identity, args.spread)
+    save_composite(model, args.out, meta=meta)
+    print(f"{args.out}: {meta}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
