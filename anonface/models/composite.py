@@ -31,6 +31,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from anonface.models.mosaic import SmoothMosaic, smooth_cells
+
 __all__ = [
     "COMPOSITE_FORMAT",
     "COMPOSITE_WEIGHTS",
@@ -95,15 +97,11 @@ class CompositeFace(nn.Module):
     def degrade(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """``(smooth, smooth)``: the mosaic the face is drawn over, in :class:`FaceAnonymizer`'s form
         (so :class:`~anonface.models.anonymizer.SmoothMosaic` shows it alone)."""
-        from anonface.models.anonymizer import smooth_cells
-
         s = smooth_cells(x, self.config.degrade_cells)
         return s, s
 
     def smooth_mosaic(self) -> nn.Module:
         """The mosaic without the drawn detail; ``anonface.render`` pastes it on faint boxes."""
-        from anonface.models.anonymizer import SmoothMosaic
-
         return SmoothMosaic(self).eval()
 
     def detail(self, n: int, z: Tensor | None) -> Tensor:

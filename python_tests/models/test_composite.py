@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from anonface.models.anonymizer import SmoothMosaic, load_pretrained, smooth_cells
+from anonface.models.anonymizer import SmoothMosaic, load_pretrained, smooth_cells  # re-exported there
 from anonface.models.composite import (
     COMPOSITE_FORMAT,
     CompositeConfig,
@@ -227,3 +227,23 @@ def test_composite_cli_refuses_a_learned_checkpoint_that_is_missing(tmp_path: Pa
 
     with pytest.raises(RuntimeError, match="checkpoint"):
         Anonymizer("composite", boxes=[BOX], device="cpu", checkpoint=tmp_path / "nope.pt")
+
+
+@pytest.mark.parametrize("strength", [0, -1.0, math.nan, 3.0, 1e9])
+def test_composite_takes_no_strength(strength: float) -> None:
+    from anonface import Anonymizer
+
+    with pytest.raises(ValueError, match="does not apply"):
+        Anonymizer("composite", boxes=[BOX], device="cpu", strength=strength)
+
+
+def test_either_method_takes_either_checkpoint() -> None:
+    """--method composite with M's weights draws M's faces, and --method learned with the composite
+    file draws the composite: the method names the default file, the checkpoint decides the model."""
+    from anonface import Anonymizer
+    from anonface.models.anonymizer import FaceAnonymizer, _default_weights_path
+
+    m = Anonymizer("composite", boxes=[BOX], device="cpu", checkpoint=_default_weights_path())
+    assert isinstance(m.model, FaceAnonymizer)
+    assert isinstance(Anonymizer("learned", boxes=[BOX], device="cpu", checkpoint=composite_weights_path()).model,
+                      CompositeFace)
