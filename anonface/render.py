@@ -123,6 +123,10 @@ class RimFade(torch.nn.Module):
 #: follows moves beyond the second (motion) fully, between the two in proportion.
 MOVE_FOLLOW = (0.02, 0.08)
 
+#: A made-up person's code outlives its box by this many frames (frames with drawn faces): a face
+#: the detector misses for a moment comes back as the same person, not a new one.
+CODE_HOLD = 30
+
 
 class FaceMemory:
     """Steadies the learned anonymizer's faces through a video, in place and in look.
@@ -147,9 +151,11 @@ class FaceMemory:
     could average them anyway).
 
     For an anonymizer that takes a code per face (``latent_dim > 0``: one code draws one made-up
-    person), :meth:`codes` gives each box of the last :meth:`place` its partner's code, and a box
-    with no partner a new random one (drawn from ``seed``, never from the face): one made-up person
-    per track, another for each other track, whatever ``weight`` is.
+    person), :meth:`codes` gives each box of the last :meth:`place` its partner's code; a box with
+    no partner the code of a box that vanished within the last :data:`CODE_HOLD` frames where it
+    reappears (IoU >= ``min_iou`` with where it was last seen), else a new random one (drawn from
+    ``seed``, never from the face): one made-up person per track, through short misses of the
+    detector, another for each other track, whatever ``weight`` is.
 
     Use :meth:`place` on a call's boxes (frames in stream order), draw in the boxes it returns (with
     :meth:`codes`), then :meth:`blend` the drawn faces; :meth:`reset` starts a new stream.
@@ -170,7 +176,10 @@ class FaceMemory:
         self._boxes = np.zeros((0, 4), np.float32)  # the boxes drawn in, last frame with faces
         self._faces: torch.Tensor | None = None  # the faces drawn there
         self._codes: np.ndarray | None = None  # their codes (an anonymizer with a code)
-        self._pending: list[tuple[np.ndarray, np.ndarray]] = []  # per frame of place(): (rows, partner)
+        self._code_boxes = np.zeros((0, 4), np.float32)  # the boxes those codes were drawn in
+        self._lost = (np.zeros((0, 4), np.float32), np.zeros((0, 0), np.float32), np.zeros(0, np.int64))
+        # per frame of place(): (rows, partner, boxes drawn in)
+        self._pending: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
 
     def _pairs(self, cur: np.ndarray, prev: np.ndarray) -> np.ndarray:
         """For each box of ``cur`` its partner's index in ``prev``, or -1."""
@@ -212,7 +221,7 @@ class FaceMemory:
                 cur[i, :2] = np.minimum(steady[:2], cur[i, :2])
                 cur[i, 2:] = np.maximum(steady[2:], cur[i, 2:])
             out[rows, 1:5] = cur
-            self._pending.append((rows, partner))
+            self._pending.append((rows, partner, cur.copy()))
             prev = cur
         self._boxes = prev.copy()
         return out
@@ -220,17 +229,36 @@ class FaceMemory:
     def codes(self, dim: int) -> np.ndarray:
         """``[K, dim]`` float32: the code of each box of the last :meth:`place` (its partner's, or a
         new one). Call it once per :meth:`place`, before :meth:`blend`."""
-        k = sum(len(rows) for rows, _ in self._pending)
+        k = sum(len(rows) for rows, _, _ in self._pending)
         out = np.zeros((k, dim), np.float32)
-        prev = self._codes
-        for rows, partner in self._pending:
+        prev, prev_boxes = self._codes, self._code_boxes
+        lost_boxes, lost_codes, lost_age = self._lost
+        if lost_codes.shape[1:] != (dim,):  # another model's codes are never reused
+            lost_boxes, lost_codes, lost_age = lost_boxes[:0], np.zeros((0, dim), np.float32), lost_age[:0]
+        for rows, partner, boxes in self._pending:
             cur = self._rng.standard_normal((len(rows), dim)).astype(np.float32)
-            if prev is not None and prev.shape[1] == dim:
-                kept = (partner >= 0) & (partner < len(prev))
+            same = prev is not None and prev.shape[1] == dim
+            kept = (partner >= 0) & (partner < (len(prev) if same and prev is not None else 0))
+            if same and prev is not None:
                 cur[kept] = prev[partner[kept]]
+                # the boxes of the frame before that no box took up: lost, their codes kept a while
+                gone = np.setdiff1d(np.arange(len(prev)), partner[kept])
+                lost_boxes = np.concatenate([lost_boxes, prev_boxes[gone]])
+                lost_codes = np.concatenate([lost_codes, prev[gone]])
+                lost_age = np.concatenate([lost_age, np.zeros(len(gone), np.int64)])
+            free = np.nonzero(~kept)[0]
+            back = self._pairs(boxes[free], lost_boxes)  # a lost face seen again where it was
+            if (back >= 0).any():
+                cur[free[back >= 0]] = lost_codes[back[back >= 0]]
+                stay = np.setdiff1d(np.arange(len(lost_boxes)), back[back >= 0])
+                lost_boxes, lost_codes, lost_age = lost_boxes[stay], lost_codes[stay], lost_age[stay]
+            lost_age = lost_age + 1
+            old = lost_age <= CODE_HOLD
+            lost_boxes, lost_codes, lost_age = lost_boxes[old], lost_codes[old], lost_age[old]
             out[rows] = cur
-            prev = cur
-        self._codes = prev
+            prev, prev_boxes = cur, boxes
+        self._codes, self._code_boxes = prev, prev_boxes
+        self._lost = (lost_boxes, lost_codes, lost_age)
         return out
 
     def blend(self, faces: torch.Tensor) -> torch.Tensor:
@@ -240,7 +268,7 @@ class FaceMemory:
             return faces
         out = faces.clone()
         prev = self._faces
-        for rows, partner in self._pending:
+        for rows, partner, _ in self._pending:
             if prev is not None and prev.shape[1:] == out.shape[1:]:
                 for i in np.nonzero(partner >= 0)[0]:
                     k = int(rows[i])

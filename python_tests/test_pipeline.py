@@ -306,7 +306,7 @@ class _CodeRecorder(torch.nn.Module):
 @pytest.mark.parametrize("weight", [0.0, 0.8])
 def test_learned_codes_are_one_per_track(weight: float) -> None:
     """A model with a code gets one code per track (the same along a track, whatever the smoothing),
-    a different one for another track and for a track that starts after a gap in the boxes."""
+    a different one for another track; a track missed for a frame comes back with its code."""
     frames = np.random.default_rng().integers(0, 256, (4, 48, 96, 3), dtype=np.uint8)
     other = BOX + np.array([[50.0, 0.0, 50.0, 0.0]], np.float32)
     both = np.concatenate([BOX, other])
@@ -321,11 +321,43 @@ def test_learned_codes_are_one_per_track(weight: float) -> None:
         assert torch.equal(z[row], z[0]), "one track keeps its code"
     assert torch.equal(z[3], z[1])
     assert not torch.equal(z[0], z[1]), "two tracks, two codes"
-    # 'other' was gone in frame 2: in frame 3 it is a new track with a new code
-    assert not torch.equal(z[6], z[1]) and not torch.equal(z[6], z[0])
+    # 'other' was missed in frame 2: in frame 3 it is the same made-up person again
+    assert torch.equal(z[6], z[1])
     anon.reset()  # a new stream starts from the same seeded codes
     anon(frames[:1])
     assert torch.equal(model.codes[-1], z[:2])
+
+
+def test_face_memory_codes_outlive_short_misses() -> None:
+    """A face the detector misses comes back as the same person within CODE_HOLD frames (where it
+    was last seen), as a new person after that or somewhere else; two missed faces get their own
+    codes back."""
+    from anonface.render import CODE_HOLD, FaceMemory
+
+    a = np.array([[0, 10, 10, 50, 50], [0, 60, 10, 100, 50]], np.float32)
+    elsewhere = np.array([[0, 200, 10, 240, 50]], np.float32)
+
+    def step(mem: FaceMemory, rois: np.ndarray) -> np.ndarray:
+        mem.place(rois)
+        z = mem.codes(4)
+        mem.blend(torch.zeros(len(rois), 3, 4, 4))
+        return z
+
+    mem = FaceMemory(0.8, seed=1)
+    first = step(mem, a)
+    step(mem, elsewhere)  # both missed; a third face appears elsewhere
+    for _ in range(3):
+        step(mem, elsewhere)
+    back = step(mem, a[::-1].copy())  # both back, listed the other way round
+    np.testing.assert_array_equal(back, first[::-1])
+    new_there = step(mem, np.concatenate([elsewhere, a[:1] + np.array([[0, 0, 200, 0, 200]], np.float32)]))
+    assert not np.isin(new_there[1], first).all(), "no overlap with a lost box: a new person"
+    mem2 = FaceMemory(0.8, seed=1)
+    step(mem2, a)
+    for _ in range(CODE_HOLD + 1):
+        step(mem2, elsewhere)
+    late = step(mem2, a)
+    assert not np.array_equal(late[0], first[0]) and not np.array_equal(late[1], first[1])
 
 
 def test_face_memory_codes() -> None:
