@@ -51,8 +51,8 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("ANONFACE_DATA", REPO.parent / "shared" / "data"))
 CLIPS = ("two_people_hugging_1080p.mp4", "opera_arcade_pedestrians_walk.mp4", "kinetics400_arm_wrestling.mp4",
          "ucf101_apply_eye_makeup.avi")
-METHODS = ("pixelate", "blur", "noise", "solid", "learned", "smooth-mosaic")
-IDENTITY_METHODS = ("learned", "smooth-mosaic")
+METHODS = ("pixelate", "blur", "noise", "solid", "learned", "composite", "smooth-mosaic")
+IDENTITY_METHODS = ("learned", "composite", "smooth-mosaic")
 MASK_SCALE = 1.3
 LINK_IOU = 0.5
 
