@@ -71,8 +71,8 @@ def _kernel_threads(anon: Anonymizer) -> Iterator[None]:
 
     The decoder and the encoder run beside the pipeline and keep the cores busy; splitting a
     frame's few face boxes across threads then only adds waiting (measured on 2 cores while
-    another job held one of them: ~8% more time per frame with 2 threads). The learned model keeps
-    torch's threads.
+    another job held one of them: ~8% more time per frame with 2 threads). The learned and composite
+    models keep torch's threads.
     """
     if anon.device.type != "cpu" or anon.method in MODEL_METHODS or torch.get_num_threads() == 1:
         yield
