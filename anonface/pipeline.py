@@ -85,7 +85,7 @@ def _load_learned(
         from anonface.models.anonymizer import load_pretrained
     except ImportError as exc:
         raise RuntimeError(
-            "method 'learned' needs the trained anonymizer (anonface.models.anonymizer), which "
+            f"method {method!r} needs the model code (anonface.models.anonymizer), which "
             f"is not available in this installation ({exc}); use --method pixelate (the default) "
             "or solid/blur/noise"
         ) from exc
@@ -97,7 +97,7 @@ def _load_learned(
         model = load_pretrained(checkpoint, map_location=str(device))
     except FileNotFoundError as exc:
         raise RuntimeError(
-            f"method 'learned' needs an anonymizer checkpoint: {exc}. Pass one with "
+            f"method {method!r} needs a model checkpoint: {exc}. Pass one with "
             "--checkpoint PATH (or checkpoint=...), or choose another --method"
         ) from exc
     model = model.to(device).eval()

@@ -122,6 +122,8 @@ def test_argument_errors(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
 def test_learned_without_checkpoint_fails_clearly(tmp_path: Path, capsys: pytest.CaptureFixture,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     _astronaut(tmp_path / "a.png")
+    import anonface.eval  # noqa: F401  (the evaluation subcommand, loaded first: only the pipeline's load fails)
+
     monkeypatch.setitem(sys.modules, "anonface.models.anonymizer", None)
     assert cli.main([str(tmp_path / "a.png"), "--method", "learned"]) == 2
     assert "learned" in capsys.readouterr().err
