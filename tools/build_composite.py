@@ -92,6 +92,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.components < 0 or args.per_identity < 1:
         print("--components must be >= 0 and --per-identity >= 1", file=sys.stderr)
         return 2
+    try:
+        CompositeConfig(gain=args.gain).validate()
+    except ValueError as exc:
+        print(f"--gain: {exc}", file=sys.stderr)
+        return 2
+    if not (0 < args.spread <= 10):  # also refuses NaN
+        print(f"--spread must be a number in (0, 10], got {args.spread}", file=sys.stderr)
+        return 2
     model, meta = fit(data, args.components, args.gain, args.heldout_folds, args.per_identity, args.spread)
     save_composite(model, args.out, meta=meta)
     print(f"{args.out}: {meta}")

@@ -47,5 +47,7 @@ def test_main_writes_a_loadable_file_and_refuses_bad_arguments(tmp_path: Path, c
     bad = tmp_path / "bad.pt"
     assert b.main(["--out", str(bad), "--data", str(root), "--components", "-1"]) == 2
     assert b.main(["--out", str(bad), "--data", str(tmp_path / "nowhere")]) == 2
+    for flag, value in (("--gain", "nan"), ("--gain", "0"), ("--spread", "nan"), ("--spread", "-1")):
+        assert b.main(["--out", str(bad), "--data", str(root), flag, value]) == 2
     assert not bad.exists()
     assert "--components" in capsys.readouterr().err
