@@ -10,7 +10,7 @@ black wedges are skipped, and the crop's *detail* is its grey level minus that o
 by their standard deviations (times ``--spread``) and faded out beyond the face (:func:`window`): a few hundred KiB of
 fp16, no photo in it (a mean over a thousand people and directions of variation among them).
 
-    python tools/build_composite.py --out anonface/weights/composite.pt [--components 48 --gain 2.5 --spread 1.3]
+    python tools/build_composite.py --out anonface/weights/composite.pt [--components 48 --gain 1.5 --spread 1.3]
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--data", type=Path, default=None, help="shared data folder (default: $ANONFACE_DATA or ../shared/data)")
     ap.add_argument("--components", type=int, default=48)
-    ap.add_argument("--gain", type=float, default=2.5, help="contrast of the drawn detail (default 2.5)")
+    ap.add_argument("--gain", type=float, default=1.5, help="contrast of the drawn detail (default 1.5)")
     ap.add_argument("--spread", type=float, default=1.3,
                     help="how far the made-up people lie from the mean, in standard deviations of the "
                          "training faces along each component (default 1.3)")
