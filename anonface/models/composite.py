@@ -52,7 +52,7 @@ class CompositeConfig:
     crop_size: int = 64
     degrade_cells: int = 12
     """Cells across the crop of the mosaic the face is drawn over (the learned M's bottleneck)."""
-    gain: float = 2.0
+    gain: float = 1.5
     """Contrast of the drawn detail: the mean of many faces' details is fainter than any one face's."""
 
     def validate(self) -> None:
