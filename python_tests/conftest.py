@@ -13,6 +13,17 @@ import torch
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
+def load_tool(name: str):
+    """The development script ``tools/<name>.py`` as a module (tools/ is not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "tools" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def shared_data() -> Path:
     """The shared research data (``$ANONFACE_DATA`` or ``../shared/data``; see anonface.data.lfw's
     data_root). Tests that need it skip with a reason when a path below it is missing."""

@@ -3,25 +3,21 @@ out, the file it writes loads as the composite model; bad arguments are exit 2."
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 
 import torch
+from conftest import load_tool  # type: ignore[import-not-found]
 
 from anonface.models.anonymizer import load_pretrained
 from anonface.models.composite import CompositeFace
 
-REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _lfw_fake import fake_data as _fake_data  # noqa: E402
 
 
 def _builder():
-    spec = importlib.util.spec_from_file_location("build_composite", REPO / "tools" / "build_composite.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_tool("build_composite")
 
 
 def test_fit_leaves_out_held_out_people_and_wedges(tmp_path: Path) -> None:

@@ -3,27 +3,22 @@ loadable by the trainer as the shared folder is, and holding nothing of the held
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import shared_data  # type: ignore[import-not-found]
+from conftest import load_tool, shared_data  # type: ignore[import-not-found]
 
 from anonface.data.lfw import pair_fold, read_pairs
 from anonface.train.config import DataConfig
 from anonface.train.datasets import build_train_data
 
-REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _lfw_fake import fake_data as _fake_data  # noqa: E402
 
 
 def _packer():
-    spec = importlib.util.spec_from_file_location("pack_gpu_train_data", REPO / "tools" / "pack_gpu_train_data.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_tool("pack_gpu_train_data")
 
 
 def test_packed_folder_trains_like_the_shared_one_without_held_out_faces(tmp_path, monkeypatch) -> None:
