@@ -89,12 +89,10 @@ def _load_learned(
             f"is not available in this installation ({exc}); use --method pixelate (the default) "
             "or solid/blur/noise"
         ) from exc
-    if checkpoint is None and method == "composite":
-        from anonface.models.composite import composite_weights_path
+    from anonface.models.composite import checkpoint_for
 
-        checkpoint = composite_weights_path()
     try:
-        model = load_pretrained(checkpoint, map_location=str(device))
+        model = load_pretrained(checkpoint_for(method, checkpoint), map_location=str(device))
     except FileNotFoundError as exc:
         raise RuntimeError(
             f"method {method!r} needs a model checkpoint: {exc}. Pass one with "

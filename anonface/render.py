@@ -237,9 +237,10 @@ class FaceMemory:
             lost_boxes, lost_codes, lost_age = lost_boxes[:0], np.zeros((0, dim), np.float32), lost_age[:0]
         for rows, partner, boxes in self._pending:
             cur = self._rng.standard_normal((len(rows), dim)).astype(np.float32)
-            same = prev is not None and prev.shape[1] == dim
-            kept = (partner >= 0) & (partner < (len(prev) if same and prev is not None else 0))
-            if same and prev is not None:
+            if prev is not None and prev.shape[1] != dim:
+                prev = None  # another model's codes are never reused
+            kept = (partner >= 0) & (partner < (len(prev) if prev is not None else 0))
+            if prev is not None:
                 cur[kept] = prev[partner[kept]]
                 # the boxes of the frame before that no box took up: lost, their codes kept a while
                 gone = np.setdiff1d(np.arange(len(prev)), partner[kept])

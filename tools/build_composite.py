@@ -23,8 +23,8 @@ import torch
 
 from anonface.data.faces import FaceBank, crop_boxes
 from anonface.data.lfw import data_root, list_identities, pair_fold, read_pairs
-from anonface.models.anonymizer import smooth_cells
 from anonface.models.composite import CompositeConfig, CompositeFace, save_composite
+from anonface.models.mosaic import smooth_cells
 from anonface.train.datasets import _without_wedges
 
 

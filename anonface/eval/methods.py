@@ -157,10 +157,9 @@ def _load_model(spec: MethodSpec, device: str | torch.device) -> torch.nn.Module
         return None
     try:
         from anonface.models.anonymizer import load_pretrained
-        from anonface.models.composite import composite_weights_path
+        from anonface.models.composite import checkpoint_for
 
-        ckpt = spec.checkpoint or (composite_weights_path() if spec.method == "composite" else None)
-        model = load_pretrained(ckpt, map_location=torch.device(device))
+        model = load_pretrained(checkpoint_for(spec.method, spec.checkpoint), map_location=torch.device(device))
     except (FileNotFoundError, ValueError, RuntimeError) as e:
         raise MethodUnavailable(f"no usable learned anonymizer checkpoint: {e}") from e
     if spec.method == "smooth-mosaic":

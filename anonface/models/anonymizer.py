@@ -210,10 +210,11 @@ class FaceAnonymizer(nn.Module):
         cells = self.config.degrade_cells
         if cells <= 0:
             return x, x
-        smooth = smooth_cells(x, cells)
+        small = pixelate(x, cells)
+        smooth = smooth_cells(x, cells, small)
         if self.config.degrade_input == "smooth":
             return smooth, smooth
-        return F.interpolate(pixelate(x, cells), size=x.shape[-2:], mode="nearest"), smooth
+        return F.interpolate(small, size=x.shape[-2:], mode="nearest"), smooth
 
     def smooth_mosaic(self) -> SmoothMosaic | None:
         """This model's input without the model (:class:`SmoothMosaic`), or None when it has no

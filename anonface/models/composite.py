@@ -40,6 +40,7 @@ __all__ = [
     "CompositeFace",
     "composite_from_payload",
     "composite_weights_path",
+    "checkpoint_for",
     "save_composite",
 ]
 
@@ -133,6 +134,14 @@ class CompositeFace(nn.Module):
 def composite_weights_path() -> Path:
     """The composite model shipped inside the package."""
     return Path(str(resources.files("anonface.weights").joinpath(COMPOSITE_WEIGHTS)))
+
+
+def checkpoint_for(method: str, checkpoint: Any) -> Any:
+    """The checkpoint a model method loads: ``checkpoint`` when given, else for ``composite`` the
+    shipped composite file, else None (``load_pretrained``'s own default, M's weights)."""
+    if checkpoint is None and method == "composite":
+        return composite_weights_path()
+    return checkpoint
 
 
 def save_composite(model: CompositeFace, path: str | Path, meta: dict[str, Any] | None = None) -> None:

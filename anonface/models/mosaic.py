@@ -19,10 +19,12 @@ def pixelate(x: Tensor, cells: int) -> Tensor:
     return F.adaptive_avg_pool2d(x, (cells, cells))
 
 
-def smooth_cells(x: Tensor, cells: int) -> Tensor:
+def smooth_cells(x: Tensor, cells: int, small: Tensor | None = None) -> Tensor:
     """``x`` averaged to ``cells x cells`` cells and up-sampled bilinearly back to its size: the smooth
-    mosaic M's residual corrects (and the composite anonymizer draws over)."""
-    return F.interpolate(pixelate(x, cells), size=x.shape[-2:], mode="bilinear", align_corners=False)
+    mosaic M's residual corrects (and the composite anonymizer draws over). ``small``: the cell means
+    (:func:`pixelate`) when the caller has them already."""
+    small = pixelate(x, cells) if small is None else small
+    return F.interpolate(small, size=x.shape[-2:], mode="bilinear", align_corners=False)
 
 
 class SmoothMosaic(nn.Module):

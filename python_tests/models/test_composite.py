@@ -222,7 +222,7 @@ def test_composite_method_draws_one_person_per_track() -> None:
     np.testing.assert_array_equal(out[0], out[1])  # one track keeps its person (no smoothing needed)
 
 
-def test_composite_cli_refuses_a_learned_checkpoint_that_is_missing(tmp_path: Path) -> None:
+def test_composite_with_a_missing_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
     from anonface import Anonymizer
 
     with pytest.raises(RuntimeError, match="checkpoint"):
