@@ -32,6 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from anonface.models.mosaic import SmoothMosaic, smooth_cells
+from anonface.options import PIXELATE_MAX_CELLS
 
 __all__ = [
     "COMPOSITE_FORMAT",
@@ -59,10 +60,13 @@ class CompositeConfig:
     def validate(self) -> None:
         if isinstance(self.crop_size, bool) or not isinstance(self.crop_size, int) or self.crop_size < 8:
             raise ValueError(f"crop_size must be an integer >= 8, got {self.crop_size!r}")
+        most = min(self.crop_size, PIXELATE_MAX_CELLS)
         if isinstance(self.degrade_cells, bool) or not isinstance(self.degrade_cells, int) or not (
-            1 <= self.degrade_cells <= self.crop_size
+            1 <= self.degrade_cells <= most
         ):
-            raise ValueError(f"degrade_cells must be an integer in [1, crop_size], got {self.degrade_cells!r}")
+            # finer cells than the tool lets pixelation use would let the face itself through
+            raise ValueError(f"degrade_cells must be an integer in [1, {most}] (at most crop_size and "
+                             f"the finest pixelation the tool allows), got {self.degrade_cells!r}")
         if isinstance(self.gain, bool) or not isinstance(self.gain, (int, float)) or not (0 < self.gain <= 10):
             raise ValueError(f"gain must be a number in (0, 10], got {self.gain!r}")  # also refuses NaN
 

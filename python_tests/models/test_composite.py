@@ -156,6 +156,20 @@ def test_hostile_checkpoints_are_refused(tmp_path: Path, change: dict) -> None:
         load_pretrained(p)
 
 
+@pytest.mark.parametrize("cells", [17, 24, 64])
+def test_a_mosaic_finer_than_the_tool_allows_is_refused(tmp_path: Path, cells: int) -> None:
+    """A file whose mosaic has more cells than pixelation may use (16) would draw over the face
+    itself (64 cells on a 64 px crop: every pixel): refused, whatever its crop size."""
+    p = tmp_path / "fine.pt"
+    torch.save(_payload(crop_size=64, degrade_cells=cells, mean=torch.zeros(64, 64),
+                        components=torch.zeros(2, 64, 64)), p)
+    with pytest.raises(ValueError, match="degrade_cells"):
+        load_pretrained(p)
+    with pytest.raises(ValueError, match="degrade_cells"):
+        CompositeConfig(crop_size=64, degrade_cells=cells).validate()
+    CompositeConfig(crop_size=64, degrade_cells=16).validate()  # the finest allowed
+
+
 def test_good_payload_loads(tmp_path: Path) -> None:
     """The hostile cases above differ from this one in one value only."""
     p = tmp_path / "good.pt"
