@@ -279,3 +279,13 @@ def test_composite_method_on_a_photo(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert cli.main([str(src), "-o", str(out), "--method", "composite", "--checkpoint", str(missing),
                      "--device", "cpu", "-q"]) == 2
     assert "checkpoint" in capsys.readouterr().err and not out.exists()
+    import math
+
+    import torch
+
+    bad = tmp_path / "nan.pt"  # a composite file with NaN detail: refused before anything is drawn
+    torch.save({"format": "anonface.composite/1", "config": {"crop_size": 64, "degrade_cells": 12, "gain": 1.5},
+                "mean": torch.full((64, 64), math.nan), "components": torch.zeros(2, 64, 64)}, bad)
+    assert cli.main([str(src), "-o", str(out), "--method", "composite", "--checkpoint", str(bad),
+                     "--device", "cpu", "-q"]) == 2
+    assert "finite" in capsys.readouterr().err and not out.exists()
