@@ -41,6 +41,7 @@ __all__ = [
     "scale_boxes",
     "pixelate_cells",
     "hold_edges",
+    "band_limit",
     "modify_faces",
     "anonymize_faces",
 ]
@@ -352,6 +353,51 @@ def hold_edges(crops: torch.Tensor, rois: torch.Tensor, height: int, width: int)
     return torch.gather(out, 3, cols[:, None, None, :].expand(k, c, size, size))
 
 
+def band_limit(faces: torch.Tensor, rois: torch.Tensor) -> torch.Tensor:
+    """Model faces ``[K, C, S, S]`` drawn at ``S`` px, low-passed to the size of the boxes ``rois [K, 5]``
+    they are about to be pasted into.
+
+    ``face_paste`` samples a crop bilinearly at the box's pixels, without a prefilter: a 64 px face
+    pasted into a 20 px box keeps only every third texel, and which ones shifts with every sub-pixel
+    move of the box, so drawn detail finer than the box can show flickers from frame to frame
+    (measured: the composite with 192 components went from 1.31x to 1.11x the untouched video's
+    frame-to-frame change on the hugging clip, ``benchmarks/bench_temporal.py``). Each face is
+    replaced by a mix of two of its versions reduced to ``S / 2**l`` px (antialiased) and brought back
+    to ``S`` px, ``l = log2(S / box side)`` (the box's larger side: the finer of the two axes' needs),
+    a mip-map as texture samplers have. Faces whose box is at least ``S`` px are returned untouched.
+    Only detail is removed, so a face never shows more than the model drew. ``rois`` are on the
+    faces' device.
+    """
+    k, size = int(faces.shape[0]), int(faces.shape[-1])
+    if k == 0:
+        return faces
+    r = rois.to(torch.float32)
+    side = torch.maximum(r[:, 3] - r[:, 1], r[:, 4] - r[:, 2]).clamp_min(1.0)
+    deepest = max(int(np.floor(np.log2(size / 2.0))), 0)  # the coarsest level has 2 px
+    # 0: the box shows every texel; a NaN box (never pasted: anonymize_faces refuses it) the coarsest
+    level = torch.nan_to_num(torch.log2(size / side), nan=float(deepest)).clamp(0.0, float(deepest))
+    top = int(np.ceil(float(level.max())))
+    if top == 0:
+        return faces
+    import torch.nn.functional as F
+
+    src = faces.float()
+    out = torch.zeros_like(src)
+    for lv in range(top + 1):
+        weight = (1.0 - (level - lv).abs()).clamp_min(0.0)  # hat weights: two levels per face
+        use = weight > 0
+        if not bool(use.any()):
+            continue
+        sel = torch.nonzero(use).flatten()
+        part = src[sel]
+        if lv > 0:
+            small = max(2, round(size / 2**lv))
+            part = F.interpolate(part, size=(small, small), mode="bilinear", antialias=True, align_corners=False)
+            part = F.interpolate(part, size=(size, size), mode="bilinear", align_corners=False)
+        out.index_add_(0, sel, part * weight[sel, None, None, None])
+    return out.to(faces.dtype)
+
+
 def modify_faces(
     frames: torch.Tensor,
     rois: torch.Tensor,
@@ -417,6 +463,7 @@ def modify_faces(
             faces = faces.float().clamp(-1.0, 1.0).to(crops.device)
             if memory is not None:
                 faces = memory.blend(faces)
+            faces = band_limit(faces, rois.to(faces.device))
         return ops.face_paste(frames, faces, rois, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), mask, feather)
     modify = ops.face_modify_ if inplace else ops.face_modify
     if isinstance(strength, np.ndarray):

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from anonface import ops
-from anonface.render import hold_edges, modify_faces
+from anonface.render import band_limit, hold_edges, modify_faces
 
 NORM = ((0.5,) * 3, (0.5,) * 3)
 
@@ -95,3 +95,83 @@ def test_learned_model_never_sees_black_past_the_frame(layout: str) -> None:
     assert seen.min() > (100 / 255 - 0.5) / 0.5  # no zero (black) sample reached the model
     raw = ops.face_crop(f, rois, 16, *NORM)
     assert raw.min() < -0.9  # the raw crop would have shown black
+
+
+# ---- band_limit: model faces low-passed to the box they are pasted into ---------------------------
+
+
+def _reduced(faces: torch.Tensor, px: int) -> torch.Tensor:
+    """Reference: the faces reduced to ``px`` (antialiased) and brought back to their size."""
+    import torch.nn.functional as F
+
+    s = faces.shape[-1]
+    small = F.interpolate(faces, size=(px, px), mode="bilinear", antialias=True, align_corners=False)
+    return F.interpolate(small, size=(s, s), mode="bilinear", align_corners=False)
+
+
+def _rois(sides: list[tuple[float, float]]) -> torch.Tensor:
+    return torch.tensor([[0.0, 5.0, 7.0, 5.0 + w, 7.0 + h] for w, h in sides], dtype=torch.float32)
+
+
+def test_band_limit_leaves_faces_whose_box_shows_every_texel() -> None:
+    faces = torch.rand(3, 3, 64, 64) * 2 - 1
+    out = band_limit(faces, _rois([(64.0, 64.0), (300.0, 250.0), (64.0, 80.0)]))
+    assert torch.equal(out, faces)
+
+
+def test_band_limit_reduces_to_the_box_and_mixes_two_levels_between() -> None:
+    faces = torch.rand(4, 3, 64, 64) * 2 - 1
+    r = 64 / 2**0.5  # level 0.5: half the face, half its 32 px version
+    out = band_limit(faces, _rois([(32.0, 32.0), (16.0, 10.0), (r, r), (4.0, 2.0)]))
+    torch.testing.assert_close(out[0], _reduced(faces[:1], 32)[0])
+    torch.testing.assert_close(out[1], _reduced(faces[1:2], 16)[0])  # the larger side decides
+    torch.testing.assert_close(out[2], 0.5 * faces[2] + 0.5 * _reduced(faces[2:3], 32)[0], atol=1e-5, rtol=0)
+    torch.testing.assert_close(out[3], _reduced(faces[3:], 4)[0])
+    # only detail goes: each face keeps its mean colour
+    torch.testing.assert_close(out.mean((2, 3)), faces.mean((2, 3)), atol=1e-2, rtol=0)
+
+
+@pytest.mark.parametrize("side", [0.0, -5.0, 0.3, float("nan")])
+def test_band_limit_degenerate_boxes_get_the_coarsest_level(side: float) -> None:
+    faces = torch.rand(1, 3, 64, 64) * 2 - 1
+    out = band_limit(faces, _rois([(side, side)]))
+    torch.testing.assert_close(out, _reduced(faces, 2))
+    assert torch.isfinite(out).all()
+
+
+def test_band_limit_keeps_dtype_shape_and_empty() -> None:
+    faces = (torch.rand(2, 3, 48, 48) * 2 - 1).double()
+    out = band_limit(faces, _rois([(12.0, 12.0), (96.0, 96.0)]))
+    assert out.dtype == torch.float64 and out.shape == faces.shape
+    empty = torch.zeros(0, 3, 64, 64)
+    assert band_limit(empty, torch.zeros(0, 5)).shape == (0, 3, 64, 64)
+
+
+class _Stripes(torch.nn.Module):
+    """A model that draws stripes 5 texels apart on every face: detail a 16 px box cannot show."""
+
+    crop_size = 64
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        i = torch.arange(x.shape[-1], dtype=torch.float32)
+        stripes = 0.8 * torch.cos(2 * torch.pi * i / 5.0)
+        return stripes.expand_as(x).clone()
+
+
+def test_small_pasted_faces_do_not_flicker_with_sub_pixel_moves(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 64 px drawing pasted into a 16 px box that moves by a third of a pixel per frame: the pasted
+    pixels barely change with band limiting; without it (the paste alone) they alias and jump."""
+    import anonface.render as render
+
+    frames = torch.full((1, 48, 48, 3), 120, dtype=torch.uint8)
+
+    def change() -> float:
+        outs = [modify_faces(frames, torch.tensor([[0.0, 10.0 + d, 12.0, 26.0 + d, 28.0]]), method="learned",
+                             strength=None, mask="box", model=_Stripes()).float()
+                for d in (0.0, 1 / 3, 2 / 3)]
+        return float(sum((a - b).abs().mean() for a, b in zip(outs, outs[1:])))
+
+    steady = change()
+    monkeypatch.setattr(render, "band_limit", lambda faces, rois: faces)
+    aliased = change()
+    assert aliased > 4 * steady, (aliased, steady)
