@@ -10,7 +10,7 @@ black wedges are skipped, and the crop's *detail* is its grey level minus that o
 by their standard deviations (times ``--spread``) and faded out beyond the face (:func:`window`): a few hundred KiB of
 fp16, no photo in it (a mean over a thousand people and directions of variation among them).
 
-    python tools/build_composite.py --out anonface/weights/composite.pt [--components 48 --gain 1.5 --spread 1.3]
+    python tools/build_composite.py --out anonface/weights/composite.pt [--components 96 --gain 1.5 --spread 1.3]
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import torch
 
 from anonface.data.faces import FaceBank, crop_boxes
 from anonface.data.lfw import data_root, list_identities, pair_fold, read_pairs
-from anonface.models.composite import CompositeConfig, CompositeFace, save_composite
+from anonface.models.composite import CompositeConfig, CompositeFace, mosaic_features, save_composite
 from anonface.models.mosaic import smooth_cells
 from anonface.train.datasets import _without_wedges
 
@@ -39,9 +39,29 @@ def window(size: int, lo: float, hi: float) -> torch.Tensor:
     return t * t * (3 - 2 * t)
 
 
+def fit_predict(features: torch.Tensor, weights: torch.Tensor, ridge: float = 1.0, holdout: int = 5,
+                ) -> tuple[torch.Tensor, torch.Tensor, list[float]]:
+    """Ridge regression of standardised component ``weights [N, k]`` on mosaic ``features [N, F]``:
+    ``(predict [k, F], residual sd [k], held-out R^2 [k])``, the R^2 from every ``holdout``-th photo
+    left out of a first fit."""
+    def solve(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return torch.linalg.solve(a.T @ a + ridge * torch.eye(a.shape[1], dtype=a.dtype), a.T @ b)
+
+    a, b = features.double(), weights.double()
+    out = torch.arange(len(a)) % holdout == 0
+    if int(out.sum()) >= 2 and int((~out).sum()) >= 1:
+        pred = a[out] @ solve(a[~out], b[~out])
+        r2 = 1 - ((pred - b[out]) ** 2).mean(0) / b[out].var(0).clamp_min(1e-12)
+    else:  # too few photos to leave some out
+        r2 = torch.full((b.shape[1],), float("nan"), dtype=torch.float64)
+    w = solve(a, b)
+    resid = (a @ w - b).std(0)
+    return w.T.float(), resid.float(), [round(float(v), 3) for v in r2]
+
+
 def fit(data: Path, components: int, gain: float, heldout_folds: list[int], per_identity: int,
         spread: float = 1.3, crop_size: int = 64, cells: int = 12, win: tuple[float, float] = (0.6, 0.85),
-        ) -> tuple[CompositeFace, dict[str, object]]:
+        predicted: int = 0) -> tuple[CompositeFace, dict[str, object]]:
     """The model and what it was fitted on (for the checkpoint's meta)."""
     held: set[str] = set()
     for p in pair_fold(read_pairs(data / "lfw_pairs" / "pairs.txt"), heldout_folds):
@@ -59,7 +79,22 @@ def fit(data: Path, components: int, gain: float, heldout_folds: list[int], per_
         centred = (det - mean).flatten(1)
         _, sv, vh = torch.linalg.svd(centred, full_matrices=False)
         sd = sv / (centred.shape[0] - 1) ** 0.5
-        comps = (vh[:components] * (spread * sd[:components, None])).view(-1, crop_size, crop_size)
+        predict = scale = None
+        r2: list[float] = []
+        if predicted > 0:
+            # the first `predicted` components' standardised weights of each photo's own detail,
+            # predicted from its own mosaic; the code draws what the mosaic leaves open, with the
+            # spread it leaves, and the other components as before
+            n = min(predicted, components)
+            own = centred @ vh[:n].T / sd[:n].clamp_min(1e-12)
+            pred_n, resid, r2 = fit_predict(mosaic_features(x, cells), own)
+            predict = torch.zeros(components, pred_n.shape[1])
+            predict[:n] = pred_n
+            scale = torch.full((components,), spread)
+            scale[:n] = spread * resid
+            comps = (vh[:components] * sd[:components, None]).view(-1, crop_size, crop_size)
+        else:
+            comps = (vh[:components] * (spread * sd[:components, None])).view(-1, crop_size, crop_size)
         w = window(crop_size, *win)
         mean, comps = mean * w, comps * w
     cfg = CompositeConfig(crop_size=crop_size, degrade_cells=cells, gain=gain)
@@ -68,20 +103,25 @@ def fit(data: Path, components: int, gain: float, heldout_folds: list[int], per_
         "source": "faces_color_context/lfw_250_color (deep-funneled colour LFW)",
         "heldout_folds_excluded": list(heldout_folds), "per_identity": per_identity,
         "explained_variance": float((sv[:components] ** 2).sum() / (sv**2).sum()), "window": list(win),
-        "spread": spread,
+        "spread": spread, "predicted_components": predicted,
     }
-    return CompositeFace(mean, comps, cfg), meta
+    if predicted > 0:
+        meta["heldout_r2"] = r2[:16]  # of the first 16 components' weights, from the mosaic
+    return CompositeFace(mean, comps, cfg, predict, scale), meta
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--data", type=Path, default=None, help="shared data folder (default: $ANONFACE_DATA or ../shared/data)")
-    ap.add_argument("--components", type=int, default=48)
+    ap.add_argument("--components", type=int, default=96)
     ap.add_argument("--gain", type=float, default=1.5, help="contrast of the drawn detail (default 1.5)")
     ap.add_argument("--spread", type=float, default=1.3,
                     help="how far the made-up people lie from the mean, in standard deviations of the "
                          "training faces along each component (default 1.3)")
+    ap.add_argument("--predicted", type=int, default=0,
+                    help="the first N components' weights predicted from the face's own mosaic (its pose "
+                         "and light), the rest drawn by the code (default 0: all drawn)")
     ap.add_argument("--heldout-folds", type=int, nargs="+", default=[5, 6])
     ap.add_argument("--per-identity", type=int, default=5)
     args = ap.parse_args(argv)
@@ -89,8 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     if data is None or not (data / "faces_color_context").is_dir():
         print("the shared data folder (faces_color_context, lfw_pairs) is not here; pass --data", file=sys.stderr)
         return 2
-    if args.components < 0 or args.per_identity < 1:
-        print("--components must be >= 0 and --per-identity >= 1", file=sys.stderr)
+    if args.components < 0 or args.per_identity < 1 or args.predicted < 0:
+        print("--components and --predicted must be >= 0 and --per-identity >= 1", file=sys.stderr)
         return 2
     try:
         CompositeConfig(gain=args.gain).validate()
@@ -100,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     if not (0 < args.spread <= 10):  # also refuses NaN
         print(f"--spread must be a number in (0, 10], got {args.spread}", file=sys.stderr)
         return 2
-    model, meta = fit(data, args.components, args.gain, args.heldout_folds, args.per_identity, args.spread)
+    model, meta = fit(data, args.components, args.gain, args.heldout_folds, args.per_identity, args.spread,
+                      predicted=args.predicted)
     save_composite(model, args.out, meta=meta)
     print(f"{args.out}: {meta}")
     return 0

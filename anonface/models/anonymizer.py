@@ -348,9 +348,9 @@ def anonymizer_from_payload(
             raise ValueError(f"{p} is a training checkpoint without an anonymizer (config['anonymizer'] and "
                              "models['M'])")
         payload = {"format": CHECKPOINT_FORMAT, "config": cfg["anonymizer"], "state_dict": models["M"]}
-    from anonface.models.composite import COMPOSITE_FORMAT, composite_from_payload
+    from anonface.models.composite import COMPOSITE_FORMAT, CONDITIONAL_FORMAT, composite_from_payload
 
-    if isinstance(payload, dict) and payload.get("format") == COMPOSITE_FORMAT:
+    if isinstance(payload, dict) and payload.get("format") in (COMPOSITE_FORMAT, CONDITIONAL_FORMAT):
         return composite_from_payload(payload, p, map_location)
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         got = payload.get("format") if isinstance(payload, dict) else type(payload).__name__

@@ -15,6 +15,14 @@ The output for a face crop ``x`` is
   model (``anonface.render.FaceMemory`` keeps one code per track, drawn from the run's seed, never
   from the face).
 
+A *conditional* model (format ``anonface.composite/2``) also predicts part of the made-up person
+from the mosaic itself: the component weights are ``predict @ f(x) + code_scale * z``, where ``f(x)``
+are the crop's grey 12x12 cell means with their own mean and contrast taken out (and a constant 1),
+and ``predict`` a ridge regression fitted on the training photos (their weights from their own
+mosaics). The drawn face then turns and is lit as the head under it is; the code ``z`` draws the rest
+of the person, with the spread the regression leaves. ``f`` is a function of the cell means, so the
+privacy argument below holds unchanged.
+
 It has no trainable weights and no adversarial game: it is the baseline the paper's learned M should
 beat, and on the held-out evaluation it hides identity as well as the mosaic alone while detectors
 take all its faces for faces (README, Results). ``tools/build_composite.py`` fits the shipped model
@@ -31,21 +39,25 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from anonface.models.mosaic import SmoothMosaic, smooth_cells
+from anonface.models.mosaic import SmoothMosaic, pixelate, smooth_cells
 from anonface.options import PIXELATE_MAX_CELLS
 
 __all__ = [
     "COMPOSITE_FORMAT",
+    "CONDITIONAL_FORMAT",
     "COMPOSITE_WEIGHTS",
     "CompositeConfig",
     "CompositeFace",
     "composite_from_payload",
     "composite_weights_path",
+    "mosaic_features",
     "checkpoint_for",
     "save_composite",
 ]
 
 COMPOSITE_FORMAT = "anonface.composite/1"
+CONDITIONAL_FORMAT = "anonface.composite/2"
+"""A composite that also predicts part of the person from the mosaic (``predict``, ``code_scale``)."""
 COMPOSITE_WEIGHTS = "composite.pt"
 
 
@@ -82,7 +94,8 @@ class CompositeFace(nn.Module):
         config: crop size, mosaic cells and gain.
     """
 
-    def __init__(self, mean: Tensor, components: Tensor, config: CompositeConfig | None = None) -> None:
+    def __init__(self, mean: Tensor, components: Tensor, config: CompositeConfig | None = None,
+                 predict: Tensor | None = None, code_scale: Tensor | None = None) -> None:
         super().__init__()
         cfg = config or CompositeConfig()
         cfg.validate()
@@ -93,11 +106,36 @@ class CompositeFace(nn.Module):
             raise ValueError(f"components must be [k, {s}, {s}], got {tuple(components.shape)}")
         if not (bool(torch.isfinite(mean).all()) and bool(torch.isfinite(components).all())):
             raise ValueError("mean and components must be finite")
+        k, features = int(components.shape[0]), cfg.degrade_cells ** 2 + 1
+        if (predict is None) != (code_scale is None):
+            raise ValueError("predict and code_scale come together (a conditional composite) or not at all")
+        if predict is not None and code_scale is not None:
+            if predict.shape != (k, features):
+                raise ValueError(f"predict must be [{k}, {features}] (components, cells**2 + 1), "
+                                 f"got {tuple(predict.shape)}")
+            if code_scale.shape != (k,):
+                raise ValueError(f"code_scale must be [{k}], got {tuple(code_scale.shape)}")
+            if not (bool(torch.isfinite(predict).all()) and bool(torch.isfinite(code_scale).all())):
+                raise ValueError("predict and code_scale must be finite")
+            if bool((code_scale < 0).any()):
+                raise ValueError("code_scale must be >= 0")
         self.config = cfg
         self.crop_size: int = s
-        self.latent_dim: int = int(components.shape[0])
+        self.latent_dim: int = k
         self.register_buffer("mean", mean.detach().float().clone())
         self.register_buffer("components", components.detach().float().clone())
+        self.predict: Tensor | None
+        self.code_scale: Tensor | None
+        if predict is not None and code_scale is not None:
+            self.register_buffer("predict", predict.detach().float().clone())
+            self.register_buffer("code_scale", code_scale.detach().float().clone())
+        else:
+            self.predict = self.code_scale = None
+
+    @property
+    def conditional(self) -> bool:
+        """Whether part of the person is predicted from the mosaic (``predict``)."""
+        return self.predict is not None
 
     def degrade(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """``(smooth, smooth)``: the mosaic the face is drawn over, in :class:`FaceAnonymizer`'s form
@@ -109,11 +147,21 @@ class CompositeFace(nn.Module):
         """The mosaic without the drawn detail; ``anonface.render`` pastes it on faint boxes."""
         return SmoothMosaic(self).eval()
 
-    def detail(self, n: int, z: Tensor | None) -> Tensor:
-        """``[n, S, S]``: the made-up people's detail for codes ``z`` (None: the mean for all)."""
+    def weights(self, x: Tensor, z: Tensor | None) -> Tensor | None:
+        """``[n, k]`` component weights for crops ``x`` and codes ``z``: ``z`` itself, or for a
+        conditional model ``predict @ mosaic_features(x) + code_scale * z`` (None: no code)."""
+        if self.predict is None or self.code_scale is None:
+            return z
+        f = mosaic_features(x, self.config.degrade_cells)
+        w = f @ self.predict.T.to(f.dtype)
+        return w if z is None else w + z.to(w.dtype) * self.code_scale.to(w.dtype)
+
+    def detail(self, n: int, w: Tensor | None) -> Tensor:
+        """``[n, S, S]``: the made-up people's detail for component weights ``w [n, k]`` (None: the
+        mean for all)."""
         d = self.mean.expand(n, -1, -1)
-        if z is not None and self.latent_dim > 0:
-            d = d + torch.einsum("nk,khw->nhw", z.to(self.components.dtype), self.components)
+        if w is not None and self.latent_dim > 0:
+            d = d + torch.einsum("nk,khw->nhw", w.to(self.components.dtype), self.components)
         return d
 
     def forward(self, x: Tensor, z: Tensor | None = None) -> Tensor:
@@ -130,9 +178,20 @@ class CompositeFace(nn.Module):
                 raise ValueError("z must be finite")
         if x.shape[0] == 0:
             return x.clone()
-        _, base = self.degrade(x.contiguous())
-        d = self.detail(x.shape[0], z).to(base.dtype)
+        x = x.contiguous()
+        _, base = self.degrade(x)
+        d = self.detail(x.shape[0], self.weights(x, z)).to(base.dtype)
         return (base + self.config.gain * d[:, None]).clamp(-1.0, 1.0)
+
+
+def mosaic_features(x: Tensor, cells: int) -> Tensor:
+    """``[K, cells**2 + 1]``: the grey cell means of crops ``x [K, 3, S, S]`` with their own mean
+    taken out and divided by their own spread (so light and contrast do not count), then a 1. A
+    function of the crop's cell means alone."""
+    g = pixelate(x.float().mean(1, keepdim=True), cells).flatten(1)
+    g = g - g.mean(1, keepdim=True)
+    g = g / (g.pow(2).mean(1, keepdim=True).sqrt() + 0.05)
+    return torch.cat([g, g.new_ones(g.shape[0], 1)], 1)
 
 
 def composite_weights_path() -> Path:
@@ -151,23 +210,34 @@ def checkpoint_for(method: str, checkpoint: Any) -> Any:
 def save_composite(model: CompositeFace, path: str | Path, meta: dict[str, Any] | None = None) -> None:
     """Write the model as a small tensors-only checkpoint (fp16 detail, its config and ``meta``)."""
     payload = {
-        "format": COMPOSITE_FORMAT,
+        "format": CONDITIONAL_FORMAT if model.conditional else COMPOSITE_FORMAT,
         "config": asdict(model.config),
         "mean": model.mean.detach().half().cpu().clone(),
         "components": model.components.detach().half().cpu().clone(),
         "meta": dict(meta or {}),
     }
+    if model.predict is not None and model.code_scale is not None:  # small: kept in fp32
+        payload["predict"] = model.predict.detach().cpu().clone()
+        payload["code_scale"] = model.code_scale.detach().cpu().clone()
     torch.save(payload, str(path))
 
 
 def composite_from_payload(payload: dict[str, Any], p: Path, map_location: str | torch.device = "cpu") -> CompositeFace:
-    """The model of a checkpoint already read with ``weights_only=True`` (format :data:`COMPOSITE_FORMAT`).
+    """The model of a checkpoint already read with ``weights_only=True`` (format :data:`COMPOSITE_FORMAT`,
+    or :data:`CONDITIONAL_FORMAT` with ``predict`` and ``code_scale``).
 
     Raises:
         ValueError: a config, mean or components that do not describe a composite (one line, naming ``p``).
     """
     cfg, mean, comps = payload.get("config"), payload.get("mean"), payload.get("components")
+    conditional = payload.get("format") == CONDITIONAL_FORMAT
+    predict, scale = payload.get("predict"), payload.get("code_scale")
     try:
+        if not conditional and (predict is not None or scale is not None):
+            raise ValueError(f"predict and code_scale belong to format {CONDITIONAL_FORMAT!r} only")
+        if conditional and not (isinstance(predict, Tensor) and isinstance(scale, Tensor)
+                                and predict.is_floating_point() and scale.is_floating_point()):
+            raise ValueError("a conditional composite needs floating-point tensors predict and code_scale")
         if not isinstance(cfg, dict):
             raise ValueError(f"the config must be a mapping, got {type(cfg).__name__}")
         known = set(CompositeConfig.__dataclass_fields__)
@@ -177,7 +247,8 @@ def composite_from_payload(payload: dict[str, Any], p: Path, map_location: str |
             raise ValueError("mean and components must be tensors")
         if not (mean.is_floating_point() and comps.is_floating_point()):
             raise ValueError("mean and components must be floating point")
-        model = CompositeFace(mean.float(), comps.float(), CompositeConfig(**cfg))
+        model = CompositeFace(mean.float(), comps.float(), CompositeConfig(**cfg),
+                              predict.float() if conditional else None, scale.float() if conditional else None)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{p}: not a composite anonymizer: {exc}") from None
     return model.to(map_location).eval()

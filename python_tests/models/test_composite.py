@@ -14,9 +14,11 @@ import torch.nn.functional as F
 from anonface.models.anonymizer import SmoothMosaic, load_pretrained, smooth_cells  # re-exported there
 from anonface.models.composite import (
     COMPOSITE_FORMAT,
+    CONDITIONAL_FORMAT,
     CompositeConfig,
     CompositeFace,
     composite_weights_path,
+    mosaic_features,
     save_composite,
 )
 
@@ -261,3 +263,95 @@ def test_either_method_takes_either_checkpoint() -> None:
     assert isinstance(m.model, FaceAnonymizer)
     assert isinstance(Anonymizer("learned", boxes=[BOX], device="cpu", checkpoint=composite_weights_path()).model,
                       CompositeFace)
+
+
+# ---- the conditional composite (format anonface.composite/2): part of the person from the mosaic ----
+
+
+def _conditional(k: int = 4, s: int = 64, cells: int = 12) -> CompositeFace:
+    base = _model(k, s, cells)
+    predict = torch.randn(k, cells * cells + 1) * 0.5
+    scale = torch.rand(k) + 0.2
+    return CompositeFace(base.mean, base.components, base.config, predict, scale).eval()
+
+
+def test_mosaic_features_are_the_normalised_grey_cells() -> None:
+    x = _crops(3)
+    f = mosaic_features(x, 12)
+    g = F.adaptive_avg_pool2d(x.mean(1, keepdim=True), 12).flatten(1)
+    g = g - g.mean(1, keepdim=True)
+    want = torch.cat([g / (g.pow(2).mean(1, keepdim=True).sqrt() + 0.05), torch.ones(3, 1)], 1)
+    torch.testing.assert_close(f, want)
+    # light does not count, and contrast only through the small floor of the spread
+    torch.testing.assert_close(mosaic_features(x + 0.1, 12), f, atol=1e-5, rtol=0)
+    faces = F.interpolate(torch.rand(3, 3, 6, 6) * 1.6 - 0.8, size=(64, 64), mode="bilinear")  # cells that differ
+    a, b = mosaic_features(faces, 12), mosaic_features(0.5 * faces, 12)
+    assert float(F.cosine_similarity(a[:, :-1], b[:, :-1]).min()) > 0.999  # the same pattern
+    assert float((b[:, :-1].norm(dim=1) / a[:, :-1].norm(dim=1)).min()) > 0.7  # near its size (0.5 without)
+    flat = mosaic_features(torch.full((1, 3, 64, 64), 0.3), 12)  # no contrast at all: finite, all zero
+    assert torch.isfinite(flat).all() and float(flat[0, :-1].abs().max()) < 1e-5
+
+
+def test_conditional_output_is_the_formula() -> None:
+    m = _conditional()
+    x, z = _crops(3), torch.randn(3, 4)
+    w = mosaic_features(x, 12) @ m.predict.T + z * m.code_scale
+    want = smooth_cells(x, 12) + 2.0 * (m.mean + torch.einsum("nk,khw->nhw", w, m.components))[:, None]
+    torch.testing.assert_close(m(x, z), want.clamp(-1, 1))
+    w0 = mosaic_features(x, 12) @ m.predict.T  # no code: the person the mosaic predicts
+    want0 = smooth_cells(x, 12) + 2.0 * (m.mean + torch.einsum("nk,khw->nhw", w0, m.components))[:, None]
+    torch.testing.assert_close(m(x), want0.clamp(-1, 1))
+    assert m.conditional and not _model().conditional
+
+
+def test_conditional_output_depends_only_on_the_cells() -> None:
+    """Privacy by construction holds for the conditional model too: the prediction reads the cells."""
+    m = _conditional()
+    x, z = _crops(2), torch.randn(2, 4)
+    h = _zero_cell_mean(torch.randn_like(x) * 0.3, 12)
+    assert float(h.abs().max()) > 0.1
+    torch.testing.assert_close(m(x + h, z), m(x, z), atol=5e-5, rtol=0)
+    # while the cells' pattern (not just their level) moves the predicted person
+    other = torch.roll(x, 20, dims=3)
+    assert float((m(other, z) - smooth_cells(other, 12) - (m(x, z) - smooth_cells(x, 12))).abs().mean()) > 1e-3
+
+
+def test_conditional_round_trip_and_format(tmp_path: Path) -> None:
+    m = _conditional()
+    p = tmp_path / "c2.pt"
+    save_composite(m, p)
+    raw = torch.load(p, weights_only=True)
+    assert raw["format"] == CONDITIONAL_FORMAT and raw["predict"].dtype == torch.float32
+    back = load_pretrained(p)
+    assert isinstance(back, CompositeFace) and back.conditional
+    x, z = _crops(2), torch.randn(2, 4)
+    torch.testing.assert_close(back(x, z), m(x, z), atol=2e-3, rtol=0)  # fp16 components
+
+
+@pytest.mark.parametrize("bad", ["no_scale", "no_predict", "predict_shape", "scale_shape", "nan", "negative",
+                                 "int", "v1_with_predict"])
+def test_hostile_conditional_files_are_refused(tmp_path: Path, bad: str) -> None:
+    m = _conditional()
+    p = tmp_path / "c2.pt"
+    save_composite(m, p)
+    d = torch.load(p, weights_only=True)
+    if bad == "no_scale":
+        del d["code_scale"]
+    elif bad == "no_predict":
+        del d["predict"]
+    elif bad == "predict_shape":
+        d["predict"] = torch.zeros(4, 144)
+    elif bad == "scale_shape":
+        d["code_scale"] = torch.ones(5)
+    elif bad == "nan":
+        d["predict"][0, 0] = math.nan
+    elif bad == "negative":
+        d["code_scale"][1] = -0.5
+    elif bad == "int":
+        d["code_scale"] = torch.ones(4, dtype=torch.int64)
+    elif bad == "v1_with_predict":
+        d["format"] = COMPOSITE_FORMAT
+    torch.save(d, p)
+    with pytest.raises(ValueError) as err:
+        load_pretrained(p)
+    assert str(p) in str(err.value) and "\n" not in str(err.value)

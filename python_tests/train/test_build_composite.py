@@ -47,3 +47,34 @@ def test_main_writes_a_loadable_file_and_refuses_bad_arguments(tmp_path: Path, c
         assert b.main(["--out", str(bad), "--data", str(root), flag, value]) == 2
     assert not bad.exists()
     assert "--components" in capsys.readouterr().err
+
+
+def test_fit_predict_recovers_a_linear_rule() -> None:
+    """The ridge regression finds weights that are a linear function of the features, and its held-out
+    R^2 says so; on noise it says there is nothing to find."""
+    fit_predict = _builder().fit_predict
+    g = torch.Generator().manual_seed(int(torch.randint(0, 2**31, ())))
+    feats = torch.cat([torch.randn(400, 6, generator=g), torch.ones(400, 1)], 1)
+    rule = torch.randn(3, 7, generator=g)
+    predict, resid, r2 = fit_predict(feats, feats @ rule.T + 0.01 * torch.randn(400, 3, generator=g), ridge=1e-3)
+    torch.testing.assert_close(predict, rule, atol=0.02, rtol=0)
+    assert float(resid.max()) < 0.02 and min(r2) > 0.99
+    _, resid, r2 = fit_predict(feats, torch.randn(400, 3, generator=g))
+    assert max(r2) < 0.1 and float(resid.min()) > 0.8
+
+
+def test_predicted_components_make_a_conditional_file(tmp_path: Path, capsys) -> None:
+    root = _fake_data(tmp_path / "data", colour_250=True)
+    b = _builder()
+    model, meta = b.fit(root, components=3, gain=1.5, heldout_folds=[3], per_identity=5, predicted=2)
+    assert model.conditional and meta["predicted_components"] == 2 and len(meta["heldout_r2"]) == 2
+    assert model.predict is not None and model.code_scale is not None
+    # only the first two components are predicted; the third is the code's alone, at the spread
+    assert float(model.predict[2].abs().max()) == 0.0 and abs(float(model.code_scale[2]) - 1.3) < 1e-6
+    out = tmp_path / "c2.pt"
+    assert b.main(["--out", str(out), "--data", str(root), "--components", "3", "--heldout-folds", "3",
+                   "--predicted", "2"]) == 0
+    assert load_pretrained(out).conditional
+    bad = tmp_path / "bad.pt"
+    assert b.main(["--out", str(bad), "--data", str(root), "--predicted", "-1"]) == 2
+    assert not bad.exists() and "--predicted" in capsys.readouterr().err
