@@ -361,9 +361,8 @@ def band_limit(faces: torch.Tensor, rois: torch.Tensor) -> torch.Tensor:
     pasted into a 20 px box keeps only every third texel, and which ones shifts with every sub-pixel
     move of the box, so drawn detail finer than the box can show flickers from frame to frame (a test
     moves stripes 5 texels apart by a third of a pixel: 60x less change with this). On the shared
-    clips of ``benchmarks/bench_temporal.py`` it changed no flicker ratio (the faces the models
-    draw there are mostly larger than their crops; fainter, smaller boxes get the smooth mosaic,
-    which has no such detail). Each face is
+    clips of ``benchmarks/bench_temporal.py`` it changed no flicker ratio: their flicker is drawn
+    features moving with the box, not aliasing. Each face is
     replaced by a mix of two of its versions reduced to ``S / 2**l`` px (antialiased) and brought back
     to ``S`` px, ``l = log2(S / box side)`` (the box's larger side: the finer of the two axes' needs),
     a mip-map as texture samplers have. Faces whose box is at least ``S`` px are returned untouched.
