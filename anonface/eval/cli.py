@@ -24,7 +24,8 @@ _DESCRIPTION = (
 
 _METHODS_HELP = (
     "methods to evaluate: NAME (default strengths), NAME=S1,S2 (given strengths) or learned=CHECKPOINT "
-    "(composite=, smooth-mosaic=CHECKPOINT); names: none, blur (Gaussian sigma as a fraction of the box size), "
+    "(composite=, smooth-mosaic=CHECKPOINT; such a row is labelled NAME=CHECKPOINT, apart from the shipped "
+    "model's); names: none, blur (Gaussian sigma as a fraction of the box size), "
     "pixelate (cells across the box), solid, noise (noise sigma), learned, composite (a made-up face over the "
     "12x12 mosaic), smooth-mosaic (evaluation-only baseline: "
     "the learned anonymizer's 12x12 mosaic input up-sampled bilinearly, no network). Default: all of them "

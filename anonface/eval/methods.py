@@ -96,6 +96,11 @@ class MethodSpec:
 
     @property
     def label(self) -> str:
+        """The row's name in reports, unique per spec: ``learned=PATH`` for a checkpoint given (the
+        shipped model's row is plain ``learned``), so an experiment's row never lands on, or merges
+        into, another model's (``--update``, utility results keyed by label)."""
+        if self.checkpoint is not None:
+            return f"{self.method}={self.checkpoint}"
         if self.strength is None:
             return self.method
         s = self.strength

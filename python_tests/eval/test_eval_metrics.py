@@ -217,3 +217,19 @@ def test_merge_reports() -> None:
     assert m["command"] == "anonface evaluate --limit 30 && anonface evaluate --methods learned pixelate=16 --update"
     with pytest.raises(ValueError, match="LFW pairs differ"):
         merge_reports(old, {"lfw": {"folds": [1], "limit": None}, "rows": []})
+
+
+def test_checkpoint_rows_keep_their_own_labels() -> None:
+    """Two checkpoints of one method, and a checkpoint beside the shipped model, are separate rows:
+    labelled by their path, never merged into each other's (``--update`` merges rows by label)."""
+    from anonface.eval.run import merge_reports
+
+    specs = parse_methods(["learned", "learned=/a/m.pt", "learned=/b/m.pt", "composite=c.pt",
+                           "smooth-mosaic=/a/m.pt"])
+    labels = [s.label for s in specs]
+    assert labels == ["learned", "learned=/a/m.pt", "learned=/b/m.pt", "composite=c.pt", "smooth-mosaic=/a/m.pt"]
+    old = {"rows": [{"label": "learned", "method": "learned", "strength": None, "privacy": {"reid": 0.087}}]}
+    new = {"rows": [{"label": specs[1].label, "method": "learned", "strength": None, "privacy": {"reid": 0.2}}]}
+    merged = merge_reports(old, new)
+    assert [r["label"] for r in merged["rows"]] == ["learned", "learned=/a/m.pt"]
+    assert merged["rows"][0]["privacy"] == {"reid": 0.087}  # the shipped row is untouched
