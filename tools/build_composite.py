@@ -81,11 +81,12 @@ def fit(data: Path, components: int, gain: float, heldout_folds: list[int], per_
         sd = sv / (centred.shape[0] - 1) ** 0.5
         predict = scale = None
         r2: list[float] = []
+        predicted = min(predicted, components)
         if predicted > 0:
             # the first `predicted` components' standardised weights of each photo's own detail,
             # predicted from its own mosaic; the code draws what the mosaic leaves open, with the
             # spread it leaves, and the other components as before
-            n = min(predicted, components)
+            n = predicted
             own = centred @ vh[:n].T / sd[:n].clamp_min(1e-12)
             pred_n, resid, r2 = fit_predict(mosaic_features(x, cells), own)
             predict = torch.zeros(components, pred_n.shape[1])

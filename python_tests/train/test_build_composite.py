@@ -75,6 +75,10 @@ def test_predicted_components_make_a_conditional_file(tmp_path: Path, capsys) ->
     assert b.main(["--out", str(out), "--data", str(root), "--components", "3", "--heldout-folds", "3",
                    "--predicted", "2"]) == 0
     assert load_pretrained(out).conditional
+    # more predicted than there are components: all of them, and the file says so
+    every, meta = b.fit(root, components=3, gain=1.5, heldout_folds=[3], per_identity=5, predicted=10_000)
+    assert meta["predicted_components"] == 3 and every.code_scale is not None
+    assert float(every.predict.abs().sum(1).min()) > 0  # every component predicted
     bad = tmp_path / "bad.pt"
     assert b.main(["--out", str(bad), "--data", str(root), "--predicted", "-1"]) == 2
     assert not bad.exists() and "--predicted" in capsys.readouterr().err
