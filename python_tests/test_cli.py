@@ -289,3 +289,21 @@ def test_composite_method_on_a_photo(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert cli.main([str(src), "-o", str(out), "--method", "composite", "--checkpoint", str(bad),
                      "--device", "cpu", "-q"]) == 2
     assert "finite" in capsys.readouterr().err and not out.exists()
+    # a conditional composite (format /2) draws; one whose prediction is cut short is refused
+    from anonface.models.composite import CompositeConfig, CompositeFace, save_composite
+
+    cfg = CompositeConfig(crop_size=64, degrade_cells=12, gain=1.5)
+    cond = CompositeFace(torch.randn(64, 64) * 0.05, torch.randn(2, 64, 64) * 0.05, cfg,
+                         torch.randn(2, 145) * 0.5, torch.ones(2))
+    good = tmp_path / "cond.pt"
+    save_composite(cond, good)
+    drawn = tmp_path / "cond.png"
+    assert cli.main([str(src), "-o", str(drawn), "--method", "composite", "--checkpoint", str(good),
+                     "--device", "cpu", "-q"]) == 0
+    assert np.abs(read_image(drawn)[face].astype(int) - img[face]).mean() > 10
+    short = torch.load(good, weights_only=True)
+    short["predict"] = short["predict"][:, :144]
+    torch.save(short, bad)
+    assert cli.main([str(src), "-o", str(out), "--method", "composite", "--checkpoint", str(bad),
+                     "--device", "cpu", "-q"]) == 2
+    assert "predict" in capsys.readouterr().err and not out.exists()
