@@ -362,40 +362,44 @@ def band_limit(faces: torch.Tensor, rois: torch.Tensor) -> torch.Tensor:
     move of the box, so drawn detail finer than the box can show flickers from frame to frame (a test
     moves stripes 5 texels apart by a third of a pixel: 60x less change with this). On the shared
     clips of ``benchmarks/bench_temporal.py`` it changed no flicker ratio: their flicker is drawn
-    features moving with the box, not aliasing. Each face is
-    replaced by a mix of two of its versions reduced to ``S / 2**l`` px (antialiased) and brought back
-    to ``S`` px, ``l = log2(S / box side)`` (the box's larger side: the finer of the two axes' needs),
-    a mip-map as texture samplers have. Faces whose box is at least ``S`` px are returned untouched.
-    Only detail is removed, so a face never shows more than the model drew. ``rois`` are on the
-    faces' device.
+    features moving with the box, not aliasing. Each face is replaced by a mix of two levels of its
+    mip-map (level ``l``: the face averaged over ``2**l x 2**l`` texel squares, brought back to ``S``
+    px bilinearly), ``l = log2(S / box side)`` (the box's larger side: the finer of the two axes'
+    needs), as texture samplers do. Faces whose box is at least ``S`` px are returned untouched. Only
+    detail is removed, so a face never shows more than the model drew. ``rois`` are on the faces'
+    device.
     """
+    import torch.nn.functional as F
+
     k, size = int(faces.shape[0]), int(faces.shape[-1])
     if k == 0:
         return faces
     r = rois.to(torch.float32)
     side = torch.maximum(r[:, 3] - r[:, 1], r[:, 4] - r[:, 2]).clamp_min(1.0)
-    deepest = max(int(np.floor(np.log2(size / 2.0))), 0)  # the coarsest level has 2 px
+    deepest = max(int(np.floor(np.log2(size / 2.0))), 0)  # the coarsest level has >= 2 px
     # 0: the box shows every texel; a NaN box (never pasted: anonymize_faces refuses it) the coarsest
     level = torch.nan_to_num(torch.log2(size / side), nan=float(deepest)).clamp(0.0, float(deepest))
-    top = int(np.ceil(float(level.max())))
-    if top == 0:
+    need = torch.nonzero(level > 0).flatten()
+    if need.numel() == 0:
         return faces
-    import torch.nn.functional as F
-
+    lv = level[need]
     src = faces.float()
-    out = torch.zeros_like(src)
-    for lv in range(top + 1):
-        weight = (1.0 - (level - lv).abs()).clamp_min(0.0)  # hat weights: two levels per face
-        use = weight > 0
-        if not bool(use.any()):
-            continue
-        sel = torch.nonzero(use).flatten()
-        part = src[sel]
-        if lv > 0:
-            small = max(2, round(size / 2**lv))
-            part = F.interpolate(part, size=(small, small), mode="bilinear", antialias=True, align_corners=False)
-            part = F.interpolate(part, size=(size, size), mode="bilinear", align_corners=False)
-        out.index_add_(0, sel, part * weight[sel, None, None, None])
+    sub = src[need]
+    mixed = sub * (1.0 - lv).clamp_min(0.0)[:, None, None, None]  # level 0's share
+    cur = sub
+    for depth in range(1, int(np.ceil(float(lv.max()))) + 1):
+        px = cur.shape[-1]
+        if px % 2 == 0:
+            cur = F.avg_pool2d(cur, 2)  # the next mip level: 2x2 texel means
+        else:
+            cur = F.interpolate(cur, size=(max(1, px // 2),) * 2, mode="area")
+        weight = (1.0 - (lv - depth).abs()).clamp_min(0.0)  # hat weights: two levels per face
+        sel = torch.nonzero(weight > 0).flatten()
+        if sel.numel():
+            up = F.interpolate(cur[sel], size=(size, size), mode="bilinear", align_corners=False)
+            mixed.index_add_(0, sel, up * weight[sel, None, None, None])
+    out = src.clone()
+    out[need] = mixed
     return out.to(faces.dtype)
 
 

@@ -83,6 +83,12 @@ class AnonymizerConfig:
     """0: M is a function of the crop alone; n > 0: M also takes a code ``z [K, n]`` that scales and
     shifts its features after every instance norm of the bottleneck and the decoder, so one code
     draws one made-up person (the renderer keeps a code per track)."""
+    base: Literal["mosaic", "composite"] = "mosaic"
+    """``mosaic``: with ``degrade_cells > 0`` M corrects the smooth mosaic (v1, v2). ``composite``: M
+    sees and corrects the composite anonymizer's face for the same code (the smooth mosaic plus a
+    made-up person's detail, :mod:`anonface.models.composite`), whose detail M holds as buffers
+    (:meth:`FaceAnonymizer.load_composite`); needs ``degrade_cells > 0``, ``latent_dim`` = the
+    composite's components and ``residual``. Still a function of the crop's cell means alone."""
 
     @staticmethod
     def paper() -> AnonymizerConfig:
@@ -114,6 +120,11 @@ class AnonymizerConfig:
             raise ValueError(f"latent_dim must be a whole number >= 0, got {self.latent_dim!r}")
         if self.latent_dim > 0 and self.norm != "instance":
             raise ValueError("latent_dim > 0 needs norm='instance' (the code modulates normalised features)")
+        if self.base not in ("mosaic", "composite"):
+            raise ValueError(f"base must be 'mosaic' or 'composite', got {self.base!r}")
+        if self.base == "composite" and not (self.degrade_cells > 0 and self.latent_dim > 0 and self.residual):
+            raise ValueError("base='composite' needs degrade_cells > 0, latent_dim > 0 (the composite's "
+                             "components) and residual=True")
 
 
 def _norm(kind: str, ch: int) -> nn.Module:
@@ -198,6 +209,9 @@ class FaceAnonymizer(nn.Module):
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(ch, 3, 7)]
         self.net = nn.Sequential(*layers)
         self.modulate = nn.ModuleDict(modulate)
+        if cfg.base == "composite":  # the composite's detail (times its gain), set by load_composite
+            self.register_buffer("composite_mean", torch.zeros(cfg.crop_size, cfg.crop_size))
+            self.register_buffer("composite_components", torch.zeros(lat, cfg.crop_size, cfg.crop_size))
         if cfg.residual:
             # Start as the identity (or the smooth degraded face): the first steps then keep the face.
             last = self.net[-1]
@@ -215,6 +229,35 @@ class FaceAnonymizer(nn.Module):
         if self.config.degrade_input == "smooth":
             return smooth, smooth
         return F.interpolate(small, size=x.shape[-2:], mode="nearest"), smooth
+
+    def load_composite(self, composite: CompositeFace) -> None:
+        """Take the detail of a composite anonymizer (``base='composite'``): its crop size, cells and
+        number of components must be this M's; a conditional composite is refused (M's base is drawn
+        from the code alone)."""
+        cfg = self.config
+        if cfg.base != "composite":
+            raise ValueError("load_composite needs an M with base='composite'")
+        c = composite.config
+        if (c.crop_size, c.degrade_cells, composite.latent_dim) != (cfg.crop_size, cfg.degrade_cells, cfg.latent_dim):
+            raise ValueError(f"the composite (crop {c.crop_size}, {c.degrade_cells} cells, {composite.latent_dim} "
+                             f"components) does not fit this M (crop {cfg.crop_size}, {cfg.degrade_cells} cells, "
+                             f"latent_dim {cfg.latent_dim})")
+        if composite.conditional:
+            raise ValueError("a conditional composite cannot be M's base (its detail depends on the mosaic)")
+        with torch.no_grad():
+            self.composite_mean.copy_(c.gain * composite.mean)
+            self.composite_components.copy_(c.gain * composite.components)
+
+    def base_image(self, x: Tensor, z: Tensor | None = None) -> Tensor:
+        """What M corrects (its residual base) for crops ``x`` and codes ``z``: the smooth mosaic (or
+        the crop itself without a bottleneck), or with ``base='composite'`` the composite's face."""
+        _, base = self.degrade(x)
+        if self.config.base != "composite":
+            return base
+        d = self.composite_mean.expand(x.shape[0], -1, -1)
+        if z is not None:
+            d = d + torch.einsum("nk,khw->nhw", z.to(d.dtype), self.composite_components)
+        return (base + d[:, None].to(base.dtype)).clamp(-1.0, 1.0)
 
     def smooth_mosaic(self) -> SmoothMosaic | None:
         """This model's input without the model (:class:`SmoothMosaic`), or None when it has no
@@ -238,7 +281,10 @@ class FaceAnonymizer(nn.Module):
         if x.shape[-1] % m or x.shape[-2] % m:
             raise ValueError(f"x spatial size must be divisible by {m}, got {tuple(x.shape[-2:])}")
         x = x.contiguous()  # channels-last inputs crash conv backward in torch 2.13 CPU
-        net_in, base = self.degrade(x)
+        if self.config.base == "composite":
+            net_in = base = self.base_image(x, z)  # M sees and corrects the composite's face
+        else:
+            net_in, base = self.degrade(x)
         if lat > 0:
             code = (z if z is not None else x.new_zeros(x.shape[0], lat)).to(x.dtype)
             y = net_in

@@ -85,6 +85,9 @@ class LossConfig:
     id_margin: float = 0.1
     lambda_l1: float = 1.0
     """L1(M f, f) at full resolution."""
+    lambda_base: float = 0.0
+    """L1(M f, M's residual base): keeps M near what it corrects (with ``anonymizer.base='composite'``,
+    the composite's made-up face, not the person's own)."""
     lambda_low: float = 0.0
     """L1 between ``low_cells x low_cells`` cell means of M f and f (keeps layout and shading)."""
     low_cells: int = 12
@@ -107,6 +110,7 @@ class LossConfig:
         """Weights are finite numbers >= 0, margins cosines in [-1, 1], the re-crop jitter in [0, 0.5]
         (a NaN weight would train on a NaN loss, a margin beyond 1 fail only at the first M step)."""
         ranges = {"id_weight": (0, math.inf), "lambda_l1": (0, math.inf), "lambda_low": (0, math.inf),
+                  "lambda_base": (0, math.inf),
                   "gan_weight": (0, math.inf), "det_weight": (0, math.inf), "lambda_div": (0, math.inf),
                   "lambda_cons": (0, math.inf), "id_margin": (-1, 1), "div_margin": (-1, 1),
                   "cons_jitter": (0, 0.5)}
@@ -153,6 +157,9 @@ class TrainConfig:
     """a training checkpoint to take initial weights from (e.g. a pre-trained D); not a resume."""
     init_models: list[str] = field(default_factory=lambda: ["D", "head"])
     """which of its models (M, D, head, patch, A) to copy."""
+    init_composite: str | None = None
+    """with ``anonymizer.base: composite``: the composite file (``tools/build_composite.py``) whose
+    detail M's base draws; its ``latent_dim`` must be the composite's components."""
     anonymizer: AnonymizerConfig = field(default_factory=AnonymizerConfig)
     identity: IdentityConfig = field(default_factory=lambda: IdentityConfig(input_size=(64, 64)))
     detector: DetectorConfig = field(default_factory=DetectorConfig)

@@ -39,7 +39,7 @@ from torch import Tensor, nn
 from anonface.data.actions import ActionSet
 from anonface.data.faces import FaceBank
 from anonface.models.action.detector import ActionDetector
-from anonface.models.anonymizer import FaceAnonymizer, pixelate, save_anonymizer
+from anonface.models.anonymizer import FaceAnonymizer, load_pretrained, pixelate, save_anonymizer
 from anonface.models.identity import IdentityNet, MarginHead
 from anonface.train.config import TrainConfig, config_to_dict
 from anonface.train.paste import crop_faces, paste_faces
@@ -151,6 +151,11 @@ class Trainer:
         self.history: list[dict[str, float]] = []
         if cfg.init_from:
             self.init_from(cfg.init_from, cfg.init_models)
+        if cfg.init_composite:
+            self.init_composite(cfg.init_composite)
+        elif cfg.anonymizer.base == "composite" and not cfg.init_from:
+            raise ValueError("anonymizer.base 'composite' needs init_composite (a composite file) or an "
+                             "init_from M that holds one")
         self.gen = torch.Generator()
 
     # ------------------------------------------------------------------ helpers
@@ -282,6 +287,12 @@ class Trainer:
             loss = lc.id_weight * l_id + lc.lambda_l1 * l_l1
             out.update(m_id=float(l_id.detach()), m_l1=float(l_l1.detach()),
                        m_cos=float((emb_m.detach() * emb_f).sum(1).mean()))
+            if lc.lambda_base > 0:
+                with torch.no_grad():
+                    target = _unwrap(self.M).base_image(x, z)
+                l_base = (mx - target).abs().mean()
+                loss = loss + lc.lambda_base * l_base
+                out["m_base"] = float(l_base.detach())
             if lc.lambda_low > 0:
                 l_low = (pixelate(mx, lc.low_cells) - pixelate(x, lc.low_cells)).abs().mean()
                 loss = loss + lc.lambda_low * l_low
@@ -444,6 +455,18 @@ class Trainer:
                 raise ValueError(f"init_models: {n!r} is not in both this trainer and {path}")
             models[n].load_state_dict(sd["models"][n])
         logger.info("initialised %s from %s (step %d)", ", ".join(names), path, int(sd["step"]))
+
+    def init_composite(self, path: str | Path) -> None:
+        """Give M (``base='composite'``) the detail of the composite file at ``path``."""
+        from anonface.models.composite import CompositeFace
+
+        model = load_pretrained(path, map_location=self.device)
+        if not isinstance(model, CompositeFace):
+            raise ValueError(f"init_composite: {path} is not a composite anonymizer file")
+        m = _unwrap(self.M)
+        assert isinstance(m, FaceAnonymizer)
+        m.load_composite(model)
+        logger.info("M draws over the composite %s", path)
 
     def save(self, path: str | Path) -> None:
         """Write a training checkpoint atomically (rank 0 only)."""

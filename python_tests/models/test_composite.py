@@ -355,3 +355,76 @@ def test_hostile_conditional_files_are_refused(tmp_path: Path, bad: str) -> None
     with pytest.raises(ValueError) as err:
         load_pretrained(p)
     assert str(p) in str(err.value) and "\n" not in str(err.value)
+
+
+# ---- M drawing over the composite (AnonymizerConfig.base = "composite") --------------------------
+
+
+def _m_over(composite: CompositeFace, **kw) -> torch.nn.Module:
+    from anonface.models.anonymizer import AnonymizerConfig, FaceAnonymizer
+
+    cfg = AnonymizerConfig(crop_size=64, width=8, n_blocks=1, degrade_cells=12, degrade_input="smooth",
+                           latent_dim=composite.latent_dim, base="composite", **kw)
+    m = FaceAnonymizer(cfg)
+    m.load_composite(composite)
+    return m.eval()
+
+
+def test_m_over_the_composite_starts_as_the_composite() -> None:
+    comp = _model()
+    m = _m_over(comp)
+    x, z = _crops(3), torch.randn(3, 4)
+    torch.testing.assert_close(m.base_image(x, z), comp(x, z))
+    # the residual's last conv starts at zero: M's first face is the composite's (through tanh/atanh)
+    torch.testing.assert_close(m(x, z), comp(x, z).clamp(-0.995, 0.995), atol=1e-5, rtol=0)
+
+
+def test_m_over_the_composite_depends_only_on_the_cells() -> None:
+    """Privacy by construction: with any weights, M over the composite reads the crop's cell means only."""
+    m = _m_over(_model())
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(torch.randn_like(p) * 0.2)
+    x, z = _crops(2), torch.randn(2, 4)
+    h = _zero_cell_mean(torch.randn_like(x) * 0.3, 12)
+    assert float(h.abs().max()) > 0.1
+    with torch.no_grad():
+        torch.testing.assert_close(m(x + h, z), m(x, z), atol=1e-4, rtol=0)
+        assert float((m(x + 0.2, z) - m(x, z)).abs().mean()) > 1e-3
+
+
+def test_m_over_the_composite_round_trip(tmp_path: Path) -> None:
+    from anonface.models.anonymizer import save_anonymizer
+
+    m = _m_over(_model())
+    p = tmp_path / "m.pt"
+    save_anonymizer(m, p, half=False)
+    back = load_pretrained(p)
+    x, z = _crops(2), torch.randn(2, 4)
+    torch.testing.assert_close(back(x, z), m(x, z))
+    assert back.config.base == "composite" and float(back.composite_components.abs().max()) > 0
+
+
+@pytest.mark.parametrize("bad", ["no_cells", "no_code", "not_residual", "unknown"])
+def test_m_over_the_composite_config_is_checked(bad: str) -> None:
+    from anonface.models.anonymizer import AnonymizerConfig, FaceAnonymizer
+
+    kw = {"crop_size": 64, "degrade_cells": 12, "latent_dim": 4, "base": "composite"}
+    kw.update({"no_cells": {"degrade_cells": 0}, "no_code": {"latent_dim": 0}, "not_residual": {"residual": False},
+               "unknown": {"base": "painting"}}[bad])
+    with pytest.raises(ValueError):
+        FaceAnonymizer(AnonymizerConfig(**kw))
+
+
+def test_m_over_the_composite_refuses_a_composite_that_does_not_fit() -> None:
+    from anonface.models.anonymizer import AnonymizerConfig, FaceAnonymizer
+
+    m = _m_over(_model())
+    with pytest.raises(ValueError, match="does not fit"):
+        m.load_composite(_model(k=5))
+    with pytest.raises(ValueError, match="does not fit"):
+        m.load_composite(_model(cells=8))
+    with pytest.raises(ValueError, match="conditional"):
+        m.load_composite(_conditional())
+    with pytest.raises(ValueError, match="base='composite'"):
+        FaceAnonymizer(AnonymizerConfig(crop_size=64, degrade_cells=12, latent_dim=4)).load_composite(_model())

@@ -167,3 +167,28 @@ def test_codes_train_apart_and_consistent(tmp_path: Path) -> None:
     t.export_anonymizer(tmp_path / "coded.pt")
     with pytest.raises(ValueError, match="is not this run's"):  # a code of another length is refused
         _trainer("anonymizer.latent_dim=8", f"init_from={tmp_path / 'coded.pt'}", "init_models=[M]")
+
+
+def test_m_over_a_composite_trains_toward_its_base(tmp_path: Path) -> None:
+    """base: composite takes the composite file's detail (init_composite), the M step logs the L1 to
+    M's own base, and M's weights move while the composite detail stays as loaded; without a composite
+    file the run is refused."""
+    from anonface.models.composite import CompositeConfig, CompositeFace, save_composite
+
+    comp = CompositeFace(torch.randn(32, 32) * 0.05, torch.randn(4, 32, 32) * 0.05,
+                         CompositeConfig(crop_size=32, degrade_cells=8, gain=1.5))
+    save_composite(comp, tmp_path / "c.pt")
+    over = ["anonymizer.degrade_cells=8", "anonymizer.latent_dim=4", "anonymizer.base=composite",
+            "anonymizer.degrade_input=smooth", "loss.lambda_l1=0", "loss.lambda_base=1.0"]
+    t = _trainer(*over, f"init_composite={tmp_path / 'c.pt'}", "d_pretrain_steps=1", "steps=2")
+    m = t._models()["M"]
+    loaded = load_pretrained(tmp_path / "c.pt")
+    torch.testing.assert_close(m.composite_components, 1.5 * loaded.components)
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    recs = [t.train_step() for _ in range(t.total_steps)]
+    game = [r for r in recs if "m_loss" in r]
+    assert game and all(r["m_base"] >= 0 and r["m_base"] == r["m_base"] for r in game)
+    changed = [k for k, v in m.state_dict().items() if not torch.equal(v, before[k])]
+    assert changed and not any(k.startswith("composite_") for k in changed)
+    with pytest.raises(ValueError, match="init_composite"):
+        _trainer(*over)
