@@ -407,7 +407,9 @@ def test_max_frames_below_one_is_refused(tmp_path: Path, capsys: pytest.CaptureF
 
 def _start_slow_run(tmp_path: Path) -> tuple[subprocess.Popen, Path]:
     src = tmp_path / "long.mp4"
-    _video(src, n=400, size=(160, 120))
+    # long enough that the run is still going when the signal comes: 400 frames once finished within the
+    # half second below on a fresh machine (exit 0, the signal never seen)
+    _video(src, n=1600, size=(160, 120))
     out = tmp_path / "out"
     out.mkdir()
     env = dict(os.environ, OMP_NUM_THREADS="1")
