@@ -407,8 +407,6 @@ def test_max_frames_below_one_is_refused(tmp_path: Path, capsys: pytest.CaptureF
 
 def _start_slow_run(tmp_path: Path) -> tuple[subprocess.Popen, Path]:
     src = tmp_path / "long.mp4"
-    # long enough that the run is still going when the signal comes: 400 frames once finished within the
-    # half second below on a fresh machine (exit 0, the signal never seen)
     _video(src, n=1600, size=(160, 120))
     out = tmp_path / "out"
     out.mkdir()
@@ -417,6 +415,9 @@ def _start_slow_run(tmp_path: Path) -> tuple[subprocess.Popen, Path]:
         [sys.executable, "-m", "anonface", str(src), "-o", str(out / "long_out.mp4"), "--method", "solid",
          "--device", "cpu", "-q"],
         stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd=str(REPO),
+        # Ctrl-C as a terminal delivers it: a test run started in the background (nohup, `&`) ignores
+        # SIGINT, its children inherit that, and Python then never raises KeyboardInterrupt (exit 0)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 120
     while not _parts(out):
