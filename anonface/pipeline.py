@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from anonface.detect.base import FaceDetector, empty_dets
-from anonface.detect.boxes import BoxesDetector, as_dets
+from anonface.detect.boxes import BoxesDetector, as_dets, with_landmarks
 from anonface.detect.factory import build_detector, check_detector_options
 from anonface.options import check_option, check_strength
 from anonface.render import (
@@ -155,7 +155,11 @@ class _HoldTracker:
         if dets is None:
             self._waiting.append(t)
             return []
-        dets = np.asarray(dets, dtype=np.float32).reshape(-1, 5)
+        dets = np.asarray(dets, dtype=np.float32)
+        if dets.ndim != 2 or dets.shape[1] != 15:
+            dets = dets.reshape(-1, 5)
+        if self._last.shape[1] != dets.shape[1]:  # one frame with landmarks: all with (NaN: unknown)
+            dets, self._last = with_landmarks(dets), with_landmarks(self._last)
         held = np.concatenate([self._last, dets])
         out = [(i, held.copy()) for i in self._waiting] + [(t, dets)]
         self._waiting = []
@@ -298,9 +302,10 @@ class Anonymizer:
             self.detector: FaceDetector = BoxesDetector(boxes)
             track = False if track is None else track
         elif isinstance(detector, str):
-            self.detector = build_detector(
-                detector, device=self.device, **{"batch_size": self.batch_size, **detector_options}
-            )
+            options = {"batch_size": self.batch_size, **detector_options}
+            if method in MODEL_METHODS and detector == "centerface":
+                options.setdefault("landmarks", True)  # the drawn face follows the face's landmarks
+            self.detector = build_detector(detector, device=self.device, **options)
         else:
             if not callable(getattr(detector, "detect", None)):
                 raise ValueError(f"detector must have a detect(frames, frame_indices) method, got {type(detector).__name__}")
@@ -454,7 +459,7 @@ class Anonymizer:
                     if f:
                         stats.failed_frames.append(idx)
                     if stats.boxes is not None:
-                        stats.boxes.append(b)
+                        stats.boxes.append(b[:, :5])  # landmarks stay inside
                     yield out[i].cpu().numpy() if as_numpy else out[i]
 
         for frame in frames:

@@ -21,7 +21,12 @@ Smoothing averages a box's centre with detections at the same distance before an
 where a face was detected, the smoothed box is widened to contain that detection, so smoothing
 never uncovers part of a face the detector (or the caller) reported.
 
-Boxes are ``[K, 5]`` float32 ``(x1, y1, x2, y2, score)``, pixel-corner coordinates.
+Boxes are ``[K, 5]`` float32 ``(x1, y1, x2, y2, score)``, pixel-corner coordinates. Detections
+with five landmarks (``[K, 15]``: the score followed by their ``(x, y)``, from
+``CenterFace(landmarks=True)``) give ``[K, 15]`` boxes: each track holds its landmarks relative to
+its box, averages them over the smoothing window with the box, interpolates them between sightings
+and carries them with held and extrapolated boxes; unknown landmarks are NaN. They place the face a
+model method draws; what is covered is decided by the boxes alone.
 """
 
 from __future__ import annotations
@@ -33,11 +38,39 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from anonface.detect.boxes import with_landmarks
 from anonface.detect.decode import box_iou
 
 __all__ = ["FaceTracker", "Track"]
 
 log = logging.getLogger(__name__)
+
+
+def _relative(dets: np.ndarray) -> np.ndarray:
+    """``[K, 15]`` rows with their landmarks relative to their box (0 at ``x1``/``y1``, 1 at
+    ``x2``/``y2``); NaN where the box has no width or height."""
+    out = dets.copy()
+    w, h = dets[:, 2] - dets[:, 0], dets[:, 3] - dets[:, 1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out[:, 5::2] = np.where(w[:, None] > 0, (dets[:, 5::2] - dets[:, 0:1]) / w[:, None], np.nan)
+        out[:, 6::2] = np.where(h[:, None] > 0, (dets[:, 6::2] - dets[:, 1:2]) / h[:, None], np.nan)
+    return out
+
+
+def _absolute(rows: np.ndarray) -> np.ndarray:
+    """The inverse of :func:`_relative` for each row's own (final) box."""
+    out = rows.copy()
+    w, h = rows[:, 2] - rows[:, 0], rows[:, 3] - rows[:, 1]
+    out[:, 5::2] = rows[:, 0:1] + rows[:, 5::2] * w[:, None]
+    out[:, 6::2] = rows[:, 1:2] + rows[:, 6::2] * h[:, None]
+    return out
+
+
+def _mix(a: np.ndarray, b: np.ndarray, w: float) -> np.ndarray:
+    """``(1 - w) * a + w * b`` of two rows, landmarks known on one side only taken from that side."""
+    out = ((1 - w) * a + w * b).astype(np.float32)
+    out[5:] = np.where(np.isnan(a[5:]), b[5:], np.where(np.isnan(b[5:]), a[5:], out[5:]))
+    return out
 
 
 @dataclass
@@ -46,7 +79,7 @@ class Track:
 
     track_id: int
     times: list[int] = field(default_factory=list)
-    boxes: list[np.ndarray] = field(default_factory=list)  # each [5]
+    boxes: list[np.ndarray] = field(default_factory=list)  # each [15]: box, score, relative landmarks
     # smoothed box per observation index, valid until the track gains an observation
     smoothed: dict[int, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
@@ -110,6 +143,7 @@ class FaceTracker:
         self._next_id = 0
         self._next_index = 0
         self._emit_from = 0
+        self._landmarks = False  # whether boxes go out with landmarks (once detections had them)
 
     @property
     def frames_pending(self) -> int:
@@ -121,6 +155,7 @@ class FaceTracker:
         self._tracks.clear()
         self._next_index = 0
         self._emit_from = 0
+        self._landmarks = False
 
     # -- association -------------------------------------------------------------------------
     def _associate(self, t: int, dets: np.ndarray) -> None:
@@ -180,6 +215,7 @@ class FaceTracker:
         pos = {tt: k for k, tt in enumerate(tr.times[max(0, i - self.smooth_radius) : i + self.smooth_radius + 1], start=max(0, i - self.smooth_radius))}
         centres = [(box[0:2] + box[2:4]) / 2]
         sizes = [box[2:4] - box[0:2]]
+        marks = [box[5:]]
         for d in range(1, self.smooth_radius + 1):
             a, b = pos.get(t - d), pos.get(t + d)
             if a is None or b is None:
@@ -188,11 +224,17 @@ class FaceTracker:
                 bb = tr.boxes[k]
                 centres.append((bb[0:2] + bb[2:4]) / 2)
                 sizes.append(bb[2:4] - bb[0:2])
+                marks.append(bb[5:])
         if len(centres) == 1:
             return box
         c = np.mean(centres, axis=0)
         s = np.maximum(np.mean(sizes, axis=0), box[2:4] - box[0:2])
-        return np.array([c[0] - s[0] / 2, c[1] - s[1] / 2, c[0] + s[0] / 2, c[1] + s[1] / 2, box[4]], np.float32)
+        m = np.stack(marks)
+        known = ~np.isnan(m)
+        # the landmarks of the window's sightings that have them (NaN where none has)
+        lm = np.where(known.any(0), np.where(known, m, 0).sum(0) / np.maximum(known.sum(0), 1), np.nan)
+        head = [c[0] - s[0] / 2, c[1] - s[1] / 2, c[0] + s[0] / 2, c[1] + s[1] / 2, box[4]]
+        return np.concatenate([np.array(head, np.float32), lm.astype(np.float32)])
 
     def _velocity(self, tr: Track, i: int, j: int) -> np.ndarray:
         """Per-frame change of the (smoothed) box between observations i and j."""
@@ -239,7 +281,7 @@ class FaceTracker:
         if before is not None and after is not None and times[after] - times[before] <= self.max_gap:
             a, b = self._smoothed(tr, before), self._smoothed(tr, after)
             w = (t - times[before]) / (times[after] - times[before])
-            mid = ((1 - w) * a + w * b).astype(np.float32)
+            mid = _mix(a, b, w)
             mid[4] = min(a[4], b[4])
             out = [mid]
             if self._moved(a, b):
@@ -269,10 +311,11 @@ class FaceTracker:
 
     def _emit(self, upto: int) -> list[tuple[int, np.ndarray]]:
         out = []
+        width = 15 if self._landmarks else 5
         for t in range(self._emit_from, upto):
             boxes = [b for tr in self._tracks for b in self._boxes_at(tr, t)]
-            arr = np.stack(boxes).astype(np.float32) if boxes else np.zeros((0, 5), np.float32)
-            out.append((t, arr))
+            arr = np.stack(boxes).astype(np.float32) if boxes else np.zeros((0, 15), np.float32)
+            out.append((t, _absolute(arr)[:, :width]))
         self._emit_from = max(self._emit_from, upto)
         horizon = self._emit_from - self.lookahead - 1
         self._tracks = [tr for tr in self._tracks if tr.times[-1] >= horizon]
@@ -280,15 +323,21 @@ class FaceTracker:
 
     # -- public ------------------------------------------------------------------------------
     def update(self, dets: np.ndarray | None) -> list[tuple[int, np.ndarray]]:
-        """Add the next frame's detections (``[K, 5]``, or ``None`` when it was not examined).
+        """Add the next frame's detections (``[K, 5]`` or ``[K, 15]`` with landmarks, or ``None``
+        when it was not examined).
 
-        Returns the frames whose boxes are now final, as ``(frame_index, boxes [K, 5])``.
+        Returns the frames whose boxes are now final, as ``(frame_index, boxes [K, 5])`` (``[K, 15]``
+        once detections with landmarks have arrived).
         """
         t = self._next_index
         self._next_index += 1
         if dets is not None:
-            dets = np.asarray(dets, dtype=np.float32).reshape(-1, 5)
-            self._associate(t, dets)
+            arr = np.asarray(dets, dtype=np.float32)
+            if arr.ndim == 2 and arr.shape[1] == 15:
+                self._landmarks = True
+            else:
+                arr = with_landmarks(arr.reshape(-1, 5))
+            self._associate(t, _relative(arr))
         return self._emit(self._next_index - self.lookahead)
 
     def flush(self) -> list[tuple[int, np.ndarray]]:

@@ -240,7 +240,9 @@ def run_clip(path: Path, specs, *, max_frames: int, identity: Sequence[str], min
 
     originals = read_clip_frames(path, max_frames)
     n, h, w, _ = originals.shape
-    base = Anonymizer("none", device="cpu")  # the pipeline's default detector, built its own way
+    # the pipeline's default detector, built its own way, with the landmarks it asks for when a model
+    # method draws the faces (the kernel methods leave them aside)
+    base = Anonymizer("none", device="cpu", detector_options={"landmarks": True})
     replay = ReplayDetector(base.detector)
     res: dict = {"clip": path.name, "frames": int(n), "width": int(w), "height": int(h), "methods": {}}
     boxes_ref: list[np.ndarray] | None = None

@@ -691,3 +691,43 @@ def test_learned_codes_take_any_integer_seed(seed: int) -> None:
     mem = FaceMemory(0.0, seed=seed)
     mem.place(np.array([[0, *BOX[0]]], np.float32))
     assert np.array_equal(mem.codes(4), model.codes[0].numpy())  # the Anonymizer's memory, same seed
+
+
+@pytest.mark.parametrize("track", [True, False])
+def test_composite_through_the_pipeline_follows_the_landmarks(track: bool) -> None:
+    """With a detector giving landmarks, the pipeline draws the composite onto them (the frames differ
+    from the same boxes without landmarks), covers the same boxes, and reports ``[K, 5]`` boxes; a
+    detector that gives landmarks on some frames only is handled (with and without the tracker)."""
+    from anonface import Anonymizer
+    from anonface.pipeline import RunStats
+    from anonface.render import CANONICAL_LANDMARKS, scale_boxes
+
+    box = np.array([60.0, 50.0, 140.0, 150.0, 0.9], np.float32)
+    big = scale_boxes(box[None], 1.3)[0]
+    rel = CANONICAL_LANDMARKS + np.array([0.08, 0.0], np.float32)
+    row = np.concatenate([box, (big[:2] + rel * (big[2:] - big[:2])).reshape(10)]).astype(np.float32)
+
+    class Marked:
+        def __init__(self, with_points: bool, every_other: bool = False) -> None:
+            self.with_points, self.every_other = with_points, every_other
+
+        def detect(self, frames, indices):
+            out = []
+            for i in indices:
+                marked = self.with_points and not (self.every_other and i % 2)
+                out.append(row[None].copy() if marked else box[None].copy())
+            return out
+
+    rng = np.random.default_rng()
+    frames = rng.integers(60, 200, (4, 200, 200, 3), dtype=np.uint8)
+    outs, boxes = [], []
+    for det in (Marked(True), Marked(False), Marked(True, every_other=True)):
+        stats = RunStats(boxes=[])
+        anon = Anonymizer("composite", detector=det, device="cpu", track=track)
+        outs.append(np.stack(list(anon.stream(list(frames), stats))))
+        boxes.append(stats.boxes)
+    assert not np.array_equal(outs[0], outs[1])
+    assert all(b.shape == (1, 5) for b in boxes[0] + boxes[2])
+    for a, b in zip(boxes[0], boxes[1]):
+        np.testing.assert_allclose(a, b, atol=1e-4)
+    assert np.array_equal(outs[2][0], outs[0][0])  # frame 0 had its landmarks

@@ -175,3 +175,163 @@ def test_small_pasted_faces_do_not_flicker_with_sub_pixel_moves(monkeypatch: pyt
     monkeypatch.setattr(render, "band_limit", lambda faces, rois: faces)
     aliased = change()
     assert aliased > 4 * steady, (aliased, steady)
+
+
+# -- drawing onto the face's landmarks ---------------------------------------------------------------
+
+
+def _landmark_rois(rel: np.ndarray, box=(0.0, 20.0, 30.0, 120.0, 130.0)) -> tuple[np.ndarray, np.ndarray]:
+    """One roi ``[1, 5]`` and its landmarks ``[1, 10]`` at ``rel [5, 2]`` of the box."""
+    roi = np.array([box], np.float32)
+    wh = roi[0, 3:5] - roi[0, 1:3]
+    return roi, (roi[0, 1:3] + rel * wh).reshape(1, 10).astype(np.float32)
+
+
+def _read_position(theta: np.ndarray, rel: np.ndarray) -> np.ndarray:
+    """Where (relative to the crop) the map ``theta [2, 3]`` reads the drawn face for box positions ``rel``."""
+    p = 2 * rel - 1
+    return ((p @ theta[:, :2].T + theta[:, 2]) + 1) / 2
+
+
+def test_align_maps_the_face_s_landmarks_onto_the_canonical_ones() -> None:
+    """A face whose landmarks are the canonical ones turned, scaled and shifted gets back exactly that
+    move's inverse, with the detail kept whole; the canonical face gets the identity. A face of other
+    proportions (stretched along one axis) gets a similarity too: its proportions are not copied."""
+    from anonface.render import CANONICAL_LANDMARKS, align_to_landmarks
+
+    rng = np.random.default_rng()
+    canon = CANONICAL_LANDMARKS.astype(np.float64)
+    roi, pts = _landmark_rois(canon)
+    theta, weight = align_to_landmarks(roi, pts)
+    np.testing.assert_allclose(theta[0], np.eye(2, 3), atol=1e-4)
+    assert weight[0] == 1.0
+    for _ in range(5):
+        ang, scale = rng.uniform(-0.3, 0.3), rng.uniform(0.8, 1.25)
+        lin = scale * np.array([[np.cos(ang), -np.sin(ang)], [np.sin(ang), np.cos(ang)]])
+        moved = (canon - 0.5) @ lin.T + 0.5 + rng.uniform(-0.1, 0.1, 2)
+        roi, pts = _landmark_rois(moved)
+        theta, weight = align_to_landmarks(roi, pts)
+        np.testing.assert_allclose(_read_position(theta[0].astype(np.float64), moved), canon, atol=1e-3)
+        assert weight[0] == 1.0
+    wide = (canon - 0.5) * np.array([1.2, 0.9]) + 0.5
+    roi, pts = _landmark_rois(wide)
+    theta = align_to_landmarks(roi, pts)[0][0].astype(np.float64)
+    (a, b, _), (c, d, _) = theta
+    assert a == pytest.approx(d, abs=1e-6) and b == pytest.approx(-c, abs=1e-6)  # a turn and one scale
+    assert not np.allclose(_read_position(theta, wide), canon, atol=1e-2)
+
+
+@pytest.mark.parametrize("case", ["nan", "inf", "huge", "mirror", "empty_box"])
+def test_align_without_usable_landmarks_draws_the_face_unmoved(case: str) -> None:
+    """Unknown (NaN), infinite or absurd landmarks, a mirror image of a face's and a box of no size
+    give the identity map and the whole detail: the face as drawn without landmarks."""
+    from anonface.render import CANONICAL_LANDMARKS, align_to_landmarks
+
+    rel = CANONICAL_LANDMARKS.astype(np.float64).copy()
+    box = (0.0, 20.0, 30.0, 120.0, 130.0)
+    if case == "mirror":
+        rel[:, 0] = 1 - rel[:, 0]
+    if case == "empty_box":
+        box = (0.0, 20.0, 30.0, 20.0, 30.0)
+    roi, pts = _landmark_rois(rel, box)
+    if case == "nan":
+        pts[0, 3] = np.nan
+    elif case == "inf":
+        pts[0, 0] = np.inf
+    elif case == "huge":
+        pts[0, :] *= 1e30
+    if case == "empty_box":
+        pts[:] = 20.0
+    theta, weight = align_to_landmarks(roi, pts)
+    np.testing.assert_array_equal(theta[0], np.eye(2, 3, dtype=np.float32))
+    assert weight[0] == 1.0
+    none_t, none_w = align_to_landmarks(np.zeros((0, 5), np.float32), np.zeros((0, 10), np.float32))
+    assert none_t.shape == (0, 2, 3) and none_w.shape == (0,)
+
+
+def test_align_fades_the_detail_on_a_profile() -> None:
+    """Landmarks bunched to one side, as on a head turned to profile, would need the drawn face
+    squeezed beyond ALIGN_STRETCH: its detail fades out (the smooth mosaic alone); a moderate turn
+    keeps part of it."""
+    from anonface.render import CANONICAL_LANDMARKS, align_to_landmarks
+
+    canon = CANONICAL_LANDMARKS.astype(np.float64)
+    weights = []
+    for squeeze in (1.0, 0.6, 0.3):
+        rel = canon.copy()
+        rel[:, 0] = 0.7 + (rel[:, 0] - 0.5) * squeeze
+        roi, pts = _landmark_rois(rel)
+        weights.append(float(align_to_landmarks(roi, pts)[1][0]))
+    assert weights[0] == 1.0 and 0.0 < weights[1] < 1.0 and weights[2] == 0.0
+
+
+def test_warp_detail_moves_the_drawing_and_keeps_the_mosaic() -> None:
+    from anonface.render import warp_detail
+
+    rng = np.random.default_rng()
+    base = torch.from_numpy(rng.uniform(-0.5, 0.5, (3, 3, 32, 32)).astype(np.float32))
+    faces = base.clone()
+    faces[:, :, 10, 12] += 0.4  # one drawn texel per face
+    ident = torch.eye(2, 3).expand(3, 2, 3).clone()
+    ones, zeros = torch.ones(3), torch.zeros(3)
+    torch.testing.assert_close(warp_detail(faces, base, ident, ones), faces, atol=1e-5, rtol=0)
+    torch.testing.assert_close(warp_detail(faces, base, ident, zeros), base, atol=1e-6, rtol=0)
+    shifted = ident.clone()
+    shifted[:, 0, 2] = -4 / 16  # read 4 texels to the left: the drawing shows 4 texels to the right
+    moved = warp_detail(faces, base, shifted, ones) - base
+    assert torch.allclose(moved[:, :, 10, 16], torch.full((3, 3), 0.4), atol=1e-5)
+    assert float(moved.abs().sum()) == pytest.approx(0.4 * 9, abs=1e-4)
+
+
+def test_anonymize_faces_draws_the_composite_onto_the_landmarks() -> None:
+    """The composite's face moves with the landmarks a box carries (per-frame ``[K, 15]`` or rois
+    ``[K, 15]``); without landmarks, NaN ones, ``align=False`` or a kernel method nothing changes, and
+    outside the scaled box no pixel does."""
+    from anonface.models.anonymizer import load_pretrained
+    from anonface.models.composite import composite_weights_path
+    from anonface.render import CANONICAL_LANDMARKS, anonymize_faces, scale_boxes
+
+    model = load_pretrained(composite_weights_path())
+    rng = np.random.default_rng()
+    frame = torch.from_numpy(rng.integers(60, 200, (1, 200, 200, 3), dtype=np.uint8))
+    box = np.array([[60.0, 50.0, 140.0, 150.0, 0.9]], np.float32)
+    big = scale_boxes(box, 1.3)[0]
+    rel = CANONICAL_LANDMARKS.astype(np.float64).copy()
+    rel[:, 0] += 0.08  # the face's features a little to the right
+    pts = (big[:2] + rel * (big[2:] - big[:2])).reshape(1, 10).astype(np.float32)
+    marked = np.concatenate([box, pts], 1)
+
+    def run(boxes, **kw):
+        return anonymize_faces(frame.clone(), boxes, method="composite", model=model, seed=5, **kw)
+
+    plain = run([box])
+    aligned = run([marked])
+    assert not torch.equal(aligned, plain)
+    rois = np.concatenate([[[0.0]], marked[:, :4], marked[:, 5:]], 1).astype(np.float32)
+    bare = np.concatenate([[[0.0]], box[:, :4]], 1).astype(np.float32)
+    assert not torch.equal(run(rois), run(bare))  # rois [K, 15] carry landmarks as well
+    assert torch.equal(run([marked], align=False), plain)
+    unknown = marked.copy()
+    unknown[:, 5:] = np.nan
+    assert torch.equal(run([unknown]), plain)
+    x1, y1, x2, y2 = (int(v) for v in big)
+    outside = torch.ones(200, 200, dtype=torch.bool)
+    outside[max(y1, 0) : y2 + 1, max(x1, 0) : x2 + 1] = False
+    assert torch.equal(aligned[0][outside], frame[0][outside])
+    pix = anonymize_faces(frame.clone(), [marked], method="pixelate")
+    assert torch.equal(pix, anonymize_faces(frame.clone(), [box], method="pixelate"))
+
+
+def test_the_learned_anonymizer_is_not_moved_by_landmarks() -> None:
+    """M draws its features from the mosaic, which lies where the face is: landmarks change nothing."""
+    from anonface.models.anonymizer import load_pretrained
+    from anonface.render import anonymize_faces
+
+    model = load_pretrained()
+    assert not getattr(model, "aligns_to_landmarks", False)
+    rng = np.random.default_rng()
+    frame = torch.from_numpy(rng.integers(60, 200, (1, 160, 160, 3), dtype=np.uint8))
+    box = np.array([[40.0, 30.0, 110.0, 120.0, 0.9]], np.float32)
+    marked = np.concatenate([box, rng.uniform(40, 110, (1, 10)).astype(np.float32)], 1)
+    plain = anonymize_faces(frame.clone(), [box], method="learned", model=model)
+    assert torch.equal(anonymize_faces(frame.clone(), [marked], method="learned", model=model), plain)

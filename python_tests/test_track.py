@@ -192,3 +192,57 @@ def test_shortcuts_change_no_box(radius: int) -> None:
     assert len(got) == len(want) == len(seq)
     for t, (g, w) in enumerate(zip(got, want)):
         assert g.shape == w.shape and np.array_equal(g, w, equal_nan=True), f"seed {seed}, frame {t}"
+
+
+def _with_points(boxes: np.ndarray, rel: np.ndarray) -> np.ndarray:
+    """``[K, 15]`` detections: ``boxes [K, 5]`` and landmarks at ``rel [K, 5, 2]`` of each box."""
+    wh = boxes[:, 2:4] - boxes[:, 0:2]
+    pts = boxes[:, None, 0:2] + rel * wh[:, None]
+    return np.concatenate([boxes, pts.reshape(-1, 10)], 1).astype(np.float32)
+
+
+def test_landmarks_travel_with_their_track() -> None:
+    """Detections with landmarks give ``[K, 15]`` boxes: detected frames keep the landmarks (relative to
+    the box, averaged over the smoothing window), interpolated frames mix their neighbours', held
+    boxes carry them along, and the boxes are those the same detections without landmarks get."""
+    rng = np.random.default_rng()
+    truth = _moving_faces(rng, 30, 2)
+    rel = rng.uniform(0.2, 0.8, (30, 2, 5, 2)).astype(np.float32)
+    dets = [None if t % 3 else _with_points(truth[t], rel[t]) for t in range(30)]
+    plain = FaceTracker(smooth_radius=0).track_frames([None if d is None else d[:, :5] for d in dets])
+    out = FaceTracker(smooth_radius=0).track_frames(dets)
+    for t in range(30):
+        assert out[t].shape == (len(plain[t]), 15) and plain[t].shape[1] == 5
+        np.testing.assert_allclose(out[t][:, :5], plain[t], atol=1e-4)
+        boxes = out[t]
+        got = (boxes[:, 5:].reshape(-1, 5, 2) - boxes[:, None, 0:2]) / (boxes[:, None, 2:4] - boxes[:, None, 0:2])
+        for f in range(2):
+            i = int(np.argmax(box_iou(truth[t, f : f + 1], boxes)[0]))
+            if t % 3 == 0:
+                want = rel[t, f]
+            elif t < 27:  # between two sightings: their mix
+                a, w = t - t % 3, (t % 3) / 3
+                want = (1 - w) * rel[a, f] + w * rel[a + 3, f]
+            else:  # after the last sighting: held
+                want = rel[27, f]
+            np.testing.assert_allclose(got[i], want, atol=1e-4)
+
+
+def test_landmarks_are_averaged_with_the_box_and_unknown_ones_are_nan() -> None:
+    box = np.array([[10, 10, 60, 60, 0.9]], np.float32)
+    rel = np.array([[0.2, 0.3], [0.8, 0.3], [0.5, 0.5], [0.3, 0.7], [0.7, 0.7]], np.float32)
+    shift = np.array([0.05, 0.0], np.float32)
+    dets = [_with_points(box, (rel + s)[None]) for s in (-shift, shift * 0, shift)]
+    dets[1][0, 5:7] = np.nan  # the first landmark unknown in the middle frame
+    out = FaceTracker(smooth_radius=1, linger=0).track_frames(dets)
+    mid = out[1][0]
+    got = (mid[5:].reshape(5, 2) - mid[0:2]) / (mid[2:4] - mid[0:2])
+    np.testing.assert_allclose(got, rel, atol=1e-4)  # the window's mean, the NaN left out
+    only_plain = FaceTracker().track_frames([box, box[:, :5]])
+    assert all(b.shape == (1, 5) for b in only_plain)
+    mixed = FaceTracker(linger=0).track_frames([dets[0], box, dets[2]])  # the middle one has none
+    assert all(b.shape == (1, 15) for b in mixed)
+    mid = mixed[1][0]
+    np.testing.assert_allclose((mid[5:].reshape(5, 2) - mid[0:2]) / (mid[2:4] - mid[0:2]), rel, atol=1e-4)
+    lone = FaceTracker(smooth_radius=0, linger=0).track_frames([box, np.zeros((0, 15), np.float32), dets[2]])
+    assert np.isnan(lone[0][0, 5:]).all() and not np.isnan(lone[2][0, 5:]).any()

@@ -14,13 +14,20 @@ import numpy as np
 
 from anonface.detect.base import FrameBatch, empty_dets
 
-__all__ = ["BoxesDetector", "as_dets", "check_boxes_in_frame"]
+__all__ = ["BoxesDetector", "DET_WIDTHS", "as_dets", "check_boxes_in_frame", "with_landmarks"]
 
 _FORMAT = "boxes are pixel corners (x1, y1, x2, y2) with x2 > x1 and y2 > y1, not (x, y, w, h)"
 
 
+#: The widths of a frame's detections: a box, a box and its score, and those with five landmarks.
+DET_WIDTHS = (4, 5, 15)
+
+
 def as_dets(boxes: object, name: str = "boxes", *, strict: bool = False) -> np.ndarray:
-    """Validate one frame's boxes: ``[K, 4]`` (score 1 is added) or ``[K, 5]`` -> float32 ``[K, 5]``.
+    """Validate one frame's boxes: ``[K, 4]`` (score 1 is added) or ``[K, 5]`` -> float32 ``[K, 5]``;
+    ``[K, 15]`` (the score followed by five landmarks' ``(x, y)``, as ``CenterFace(landmarks=True)``
+    gives them) is kept whole. Landmarks only place the face a model method draws, never what is
+    covered: they may be NaN (unknown), which draws that face unaligned.
 
     Raises ValueError for a wrong shape, a non-finite coordinate or an inverted box (``x2 < x1``
     or ``y2 < y1``). ``strict`` (user boxes) also refuses empty boxes (``x2 == x1`` or
@@ -33,12 +40,12 @@ def as_dets(boxes: object, name: str = "boxes", *, strict: bool = False) -> np.n
         raise ValueError(f"{name} must be a numeric array [K, 4] or [K, 5], got {type(boxes).__name__}: {exc}") from None
     if arr.size == 0:
         return empty_dets()
-    if arr.ndim == 1 and arr.shape[0] in (4, 5):
+    if arr.ndim == 1 and arr.shape[0] in DET_WIDTHS:
         arr = arr[None]
-    if arr.ndim != 2 or arr.shape[1] not in (4, 5):
+    if arr.ndim != 2 or arr.shape[1] not in DET_WIDTHS:
         raise ValueError(
-            f"{name} must be [K, 4] (x1, y1, x2, y2) or [K, 5] (x1, y1, x2, y2, score), "
-            f"got shape {tuple(arr.shape)}"
+            f"{name} must be [K, 4] (x1, y1, x2, y2), [K, 5] (x1, y1, x2, y2, score) or [K, 15] (the score "
+            f"followed by five landmarks' x, y), got shape {tuple(arr.shape)}"
         )
     if not np.all(np.isfinite(arr[:, :4])):
         raise ValueError(f"{name} must be finite, got {arr[:, :4].tolist()}")
@@ -50,6 +57,15 @@ def as_dets(boxes: object, name: str = "boxes", *, strict: bool = False) -> np.n
     if arr.shape[1] == 4:
         arr = np.concatenate([arr, np.ones((len(arr), 1), np.float32)], axis=1)
     return np.ascontiguousarray(arr)
+
+
+def with_landmarks(dets: np.ndarray) -> np.ndarray:
+    """``[K, 15]`` detections: ``[K, 15]`` as they are, ``[K, 5]`` with unknown (NaN) landmarks."""
+    arr = np.asarray(dets, dtype=np.float32)
+    if arr.ndim == 2 and arr.shape[1] == 15:
+        return arr
+    arr = arr.reshape(-1, 5)
+    return np.concatenate([arr, np.full((len(arr), 10), np.nan, np.float32)], axis=1)
 
 
 def check_boxes_in_frame(boxes: np.ndarray, width: int, height: int, name: str = "boxes") -> None:

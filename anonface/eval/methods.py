@@ -72,9 +72,10 @@ DEFAULT_STRENGTHS: dict[str, tuple[float | None, ...]] = {
 }
 
 AnonymizeFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-"""``fn(frames, rois) -> frames``: ``frames`` uint8 ``[B, H, W, 3]`` RGB, ``rois`` float ``[K, 5]`` =
+"""``fn(frames, rois) -> frames``: ``frames`` uint8 ``[B, H, W, 3]`` RGB, ``rois`` float ``[K, 15]`` =
 ``(frame_index, x1, y1, x2, y2)``, the face boxes as found (the function enlarges them by its
-``mask_scale``); returns new frames of the same shape and dtype."""
+``mask_scale``), then the face's five landmarks ``(x, y)`` (NaN when unknown; the model methods draw
+their face onto them); returns new frames of the same shape and dtype."""
 
 
 class MethodUnavailable(RuntimeError):

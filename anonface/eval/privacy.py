@@ -232,6 +232,14 @@ def judge_untouched(pairs: Sequence[Pair], originals: dict[ImageRef, OriginalFac
     ]
 
 
+def _landmarks_of(face: OriginalFace) -> list[float]:
+    """The ten landmark coordinates of the detection the face's box came from (NaN: none, or a fallback box)."""
+    cf = face.centerface
+    if face.anon_fallback or cf is None or cf.landmarks is None:
+        return [float("nan")] * 10
+    return [float(v) for v in np.asarray(cf.landmarks, np.float64).reshape(10)]
+
+
 def _anonymize_batch(fn: AnonymizeFn, faces: Sequence[OriginalFace]) -> list[np.ndarray]:
     """Anonymize a list of images; images of one size share a batch."""
     out: list[np.ndarray | None] = [None] * len(faces)
@@ -240,7 +248,9 @@ def _anonymize_batch(fn: AnonymizeFn, faces: Sequence[OriginalFace]) -> list[np.
         by_shape.setdefault(f.rgb.shape, []).append(i)
     for idx in by_shape.values():
         frames = torch.from_numpy(np.stack([faces[i].rgb for i in idx]))
-        rois = torch.tensor([[float(j), *faces[i].anon_box] for j, i in enumerate(idx)], dtype=torch.float32)
+        # the face's own CenterFace landmarks ride along (NaN without): the model methods align to them
+        rois = torch.tensor([[float(j), *faces[i].anon_box, *_landmarks_of(faces[i])] for j, i in enumerate(idx)],
+                            dtype=torch.float32)
         res = fn(frames.clone(), rois)
         if res.shape != frames.shape or res.dtype != torch.uint8:
             raise RuntimeError(f"anonymizer returned {res.dtype} {tuple(res.shape)}, expected uint8 {tuple(frames.shape)}")

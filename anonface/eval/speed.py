@@ -30,7 +30,8 @@ __all__ = ["ClipFaces", "detect_clip", "time_method", "time_pipeline"]
 
 
 class ClipFaces:
-    """Decoded frames ``[N, H, W, 3]`` uint8 RGB, their face rois ``[K, 5]`` and the detector's time."""
+    """Decoded frames ``[N, H, W, 3]`` uint8 RGB, their face rois ``[K, 15]`` (with the five landmarks)
+    and the detector's time."""
 
     def __init__(self, path: Path, frames: np.ndarray, rois: torch.Tensor, detect_seconds: float) -> None:
         self.path = path
@@ -64,9 +65,10 @@ def detect_clip(path: str | Path, max_frames: int, detector: CenterFaceDetector,
     t0 = time.perf_counter()
     for i, frame in enumerate(frames):
         for det in detector(frame, threshold):
-            rows.append([float(i), *(float(v) for v in det.box[:4])])
+            marks = det.landmarks.reshape(10) if det.landmarks is not None else np.full(10, np.nan)
+            rows.append([float(i), *(float(v) for v in det.box[:4]), *(float(v) for v in marks)])
     dt = time.perf_counter() - t0
-    rois = torch.tensor(rows, dtype=torch.float32).reshape(-1, 5)
+    rois = torch.tensor(rows, dtype=torch.float32).reshape(-1, 15)  # the model methods align to the landmarks
     return ClipFaces(path, frames, rois, dt)
 
 

@@ -132,6 +132,10 @@ class CompositeFace(nn.Module):
         else:
             self.predict = self.code_scale = None
 
+    #: The drawn detail has its features at fixed places of the crop (the training photos' mean
+    #: landmarks), whatever the face: ``anonface.render`` moves it onto each face's own landmarks.
+    aligns_to_landmarks = True
+
     @property
     def conditional(self) -> bool:
         """Whether part of the person is predicted from the mosaic (``predict``)."""

@@ -164,3 +164,54 @@ def test_build_detector_makes_what_the_anonymizer_uses() -> None:
         build_detector("retinaface")
     with pytest.raises(ValueError, match="detector must be one of"):
         Anonymizer(detector="retinaface", device="cpu")
+
+
+@pytest.mark.parametrize("backend", ["opencv", "torch"])
+def test_landmarks_follow_the_boxes(astronaut: np.ndarray, backend: str) -> None:
+    """``landmarks=True`` adds the five points after each box and score, which stay as without them;
+    on the astronaut (frontal, upright) the eyes lie left and right above the nose, the mouth below."""
+    frames = np.stack([astronaut, np.ascontiguousarray(astronaut[:, ::-1])])
+    plain = CenterFace(0.3, backend=backend, max_side=384).detect(frames)
+    marked = CenterFace(0.3, backend=backend, max_side=384, landmarks=True).detect(frames)
+    for a, b in zip(plain, marked):
+        assert b.shape == (len(a), 15) and len(a) >= 1
+        np.testing.assert_allclose(b[:, :5], a, atol=1e-4)
+        face = b[np.argmax(b[:, 4])]
+        pts = face[5:].reshape(5, 2)
+        assert (pts[:, 0] > face[0]).all() and (pts[:, 0] < face[2]).all()
+        assert (pts[:, 1] > face[1]).all() and (pts[:, 1] < face[3]).all()
+        eye_l, eye_r, nose, mouth_l, mouth_r = pts
+        assert eye_l[0] < nose[0] < eye_r[0] and mouth_l[0] < mouth_r[0]
+        assert max(eye_l[1], eye_r[1]) < nose[1] < min(mouth_l[1], mouth_r[1])
+
+
+@pytest.mark.parametrize("bad", [1, "yes", None, np.bool_(True)])
+def test_landmarks_option_must_be_a_bool(bad: object) -> None:
+    with pytest.raises(ValueError, match="landmarks"):
+        CenterFace(0.3, backend="opencv", landmarks=bad)  # type: ignore[arg-type]
+
+
+def test_boxes_with_landmarks_keep_them_and_bad_widths_are_refused() -> None:
+    from anonface.detect import as_dets
+
+    row = [1, 1, 9, 9, 0.8, *([np.nan] * 10)]
+    out = as_dets([row])
+    assert out.shape == (1, 15) and np.isnan(out[0, 5:]).all()  # unknown landmarks are allowed
+    for width in (3, 6, 14, 16):
+        with pytest.raises(ValueError, match=r"\[K, 15\]"):
+            as_dets(np.ones((2, width), np.float32))
+    with pytest.raises(ValueError, match="finite"):
+        as_dets([[np.nan, 1, 9, 9, 0.8, *([1.0] * 10)]])  # the box itself must be finite
+
+
+def test_model_methods_ask_the_detector_for_landmarks() -> None:
+    """Anonymizer builds CenterFace with landmarks for the methods that draw a face (to align it),
+    without for the others; an explicit ``landmarks`` option wins."""
+    from anonface import Anonymizer
+
+    assert Anonymizer("composite", detector_options={"backend": "opencv"}, device="cpu").detector.landmarks
+    assert not Anonymizer("pixelate", detector_options={"backend": "opencv"}, device="cpu").detector.landmarks
+    off = Anonymizer("composite", detector_options={"backend": "opencv", "landmarks": False}, device="cpu")
+    assert not off.detector.landmarks
+    with pytest.raises(ValueError, match="landmarks"):
+        Anonymizer("composite", detector_options={"backend": "opencv", "landmarks": "no"}, device="cpu")

@@ -157,3 +157,29 @@ def test_decode_torch_nms_on_device_keeps_the_same_boxes(device: str, pairs_per_
         for i in range(b):
             assert dev[i].dtype == np.float32 and np.array_equal(dev[i], host[i]), (seed, thr, i)
         assert dev[2].shape == (0, 5) and sum(len(d) for d in dev) > b
+
+
+@pytest.mark.parametrize("nms_on_device", [False, True])
+def test_decode_torch_landmarks_match_numpy(device: str, nms_on_device: bool) -> None:
+    """With the landmark maps, the torch decode's rows are the numpy decode's boxes followed by its
+    landmarks (the same points, after either NMS); an image without faces gives ``[0, 15]``."""
+    import torch
+
+    from anonface.detect import decode_centerface_torch
+
+    rng = np.random.default_rng()
+    b, h, w = 3, 14, 22
+    heat = rng.uniform(0, 1, (b, 1, h, w)).astype(np.float32) ** 4
+    heat[2] = 0.0
+    scale = rng.normal(1.5, 0.5, (b, 2, h, w)).astype(np.float32)
+    offset = rng.uniform(0, 1, (b, 2, h, w)).astype(np.float32)
+    lms = rng.uniform(-0.2, 1.2, (b, 10, h, w)).astype(np.float32)
+    t = [torch.from_numpy(a).to(device) for a in (heat, scale, offset)]
+    got = decode_centerface_torch(*t, 0.3, 0.3, nms_on_device=nms_on_device,
+                                  landmarks=torch.from_numpy(lms).to(device))
+    for i in range(b):
+        ref, marks = decode_centerface(heat[i], scale[i], offset[i], lms[i], 0.3, 0.3)
+        assert got[i].shape == (len(ref), 15)
+        np.testing.assert_allclose(got[i][:, :5], ref, rtol=1e-5, atol=1e-3)
+        np.testing.assert_allclose(got[i][:, 5:], marks, rtol=1e-5, atol=1e-3)
+    assert len(got[0]) > 0 and got[2].shape == (0, 15)

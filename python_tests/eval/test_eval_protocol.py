@@ -61,7 +61,7 @@ def _wipe(frames: torch.Tensor, rois: torch.Tensor) -> torch.Tensor:
     out = frames.clone()
     for r in rois:
         b = int(r[0])
-        x1, y1, x2, y2 = (int(max(0.0, float(v))) for v in r[1:])
+        x1, y1, x2, y2 = (int(max(0.0, float(v))) for v in r[1:5])
         out[b, y1:y2, x1:x2] = 0
     return out
 

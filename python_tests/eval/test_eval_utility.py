@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 
@@ -33,7 +34,8 @@ def test_anonymize_action_frames_uses_detector_then_annotation() -> None:
     class OnlyFrame1:
         def __call__(self, rgb, threshold=None):
             if rgb is not None and torch.equal(torch.from_numpy(rgb), frames[1]):
-                return [Detection((30.0, 5.0, 40.0, 15.0), 0.9)]
+                marks = np.array([[32, 8], [38, 8], [35, 10], [33, 13], [37, 13]], np.float64)
+                return [Detection((30.0, 5.0, 40.0, 15.0), 0.9, marks)]
             return []
 
     seen = {}
@@ -47,8 +49,11 @@ def test_anonymize_action_frames_uses_detector_then_annotation() -> None:
     r = seen["rois"]
     assert r[:, 0].tolist() == [0.0, 1.0, 2.0]
     # annotated face (frames 0, 2) and detection (frame 1), as found: the method enlarges them
-    assert r[0, 1:].tolist() == pytest.approx([10.0, 10.0, 20.0, 20.0])
-    assert r[1, 1:].tolist() == pytest.approx([30.0, 5.0, 40.0, 15.0])
+    assert r[0, 1:5].tolist() == pytest.approx([10.0, 10.0, 20.0, 20.0])
+    assert r[1, 1:5].tolist() == pytest.approx([30.0, 5.0, 40.0, 15.0])
+    # the detection's landmarks ride along (the model methods align to them); annotations have none
+    assert r.shape == (3, 15) and r[1, 5:].tolist() == [32, 8, 38, 8, 35, 10, 33, 13, 37, 13]
+    assert torch.isnan(r[0, 5:]).all() and torch.isnan(r[2, 5:]).all()
 
 
 def test_compute_frame_map() -> None:
