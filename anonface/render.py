@@ -77,11 +77,11 @@ LEARNED_MIN_SCORE = 0.2
 #: first; M paints a face's surroundings poorly, and a hard edge there showed as a pale halo.
 RIM_FADE = (0.75, 0.95)
 
-#: Where the model methods draw the five landmarks (the eyes, the nose tip, the mouth's corners; x, y)
-#: in their crop, relative to it (0: its left / top edge, 1: its right / bottom edge): the mean of
+#: Where the composite draws the five landmarks (the eyes, the nose tip, the mouth's corners; x, y) in
+#: its crop, relative to it (0: its left / top edge, 1: its right / bottom edge): the mean of
 #: CenterFace's landmarks over 600 LFW training photos in the crop of the box enlarged with
 #: ``mask_scale`` 1.3 (``tools/measure_landmarks.py``; their spread: 0.02 vertically and 0.06
-#: horizontally for the eyes, 0.10 horizontally for the nose). Both models were fitted on such photos.
+#: horizontally for the eyes, 0.10 horizontally for the nose), the photos it was fitted on.
 CANONICAL_LANDMARKS = np.array(
     [[0.3597, 0.4304], [0.6366, 0.4214], [0.4994, 0.5506], [0.3850, 0.6529], [0.6165, 0.6450]], np.float32)
 

@@ -69,6 +69,7 @@ def test_paper_config_is_the_release_generator() -> None:
     "loss.id_margin=.nan", "loss.cons_jitter=-0.01", "loss.cons_jitter=0.6", "loss.lambda_l1=1e400",
     "loss.gan_weight=-1", "anonymizer.latent_dim=-1", "anonymizer.latent_dim=2.5", "anonymizer.latent_dim=x",
     "anonymizer.latent_dim=true", "anonymizer.degrade_input=bicubic", "anonymizer.degrade_input=5",
+    "loss.lambda_base=.nan", "loss.lambda_base=-0.5", "loss.lambda_base=.inf",
 ])
 def test_bad_loss_and_code_values_are_refused_at_load(override: str) -> None:
     """A NaN or negative weight would train on a NaN or inverted loss, a margin beyond a cosine's range

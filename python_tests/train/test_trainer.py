@@ -192,3 +192,9 @@ def test_m_over_a_composite_trains_toward_its_base(tmp_path: Path) -> None:
     assert changed and not any(k.startswith("composite_") for k in changed)
     with pytest.raises(ValueError, match="init_composite"):
         _trainer(*over)
+    # a file that is not a composite (an exported M) is refused, naming the option
+    from anonface.models.anonymizer import AnonymizerConfig, FaceAnonymizer, save_anonymizer
+
+    save_anonymizer(FaceAnonymizer(AnonymizerConfig(crop_size=64, width=4, n_blocks=1)), tmp_path / "m.pt")
+    with pytest.raises(ValueError, match="init_composite: .*m.pt is not a composite"):
+        _trainer(*over, f"init_composite={tmp_path / 'm.pt'}")
