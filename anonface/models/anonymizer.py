@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from anonface.models._config import check_fields
+from anonface.models.composite import linear_detail
 from anonface.models.mosaic import SmoothMosaic, pixelate, smooth_cells
 
 if TYPE_CHECKING:
@@ -254,9 +255,7 @@ class FaceAnonymizer(nn.Module):
         _, base = self.degrade(x)
         if self.config.base != "composite":
             return base
-        d = self.composite_mean.expand(x.shape[0], -1, -1)
-        if z is not None:
-            d = d + torch.einsum("nk,khw->nhw", z.to(d.dtype), self.composite_components)
+        d = linear_detail(self.composite_mean, self.composite_components, z, int(x.shape[0]))
         return (base + d[:, None].to(base.dtype)).clamp(-1.0, 1.0)
 
     def smooth_mosaic(self) -> SmoothMosaic | None:

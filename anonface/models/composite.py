@@ -50,6 +50,7 @@ __all__ = [
     "CompositeFace",
     "composite_from_payload",
     "composite_weights_path",
+    "linear_detail",
     "mosaic_features",
     "checkpoint_for",
     "save_composite",
@@ -163,10 +164,7 @@ class CompositeFace(nn.Module):
     def detail(self, n: int, w: Tensor | None) -> Tensor:
         """``[n, S, S]``: the made-up people's detail for component weights ``w [n, k]`` (None: the
         mean for all)."""
-        d = self.mean.expand(n, -1, -1)
-        if w is not None and self.latent_dim > 0:
-            d = d + torch.einsum("nk,khw->nhw", w.to(self.components.dtype), self.components)
-        return d
+        return linear_detail(self.mean, self.components, w, n)
 
     def forward(self, x: Tensor, z: Tensor | None = None) -> Tensor:
         if x.dim() != 4 or x.shape[1] != 3:
@@ -186,6 +184,16 @@ class CompositeFace(nn.Module):
         _, base = self.degrade(x)
         d = self.detail(x.shape[0], self.weights(x, z)).to(base.dtype)
         return (base + self.config.gain * d[:, None]).clamp(-1.0, 1.0)
+
+
+def linear_detail(mean: Tensor, components: Tensor, w: Tensor | None, n: int) -> Tensor:
+    """``[n, S, S]``: ``mean [S, S] + sum_i w_i * components_i`` (``components [k, S, S]``) for each of
+    ``n`` weight rows ``w [n, k]`` (None: the mean for all). The composite's detail, and the base the
+    learned M draws over with ``base='composite'``."""
+    d = mean.expand(n, -1, -1)
+    if w is not None and components.shape[0] > 0:
+        d = d + torch.einsum("nk,khw->nhw", w.to(components.dtype), components)
+    return d
 
 
 def mosaic_features(x: Tensor, cells: int) -> Tensor:
