@@ -10,7 +10,7 @@ black wedges are skipped, and the crop's *detail* is its grey level minus that o
 by their standard deviations (times ``--spread``) and faded out beyond the face (:func:`window`): a few hundred KiB of
 fp16, no photo in it (a mean over a thousand people and directions of variation among them).
 
-    python tools/build_composite.py --out anonface/weights/composite.pt [--components 96 --gain 1.5 --spread 1.3]
+    python tools/build_composite.py --out anonface/weights/composite.pt [--components 96 --gain 1.5 --spread 1.3] [--align]
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import argparse
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from anonface.data.faces import FaceBank, crop_boxes
@@ -59,9 +60,48 @@ def fit_predict(features: torch.Tensor, weights: torch.Tensor, ridge: float = 1.
     return w.T.float(), resid.float(), [round(float(v), 3) for v in r2]
 
 
+def photo_landmarks(imgs: torch.Tensor) -> np.ndarray:
+    """``[N, 10]``: CenterFace's five landmarks (threshold 0.2, the detection nearest the centre) of
+    each photo ``imgs [N, 3, H, W]`` uint8; NaN where it finds no face."""
+    from anonface.detect import CenterFace
+
+    det = CenterFace(0.2, backend="opencv", landmarks=True)
+    out = np.full((len(imgs), 10), np.nan, np.float32)
+    h, w = imgs.shape[-2:]
+    for i, im in enumerate(imgs.permute(0, 2, 3, 1).numpy()):
+        d = det.detect(np.ascontiguousarray(im)[None])[0]
+        if len(d):
+            centre = np.hypot((d[:, 0] + d[:, 2]) / 2 - w / 2, (d[:, 1] + d[:, 3]) / 2 - h / 2)
+            out[i] = d[int(np.argmin(centre)), 5:15]
+    return out
+
+
+def align_details(det: torch.Tensor, boxes: torch.Tensor, points: np.ndarray) -> tuple[torch.Tensor, int]:
+    """Each photo's detail ``det [N, S, S]`` (of the crop ``boxes [N, 4]``) moved so that its landmarks
+    ``points [N, 10]`` land on :data:`anonface.render.CANONICAL_LANDMARKS`: the inverse of the map the
+    renderer draws with, so the mean and components hold the features where the renderer expects
+    them, not blurred by where each photo has them. Photos without landmarks, or that the renderer
+    would fade (turned away), stay as they are. Returns the details and how many were moved."""
+    import torch.nn.functional as F
+
+    from anonface.render import align_to_landmarks
+
+    rois = np.concatenate([np.zeros((len(boxes), 1), np.float32), boxes.numpy().astype(np.float32)], 1)
+    theta, weight = align_to_landmarks(rois, points)
+    lin, t = theta[:, :, :2].astype(np.float64), theta[:, :, 2:].astype(np.float64)
+    inv_lin = np.linalg.inv(lin)
+    inv = np.concatenate([inv_lin, -inv_lin @ t], 2)
+    move = (weight == 1.0) & ~np.all(np.isclose(theta, np.eye(2, 3)), axis=(1, 2))
+    inv[~move] = np.eye(2, 3)
+    grid = F.affine_grid(torch.from_numpy(inv).to(det.dtype), [len(det), 1, *det.shape[-2:]], align_corners=False)
+    out = F.grid_sample(det[:, None], grid, mode="bicubic", padding_mode="border", align_corners=False)[:, 0]
+    keep = torch.from_numpy(~move)[:, None, None]
+    return torch.where(keep, det, out), int(move.sum())
+
+
 def fit(data: Path, components: int, gain: float, heldout_folds: list[int], per_identity: int,
         spread: float = 1.3, crop_size: int = 64, cells: int = 12, win: tuple[float, float] = (0.6, 0.85),
-        predicted: int = 0) -> tuple[CompositeFace, dict[str, object]]:
+        predicted: int = 0, align: bool = False) -> tuple[CompositeFace, dict[str, object]]:
     """The model and what it was fitted on (for the checkpoint's meta)."""
     held: set[str] = set()
     for p in pair_fold(read_pairs(data / "lfw_pairs" / "pairs.txt"), heldout_folds):
@@ -75,6 +115,9 @@ def fit(data: Path, components: int, gain: float, heldout_folds: list[int], per_
     with torch.no_grad():
         x = crop_boxes(imgs.float() / 127.5 - 1, boxes, crop_size)
         det = (x - smooth_cells(x, cells)).mean(1)  # grey-level detail [N, S, S]
+        moved = 0
+        if align:
+            det, moved = align_details(det, boxes, photo_landmarks(imgs))
         mean = det.mean(0)
         centred = (det - mean).flatten(1)
         _, sv, vh = torch.linalg.svd(centred, full_matrices=False)
@@ -104,7 +147,7 @@ def fit(data: Path, components: int, gain: float, heldout_folds: list[int], per_
         "source": "faces_color_context/lfw_250_color (deep-funneled colour LFW)",
         "heldout_folds_excluded": list(heldout_folds), "per_identity": per_identity,
         "explained_variance": float((sv[:components] ** 2).sum() / (sv**2).sum()), "window": list(win),
-        "spread": spread, "predicted_components": predicted,
+        "spread": spread, "predicted_components": predicted, "aligned_photos": moved,
     }
     if predicted > 0:
         meta["heldout_r2"] = r2[:16]  # of the first 16 components' weights, from the mosaic
@@ -123,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--predicted", type=int, default=0,
                     help="the first N components' weights predicted from the face's own mosaic (its pose "
                          "and light), the rest drawn by the code (default 0: all drawn)")
+    ap.add_argument("--align", action="store_true",
+                    help="move each photo's detail onto the renderer's canonical landmarks before fitting")
     ap.add_argument("--heldout-folds", type=int, nargs="+", default=[5, 6])
     ap.add_argument("--per-identity", type=int, default=5)
     args = ap.parse_args(argv)
@@ -142,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"--spread must be a number in (0, 10], got {args.spread}", file=sys.stderr)
         return 2
     model, meta = fit(data, args.components, args.gain, args.heldout_folds, args.per_identity, args.spread,
-                      predicted=args.predicted)
+                      predicted=args.predicted, align=args.align)
     save_composite(model, args.out, meta=meta)
     print(f"{args.out}: {meta}")
     return 0

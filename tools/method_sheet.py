@@ -66,14 +66,15 @@ def write_jpeg(path: Path, rgb: np.ndarray) -> None:
 def sheet() -> np.ndarray:
     from anonface.detect import build_detector
 
-    det = build_detector("centerface", device="cpu", threshold=0.5)
+    # with the landmarks the pipeline asks for when a model draws the faces (the others ignore them)
+    det = build_detector("centerface", device="cpu", threshold=0.5, landmarks=True)
     rows = []
     for img in _pictures():
         boxes = det.detect(img[None], [0])[0]
         if len(boxes) == 0:
             raise RuntimeError("CenterFace found no face in a sample picture")
         rows_, cols = face_window(boxes[np.argmax(boxes[:, 4])], img.shape, 1.9)
-        panels = [labelled_panel(np.asarray(_anonymizer(m, boxes[:, :4])(img))[rows_, cols], m, PANEL)
+        panels = [labelled_panel(np.asarray(_anonymizer(m, boxes)(img))[rows_, cols], m, PANEL)
                   for m in METHODS]
         rows.append(np.concatenate(panels, axis=1))
     return np.concatenate(rows, axis=0)

@@ -82,3 +82,29 @@ def test_predicted_components_make_a_conditional_file(tmp_path: Path, capsys) ->
     bad = tmp_path / "bad.pt"
     assert b.main(["--out", str(bad), "--data", str(root), "--predicted", "-1"]) == 2
     assert not bad.exists() and "--predicted" in capsys.readouterr().err
+
+
+def test_align_moves_each_photo_s_detail_onto_the_canonical_landmarks() -> None:
+    """``align_details`` undoes the renderer's map: a detail drawn with its features moved as a face's
+    landmarks say comes back to the canonical places; photos without landmarks stay as they are."""
+    import numpy as np
+
+    from anonface.render import CANONICAL_LANDMARKS, align_to_landmarks, warp_detail
+
+    b = _builder()
+    g = torch.Generator().manual_seed(int(torch.randint(0, 2**31, ())))
+    coarse = torch.randn(3, 1, 6, 6, generator=g)
+    smooth = torch.nn.functional.interpolate(coarse, size=(64, 64), mode="bicubic", align_corners=False)
+    boxes = torch.tensor([[20.0, 30.0, 120.0, 130.0]] * 3)
+    rel = CANONICAL_LANDMARKS.astype(np.float64) + np.array([0.04, -0.03])  # the face a little up and right
+    pts = np.tile((20 + rel * 100 + np.array([0, 10])).reshape(1, 10), (3, 1)).astype(np.float32)
+    pts[2] = np.nan  # no face found
+    rois = np.concatenate([np.zeros((3, 1), np.float32), boxes.numpy()], 1)
+    theta, weight = align_to_landmarks(rois, pts)
+    drawn = warp_detail(smooth, torch.zeros_like(smooth), torch.from_numpy(theta), torch.from_numpy(weight))
+    back, moved = b.align_details(drawn[:, 0], boxes, pts)
+    assert moved == 2
+    inner = slice(16, 48)  # away from the edge the move brought in from outside
+    err = (back[:2, inner, inner] - smooth[:2, 0, inner, inner]).abs().max()
+    assert float(err) < 0.05 * float(smooth.abs().max())
+    assert torch.equal(back[2], drawn[2, 0])
