@@ -578,3 +578,30 @@ def test_property_every_user_box_is_covered_or_the_run_refuses(data) -> None:
     for t in range(n):
         for b in boxes[t]:
             assert _covered(out[t], inp[t], b), f"frame {t}: box {b} left visible with {kwargs}"
+
+
+_LANDMARK_VALUES = (st.floats(allow_nan=True, allow_infinity=True, width=32)
+                    | st.floats(-2 * _W, 3 * _W, width=32) | st.sampled_from([0.0, -1.0, 1e30, -1e30]))
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_property_hostile_landmarks_never_uncover_a_face(data) -> None:
+    """Landmarks only place the face the composite draws: whatever they are (NaN, infinite, huge,
+    negative, outside the box, all one point, a mirror image), every box is covered in every frame."""
+    n = data.draw(st.integers(1, 4), "frames")
+    boxes = data.draw(_user_boxes(n), "boxes")
+    marked = []
+    for b in boxes:
+        if data.draw(st.booleans(), "one point") and len(b):
+            pts = np.full((len(b), 10), data.draw(_LANDMARK_VALUES, "point"), np.float32)
+        else:
+            pts = np.array([[data.draw(_LANDMARK_VALUES, "value") for _ in range(10)] for _ in range(len(b))],
+                           np.float32).reshape(-1, 10)
+        marked.append(np.concatenate([b, np.full((len(b), 1), 0.9, np.float32), pts], 1))
+    frames = _frames(n, _H, _W, seed=data.draw(st.integers(0, 2**16), "seed"))
+    out = anonymize(frames, boxes=marked, method="composite", device="cpu",
+                    track=data.draw(st.booleans(), "track"))
+    for t in range(n):
+        for b in boxes[t]:
+            assert _covered(out[t], frames[t], b), f"frame {t}: box {b} left visible with landmarks {marked[t]}"
