@@ -44,7 +44,6 @@ __all__ = [
     "band_limit",
     "CANONICAL_LANDMARKS",
     "align_to_landmarks",
-    "warp_detail",
     "modify_faces",
     "anonymize_faces",
 ]
@@ -173,22 +172,6 @@ def _similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return np.concatenate([lin, shift[:, :, None]], 2)
 
 
-def warp_detail(faces: torch.Tensor, base: torch.Tensor, theta: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """``base + weight * warp(faces - base)``: what a model drew over its smooth mosaic ``base`` moved
-    by the affine maps ``theta [K, 2, 3]`` and kept to ``weight [K]`` (:func:`align_to_landmarks`);
-    the mosaic itself, which already lies where the face is, stays. Past the drawn face's edge only
-    the mosaic shows. Faces with the identity map and weight 1 are returned exactly as drawn."""
-    import torch.nn.functional as F
-
-    detail = (faces - base).float()
-    th = theta.to(detail)
-    grid = F.affine_grid(th, list(detail.shape), align_corners=False)
-    moved = F.grid_sample(detail, grid, mode="bicubic", padding_mode="zeros", align_corners=False)
-    out = (base.float() + moved * weight.to(detail)[:, None, None, None]).to(faces.dtype)
-    still = ((th == torch.eye(2, 3, dtype=th.dtype, device=th.device)).all(2).all(1)) & (weight.to(th) == 1)
-    return torch.where(still[:, None, None, None], faces, out)
-
-
 def _seed63(seed: int) -> int:
     """Any integer seed as the non-negative 63-bit seed numpy and torch generators accept."""
     return int(seed) & ((1 << 63) - 1)
@@ -230,11 +213,10 @@ class RimFade(torch.nn.Module):
 
     def forward(self, x: torch.Tensor, z: torch.Tensor | None = None,
                 align: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
-        """``align``: ``(theta [K, 2, 3], weight [K])`` that move the drawn face onto each face's
-        landmarks (:func:`align_to_landmarks`; None: drawn where the model draws it)."""
-        face, base = (self.model(x) if z is None else self.model(x, z)), self.mosaic(x)
-        if align is not None:
-            face = warp_detail(face, base, *align)
+        """``align``: ``(theta [K, 2, 3], weight [K])`` for a model that moves what it draws onto
+        each face's landmarks (:func:`align_to_landmarks`; passed on as ``model(x, z, align=align)``)."""
+        face = self.model(x, z, align=align) if align is not None else (self.model(x) if z is None else self.model(x, z))
+        base = self.mosaic(x)
         w = self.weight(int(x.shape[-1]), x.device).to(face.dtype)
         return torch.lerp(base, face, w)  # exactly M's face where w = 1, the mosaic where w = 0
 

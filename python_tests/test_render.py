@@ -265,22 +265,43 @@ def test_align_fades_the_detail_on_a_profile() -> None:
     assert weights[0] == 1.0 and 0.0 < weights[1] < 1.0 and weights[2] == 0.0
 
 
-def test_warp_detail_moves_the_drawing_and_keeps_the_mosaic() -> None:
-    from anonface.render import warp_detail
+def test_warp_affine_moves_the_drawing_and_keeps_what_it_need_not_move() -> None:
+    from anonface.models.composite import warp_affine
 
     rng = np.random.default_rng()
-    base = torch.from_numpy(rng.uniform(-0.5, 0.5, (3, 3, 32, 32)).astype(np.float32))
-    faces = base.clone()
-    faces[:, :, 10, 12] += 0.4  # one drawn texel per face
+    img = torch.zeros(3, 1, 32, 32)
+    img[:, :, 10, 12] = torch.from_numpy(rng.uniform(0.2, 1.0, (3, 1)).astype(np.float32))  # one texel each
+    noise = torch.from_numpy(rng.uniform(-1, 1, (3, 1, 32, 32)).astype(np.float32))
     ident = torch.eye(2, 3).expand(3, 2, 3).clone()
     ones, zeros = torch.ones(3), torch.zeros(3)
-    torch.testing.assert_close(warp_detail(faces, base, ident, ones), faces, atol=1e-5, rtol=0)
-    torch.testing.assert_close(warp_detail(faces, base, ident, zeros), base, atol=1e-6, rtol=0)
+    assert torch.equal(warp_affine(noise, ident, ones), noise)  # exactly, not resampled
+    assert float(warp_affine(noise, ident, zeros).abs().max()) == 0.0
+    half = warp_affine(noise, ident, torch.full((3,), 0.5))
+    torch.testing.assert_close(half, noise * 0.5, atol=1e-5, rtol=0)
     shifted = ident.clone()
     shifted[:, 0, 2] = -4 / 16  # read 4 texels to the left: the drawing shows 4 texels to the right
-    moved = warp_detail(faces, base, shifted, ones) - base
-    assert torch.allclose(moved[:, :, 10, 16], torch.full((3, 3), 0.4), atol=1e-5)
-    assert float(moved.abs().sum()) == pytest.approx(0.4 * 9, abs=1e-4)
+    moved = warp_affine(img, shifted, ones)
+    torch.testing.assert_close(moved[:, :, 10, 16], img[:, :, 10, 12], atol=1e-5, rtol=0)
+    torch.testing.assert_close(moved.sum((1, 2, 3)), img.sum((1, 2, 3)), atol=1e-4, rtol=0)
+
+
+def test_composite_moves_only_its_detail() -> None:
+    """The composite's ``align``: its detail is moved, the mosaic under it is not (a zero map with
+    weight 0 leaves the mosaic alone)."""
+    from anonface.models.anonymizer import load_pretrained
+    from anonface.models.composite import composite_weights_path
+
+    model = load_pretrained(composite_weights_path())
+    rng = np.random.default_rng()
+    x = torch.from_numpy(rng.uniform(-0.6, 0.6, (2, 3, 64, 64)).astype(np.float32))
+    z = torch.randn(2, model.latent_dim)
+    with torch.no_grad():
+        plain = model(x, z)
+        same = model(x, z, align=(torch.eye(2, 3).expand(2, 2, 3), torch.ones(2)))
+        bare = model(x, z, align=(torch.eye(2, 3).expand(2, 2, 3), torch.zeros(2)))
+        mosaic = model.smooth_mosaic()(x)
+    assert torch.equal(same, plain)
+    torch.testing.assert_close(bare, mosaic.clamp(-1, 1), atol=1e-6, rtol=0)
 
 
 def test_anonymize_faces_draws_the_composite_onto_the_landmarks() -> None:

@@ -51,6 +51,7 @@ __all__ = [
     "composite_from_payload",
     "composite_weights_path",
     "linear_detail",
+    "warp_affine",
     "mosaic_features",
     "checkpoint_for",
     "save_composite",
@@ -166,7 +167,10 @@ class CompositeFace(nn.Module):
         mean for all)."""
         return linear_detail(self.mean, self.components, w, n)
 
-    def forward(self, x: Tensor, z: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, z: Tensor | None = None, align: tuple[Tensor, Tensor] | None = None) -> Tensor:
+        """``align``: ``(theta [K, 2, 3], weight [K])`` that move the drawn detail onto each face's
+        landmarks and keep that much of it (``anonface.render.align_to_landmarks``); the mosaic under
+        it stays where the face is."""
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(f"x must be Tensor[K, 3, S, S], got shape {tuple(x.shape)}")
         if x.shape[-2:] != (self.crop_size, self.crop_size):
@@ -182,8 +186,26 @@ class CompositeFace(nn.Module):
             return x.clone()
         x = x.contiguous()
         _, base = self.degrade(x)
-        d = self.detail(x.shape[0], self.weights(x, z)).to(base.dtype)
-        return (base + self.config.gain * d[:, None]).clamp(-1.0, 1.0)
+        d = self.detail(x.shape[0], self.weights(x, z)).to(base.dtype)[:, None]
+        if align is not None:
+            d = warp_affine(d, *align)
+        return (base + self.config.gain * d).clamp(-1.0, 1.0)
+
+
+def warp_affine(img: Tensor, theta: Tensor, weight: Tensor) -> Tensor:
+    """``weight * img`` read through the affine maps ``theta [K, 2, 3]`` (``affine_grid``'s,
+    ``align_corners=False``: each output position in ``[-1, 1]`` reads ``img [K, C, S, S]`` at
+    ``theta @ (x, y, 1)``; bicubic, zeros beyond its edge). Rows with the identity map and weight 1
+    come back exactly as they were."""
+    import torch.nn.functional as F
+
+    th = theta.to(device=img.device, dtype=torch.float32)
+    w = weight.to(device=img.device, dtype=torch.float32)
+    grid = F.affine_grid(th, list(img.shape), align_corners=False)
+    moved = F.grid_sample(img.float(), grid, mode="bicubic", padding_mode="zeros", align_corners=False)
+    out = (moved * w[:, None, None, None]).to(img.dtype)
+    still = (th == torch.eye(2, 3, device=th.device)).all(2).all(1) & (w == 1)
+    return torch.where(still[:, None, None, None], img, out)
 
 
 def linear_detail(mean: Tensor, components: Tensor, w: Tensor | None, n: int) -> Tensor:

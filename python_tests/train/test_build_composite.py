@@ -89,7 +89,8 @@ def test_align_moves_each_photo_s_detail_onto_the_canonical_landmarks() -> None:
     landmarks say comes back to the canonical places; photos without landmarks stay as they are."""
     import numpy as np
 
-    from anonface.render import CANONICAL_LANDMARKS, align_to_landmarks, warp_detail
+    from anonface.models.composite import warp_affine
+    from anonface.render import CANONICAL_LANDMARKS, align_to_landmarks
 
     b = _builder()
     g = torch.Generator().manual_seed(int(torch.randint(0, 2**31, ())))
@@ -101,7 +102,7 @@ def test_align_moves_each_photo_s_detail_onto_the_canonical_landmarks() -> None:
     pts[2] = np.nan  # no face found
     rois = np.concatenate([np.zeros((3, 1), np.float32), boxes.numpy()], 1)
     theta, weight = align_to_landmarks(rois, pts)
-    drawn = warp_detail(smooth, torch.zeros_like(smooth), torch.from_numpy(theta), torch.from_numpy(weight))
+    drawn = warp_affine(smooth, torch.from_numpy(theta), torch.from_numpy(weight))
     back, moved = b.align_details(drawn[:, 0], boxes, pts)
     assert moved == 2
     inner = slice(16, 48)  # away from the edge the move brought in from outside
