@@ -23,6 +23,12 @@ mosaics). The drawn face then turns and is lit as the head under it is; the code
 of the person, with the spread the regression leaves. ``f`` is a function of the cell means, so the
 privacy argument below holds unchanged.
 
+The mean face has its eyes, nose and mouth where the training photos have them on average
+(``anonface.render.CANONICAL_LANDMARKS``): given ``align`` (``anonface.render.align_to_landmarks``), the
+detail is moved onto each face's own landmarks by a similarity and faded towards profile, before it is
+added to the mosaic (:func:`warp_affine`); the mosaic, which already lies where the face is, is not
+moved. The landmarks carry where the face is, its size and roll, which a recogniser undoes anyway.
+
 It has no trainable weights and no adversarial game: it is the baseline the paper's learned M should
 beat, and on the held-out evaluation it hides identity as well as the mosaic alone while detectors
 take all its faces for faces (README, Results). ``tools/build_composite.py`` fits the shipped model
