@@ -731,3 +731,22 @@ def test_composite_through_the_pipeline_follows_the_landmarks(track: bool) -> No
     for a, b in zip(boxes[0], boxes[1]):
         np.testing.assert_allclose(a, b, atol=1e-4)
     assert np.array_equal(outs[2][0], outs[0][0])  # frame 0 had its landmarks
+
+
+def test_user_boxes_with_landmarks_place_the_composite() -> None:
+    """``anonymize(frames, boxes=[K, 15] rows)``: the caller's landmarks move the composite's face,
+    exactly as a detector's would; the covered boxes are the same."""
+    from anonface.render import CANONICAL_LANDMARKS, scale_boxes
+
+    box = np.array([60.0, 50.0, 140.0, 150.0, 1.0], np.float32)
+    big = scale_boxes(box[None], 1.3)[0]
+    rel = CANONICAL_LANDMARKS + np.array([-0.07, 0.04], np.float32)
+    row = np.concatenate([box, (big[:2] + rel * (big[2:] - big[:2])).reshape(10)]).astype(np.float32)
+    frames = np.random.default_rng().integers(60, 200, (2, 200, 200, 3), dtype=np.uint8)
+    plain = anonymize(frames, boxes=[box[None, :4]] * 2, method="composite", device="cpu")
+    moved = anonymize(frames, boxes=[row[None]] * 2, method="composite", device="cpu")
+    assert not np.array_equal(plain, moved)
+    outside = np.ones((200, 200), bool)
+    x1, y1, x2, y2 = (int(v) for v in big)
+    outside[max(y1, 0) : y2 + 1, max(x1, 0) : x2 + 1] = False
+    assert np.array_equal(moved[:, outside], frames[:, outside])
