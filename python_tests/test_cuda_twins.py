@@ -111,6 +111,23 @@ def test_learned_method_runs_on_cuda() -> None:
     assert (gpu[:, 40:90, 50:80] != frames[:, 40:90, 50:80]).any()
 
 
+def test_composite_drawn_onto_landmarks_on_cuda_matches_cpu() -> None:
+    """The composite moved onto landmarks (the warp runs where the frames are) draws on the GPU what it
+    draws on the CPU, within rounding."""
+    from anonface.render import CANONICAL_LANDMARKS, scale_boxes
+
+    frames = _frames(2, 160, 200, 7)
+    box = np.array([40.0, 30.0, 120.0, 130.0, 0.9], np.float32)
+    big = scale_boxes(box[None], 1.3)[0]
+    rel = CANONICAL_LANDMARKS + np.array([0.06, -0.02], np.float32)
+    row = np.concatenate([box, (big[:2] + rel * (big[2:] - big[:2])).reshape(10)]).astype(np.float32)[None]
+    cpu = anonface.anonymize(frames, boxes=[row, row], method="composite", device="cpu")
+    gpu = anonface.anonymize(frames, boxes=[row, row], method="composite", device="cuda")
+    assert np.abs(cpu.astype(int) - gpu.astype(int)).max() <= 3
+    plain = anonface.anonymize(frames, boxes=[row[:, :5]] * 2, method="composite", device="cuda")
+    assert not np.array_equal(gpu, plain)  # the landmarks moved the face on the GPU too
+
+
 def test_action_detector_cuda_matches_cpu_and_trains() -> None:
     from anonface.models.action import ActionDetector
     from anonface.train.action import small_detector_config
