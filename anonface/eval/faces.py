@@ -42,6 +42,13 @@ class Detection:
         x1, y1, x2, y2 = self.box
         return float(np.sqrt(max(x2 - x1, 0.0) * max(y2 - y1, 0.0)))
 
+    def landmark_row(self) -> list[float]:
+        """The ten landmark coordinates, ``(x, y)`` pairs, NaN when the detector gave none: the columns
+        that follow a roi's box (``anonface.eval.methods.AnonymizeFn``)."""
+        if self.landmarks is None:
+            return [float("nan")] * 10
+        return [float(v) for v in np.asarray(self.landmarks, np.float64).reshape(10)]
+
 
 def central_box(height: int, width: int, fraction: float = 0.5) -> tuple[float, float, float, float]:
     """A square box of side ``fraction * min(height, width)`` at the image centre.

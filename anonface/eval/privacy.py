@@ -234,10 +234,9 @@ def judge_untouched(pairs: Sequence[Pair], originals: dict[ImageRef, OriginalFac
 
 def _landmarks_of(face: OriginalFace) -> list[float]:
     """The ten landmark coordinates of the detection the face's box came from (NaN: none, or a fallback box)."""
-    cf = face.centerface
-    if face.anon_fallback or cf is None or cf.landmarks is None:
+    if face.anon_fallback or face.centerface is None:
         return [float("nan")] * 10
-    return [float(v) for v in np.asarray(cf.landmarks, np.float64).reshape(10)]
+    return face.centerface.landmark_row()
 
 
 def _anonymize_batch(fn: AnonymizeFn, faces: Sequence[OriginalFace]) -> list[np.ndarray]:

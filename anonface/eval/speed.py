@@ -65,8 +65,7 @@ def detect_clip(path: str | Path, max_frames: int, detector: CenterFaceDetector,
     t0 = time.perf_counter()
     for i, frame in enumerate(frames):
         for det in detector(frame, threshold):
-            marks = det.landmarks.reshape(10) if det.landmarks is not None else np.full(10, np.nan)
-            rows.append([float(i), *(float(v) for v in det.box[:4]), *(float(v) for v in marks)])
+            rows.append([float(i), *(float(v) for v in det.box[:4]), *det.landmark_row()])
     dt = time.perf_counter() - t0
     rois = torch.tensor(rows, dtype=torch.float32).reshape(-1, 15)  # the model methods align to the landmarks
     return ClipFaces(path, frames, rois, dt)

@@ -28,7 +28,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from anonface.data.actions import ActionSet, load_action_json, load_jhmdb
@@ -81,10 +80,9 @@ def anonymize_action_frames(data, fn: AnonymizeFn, detector, settings: UtilitySe
     frames = data.frames
     for i in range(frames.shape[0]):
         dets = detector(frames[i].numpy(), settings.det_thresh) if detector is not None else []
-        unknown = [float("nan")] * 10
         # the detector's boxes with their landmarks, else the annotated ones (landmarks unknown)
-        faces = [(d.box, unknown if d.landmarks is None else [float(v) for v in np.asarray(d.landmarks).reshape(10)])
-                 for d in dets] or [(tuple(float(v) for v in b), unknown) for b in data.face_boxes[i]]
+        faces = [(d.box, d.landmark_row()) for d in dets] or [
+            (tuple(float(v) for v in b), [float("nan")] * 10) for b in data.face_boxes[i]]
         for b, marks in faces:
             rows.append([float(i), *(float(v) for v in b[:4]), *marks])
     rois = torch.tensor(rows, dtype=torch.float32).reshape(-1, 15)
