@@ -189,6 +189,15 @@ def code_dim(model: Any) -> int:
     return int(dim)
 
 
+def _draw(model: Any, x: torch.Tensor, z: torch.Tensor | None = None,
+         align: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    """``model``'s faces for crops ``x``: called with only what it takes, its code ``z`` when given
+    (models without a code take none) and ``align=`` when given (models that move their drawing onto
+    landmarks, :class:`RimFade` and the composite)."""
+    args = (x,) if z is None else (x, z)
+    return model(*args) if align is None else model(*args, align=align)
+
+
 class RimFade(torch.nn.Module):
     """M's faces with their rim taken from its smooth mosaic input (:data:`RIM_FADE`): what is
     pasted fades into the mosaic, the colours and light of the surroundings, instead of ending in
@@ -215,8 +224,7 @@ class RimFade(torch.nn.Module):
                 align: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         """``align``: ``(theta [K, 2, 3], weight [K])`` for a model that moves what it draws onto
         each face's landmarks (:func:`align_to_landmarks`; passed on as ``model(x, z, align=align)``)."""
-        face = self.model(x, z, align=align) if align is not None else (self.model(x) if z is None else self.model(x, z))
-        base = self.mosaic(x)
+        face, base = _draw(self.model, x, z, align), self.mosaic(x)
         w = self.weight(int(x.shape[-1]), x.device).to(face.dtype)
         return torch.lerp(base, face, w)  # exactly M's face where w = 1, the mosaic where w = 0
 
@@ -566,11 +574,8 @@ def modify_faces(
             else:
                 z = None
             if align is not None:
-                faces = model(crops.to(dev), z, align=(align[0].to(dev), align[1].to(dev)))
-            elif z is not None:
-                faces = model(crops.to(dev), z)
-            else:
-                faces = model(crops.to(dev))
+                align = (align[0].to(dev), align[1].to(dev))
+            faces = _draw(model, crops.to(dev), z, align)
             if not isinstance(faces, torch.Tensor) or faces.shape != crops.shape:
                 got = tuple(faces.shape) if isinstance(faces, torch.Tensor) else type(faces).__name__
                 raise ValueError(f"the anonymizer model must return faces of its input's shape {tuple(crops.shape)}, "
@@ -675,6 +680,8 @@ def anonymize_faces(
     # a NaN box or mask scale would draw nothing: refuse them (fail closed), as the pipeline does
     mask_scale = check_option("mask_scale", mask_scale)
     feather = check_option("feather", feather)
+    if not isinstance(align, bool):
+        raise ValueError(f"align must be True or False, got {align!r}")
     if method in MODEL_METHODS:
         method = "learned"  # a composite is drawn like M: only the model differs
     rois, scores, points = _as_rois(boxes, int(frames.shape[0]))
@@ -714,7 +721,9 @@ def anonymize_faces(
             sure = ~faint_h
             theta = None
             if points is not None and align and getattr(model, "aligns_to_landmarks", False):
-                # a model drawing its face at fixed places (the composite): moved onto the face's own
+                # a model drawing its face at fixed places (the composite): moved onto the face's own.
+                # Relative to the tracked box, before FaceMemory steadies it: the features then keep
+                # still with the steadied box rather than follow each frame's landmark jitter.
                 th, wt = align_to_landmarks(rois[sure], points[sure])
                 theta = (torch.from_numpy(th).to(frames.device), torch.from_numpy(wt).to(frames.device))
             out = modify_faces(out, _placed(rois[sure], memory, frames.device), method="learned",

@@ -356,3 +356,12 @@ def test_the_learned_anonymizer_is_not_moved_by_landmarks() -> None:
     marked = np.concatenate([box, rng.uniform(40, 110, (1, 10)).astype(np.float32)], 1)
     plain = anonymize_faces(frame.clone(), [box], method="learned", model=model)
     assert torch.equal(anonymize_faces(frame.clone(), [marked], method="learned", model=model), plain)
+
+
+@pytest.mark.parametrize("bad", ["no", 0, 1, None, np.bool_(True)])
+def test_anonymize_faces_align_must_be_a_bool(bad: object) -> None:
+    from anonface.render import anonymize_faces
+
+    frame = torch.zeros(1, 40, 40, 3, dtype=torch.uint8)
+    with pytest.raises(ValueError, match="align"):
+        anonymize_faces(frame, [np.array([[5.0, 5.0, 30.0, 30.0]], np.float32)], method="pixelate", align=bad)

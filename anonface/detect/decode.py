@@ -171,8 +171,8 @@ def decode_centerface_torch(
     """:func:`decode_centerface` for a batch of maps on any torch device.
 
     The thresholding, gathering and box arithmetic run where the maps are (on a GPU: no copy of
-    the full maps), and only the candidate boxes, ``[K, 6]`` for the whole batch, cross to the
-    host. Greedy NMS per image then keeps the boxes :func:`decode_centerface` keeps: with
+    the full maps), and only the candidate boxes, ``[K, 6]`` for the whole batch (``[K, 16]`` with
+    landmarks), cross to the host. Greedy NMS per image then keeps the boxes :func:`decode_centerface` keeps: with
     ``nms_on_device`` (default: on a GPU, up to :data:`DEVICE_NMS_MAX_CANDIDATES` candidates per
     image) the IoU of every pair is computed on the device and only the scan runs on the host;
     otherwise :func:`nms` runs on the host.
