@@ -193,7 +193,7 @@ def _draw(model: Any, x: torch.Tensor, z: torch.Tensor | None = None,
          align: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
     """``model``'s faces for crops ``x``: called with only what it takes, its code ``z`` when given
     (models without a code take none) and ``align=`` when given (models that move their drawing onto
-    landmarks, :class:`RimFade` and the composite)."""
+    landmarks: :class:`RimFade`, the composite and an aligned M)."""
     args = (x,) if z is None else (x, z)
     return model(*args) if align is None else model(*args, align=align)
 
@@ -665,10 +665,11 @@ def anonymize_faces(
             the one drawn for the same box in the frame before (frames must come in stream order),
             and gives an anonymizer with a code one code per track.
         align: for a model with a smooth mosaic that draws its face's features at fixed places
-            (``aligns_to_landmarks``: the composite), move what it draws onto the landmarks the boxes
-            carry (:func:`align_to_landmarks`); boxes without landmarks are drawn unmoved. The learned
-            M draws its features from the mosaic, which already lies where the face is: it is left
-            as it draws.
+            (``aligns_to_landmarks``: the composite, and an M trained on aligned faces,
+            ``AnonymizerConfig.aligned``), move what it draws onto the landmarks the boxes carry
+            (:func:`align_to_landmarks`); boxes without landmarks are drawn unmoved. The shipped M
+            learned on faces where they lay and draws its features from the mosaic, which already
+            lies where the face is: it is left as it draws.
 
     Returns:
         The anonymized frames, same shape, dtype and device.
@@ -721,7 +722,7 @@ def anonymize_faces(
             sure = ~faint_h
             theta = None
             if points is not None and align and getattr(model, "aligns_to_landmarks", False):
-                # a model drawing its face at fixed places (the composite): moved onto the face's own.
+                # a model drawing its face at fixed places (the composite, an aligned M): moved onto the face's own.
                 # Relative to the tracked box, before FaceMemory steadies it: the features then keep
                 # still with the steadied box rather than follow each frame's landmark jitter.
                 th, wt = align_to_landmarks(rois[sure], points[sure])

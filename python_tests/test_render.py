@@ -344,7 +344,8 @@ def test_anonymize_faces_draws_the_composite_onto_the_landmarks() -> None:
 
 
 def test_the_learned_anonymizer_is_not_moved_by_landmarks() -> None:
-    """M draws its features from the mosaic, which lies where the face is: landmarks change nothing."""
+    """The shipped M learned on faces where they lay and draws its features from the mosaic, which lies
+    where the face is: landmarks change nothing (``aligned`` is False)."""
     from anonface.models.anonymizer import load_pretrained
     from anonface.render import anonymize_faces
 
@@ -356,6 +357,34 @@ def test_the_learned_anonymizer_is_not_moved_by_landmarks() -> None:
     marked = np.concatenate([box, rng.uniform(40, 110, (1, 10)).astype(np.float32)], 1)
     plain = anonymize_faces(frame.clone(), [box], method="learned", model=model)
     assert torch.equal(anonymize_faces(frame.clone(), [marked], method="learned", model=model), plain)
+
+
+def test_an_aligned_learned_anonymizer_is_drawn_onto_landmarks() -> None:
+    """An M trained on aligned faces (``aligned``) gets each face's map: its drawing moves with the
+    landmarks, a box without landmarks is drawn as without them, and nothing outside the box changes."""
+    from anonface.models.anonymizer import AnonymizerConfig, FaceAnonymizer
+    from anonface.render import anonymize_faces
+
+    model = FaceAnonymizer(AnonymizerConfig(crop_size=32, width=8, n_blocks=1, degrade_cells=8, aligned=True)).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.2)
+    rng = np.random.default_rng()
+    frame = torch.from_numpy(rng.integers(60, 200, (1, 160, 160, 3), dtype=np.uint8))
+    box = np.array([[40.0, 30.0, 110.0, 120.0, 0.9]], np.float32)
+    pts = np.array([[62, 62, 90, 58, 78, 80, 66, 96, 90, 94]], np.float32)  # tilted, off-centre
+    marked = np.concatenate([box, pts], 1)
+    run = lambda b, **kw: anonymize_faces(frame.clone(), [b], method="learned", model=model, **kw)  # noqa: E731
+    plain = run(box)
+    aligned = run(marked)
+    assert not torch.equal(aligned, plain)
+    assert torch.equal(run(marked, align=False), plain)
+    unknown = marked.copy()
+    unknown[:, 5:] = np.nan
+    assert torch.equal(run(unknown), plain)
+    outside = torch.ones(160, 160, dtype=torch.bool)  # mask_scale 1.3: each side out by 0.3x the box
+    outside[int(30 - 0.3 * 90) - 1 : int(120 + 0.3 * 90) + 2, int(40 - 0.3 * 70) - 1 : int(110 + 0.3 * 70) + 2] = False
+    assert torch.equal(aligned[0][outside], frame[0][outside])
 
 
 @pytest.mark.parametrize("bad", ["no", 0, 1, None, np.bool_(True)])

@@ -26,7 +26,7 @@ from anonface.data.faces import FaceBank, crop_boxes
 from anonface.data.lfw import data_root, list_identities, pair_fold, read_pairs
 from anonface.models.composite import CompositeConfig, CompositeFace, mosaic_features, save_composite
 from anonface.models.mosaic import smooth_cells
-from anonface.train.datasets import _without_wedges
+from anonface.train.datasets import _without_wedges, photo_landmarks
 
 
 def window(size: int, lo: float, hi: float) -> torch.Tensor:
@@ -58,22 +58,6 @@ def fit_predict(features: torch.Tensor, weights: torch.Tensor, ridge: float = 1.
     w = solve(a, b)
     resid = (a @ w - b).std(0)
     return w.T.float(), resid.float(), [round(float(v), 3) for v in r2]
-
-
-def photo_landmarks(imgs: torch.Tensor) -> np.ndarray:
-    """``[N, 10]``: CenterFace's five landmarks (threshold 0.2, the detection nearest the centre) of
-    each photo ``imgs [N, 3, H, W]`` uint8; NaN where it finds no face."""
-    from anonface.detect import CenterFace
-
-    det = CenterFace(0.2, backend="opencv", landmarks=True)
-    out = np.full((len(imgs), 10), np.nan, np.float32)
-    h, w = imgs.shape[-2:]
-    for i, im in enumerate(imgs.permute(0, 2, 3, 1).numpy()):
-        d = det.detect(np.ascontiguousarray(im)[None])[0]
-        if len(d):
-            centre = np.hypot((d[:, 0] + d[:, 2]) / 2 - w / 2, (d[:, 1] + d[:, 3]) / 2 - h / 2)
-            out[i] = d[int(np.argmin(centre)), 5:15]
-    return out
 
 
 def align_details(det: torch.Tensor, boxes: torch.Tensor, points: np.ndarray) -> tuple[torch.Tensor, int]:

@@ -91,6 +91,12 @@ class AnonymizerConfig:
     (:meth:`FaceAnonymizer.load_composite`); needs ``degrade_cells > 0``, ``latent_dim`` = the
     composite's components and ``residual``. Still a function of the crop's cell means alone."""
 
+    aligned: bool = False
+    """M learned on photos moved so that their faces' landmarks sit at
+    :data:`anonface.render.CANONICAL_LANDMARKS` (training ``data.align``). The renderer then passes
+    each face's map (``forward(..., align=)``): the crop is moved onto those landmarks, M draws, and its
+    face is moved back onto the face's own."""
+
     @staticmethod
     def paper() -> AnonymizerConfig:
         """The ResNet generator of the authors' release: 256 px, width 64, 9 blocks, transposed convs."""
@@ -121,6 +127,8 @@ class AnonymizerConfig:
             raise ValueError(f"latent_dim must be a whole number >= 0, got {self.latent_dim!r}")
         if self.latent_dim > 0 and self.norm != "instance":
             raise ValueError("latent_dim > 0 needs norm='instance' (the code modulates normalised features)")
+        if not isinstance(self.aligned, bool):
+            raise ValueError(f"aligned must be true or false, got {self.aligned!r}")
         if self.base not in ("mosaic", "composite"):
             raise ValueError(f"base must be 'mosaic' or 'composite', got {self.base!r}")
         if self.base == "composite" and not (self.degrade_cells > 0 and self.latent_dim > 0 and self.residual):
@@ -263,9 +271,55 @@ class FaceAnonymizer(nn.Module):
         pixelation bottleneck. ``anonface.render`` pastes it on the faint boxes."""
         return SmoothMosaic(self).eval() if self.config.degrade_cells > 0 else None
 
-    def forward(self, x: Tensor, z: Tensor | None = None) -> Tensor:
+    @property
+    def aligns_to_landmarks(self) -> bool:
+        """Whether the renderer should pass each face's landmark map (``config.aligned``)."""
+        return bool(self.config.aligned)
+
+    def forward(self, x: Tensor, z: Tensor | None = None,
+                align: tuple[Tensor, Tensor] | None = None) -> Tensor:
         """``x [K, 3, S, S]``; ``z [K, latent_dim]`` the made-up person's code per crop (None: all
-        zeros, one fixed person; only for a model with ``latent_dim > 0``)."""
+        zeros, one fixed person; only for a model with ``latent_dim > 0``).
+
+        ``align``: ``(theta [K, 2, 3], weight [K])`` from :func:`anonface.render.align_to_landmarks`,
+        only for an ``aligned`` M: each crop is moved so that its face's landmarks sit where M learned
+        them, M draws, and its face is moved back; where the map reads beyond M's drawing, and by
+        ``1 - weight`` (faces turned too far from frontal), the smooth mosaic is kept instead."""
+        if align is not None:
+            if not self.config.aligned:
+                raise ValueError("align= is for an anonymizer trained aligned (config.aligned)")
+            return self._aligned(x, z, align)
+        return self._draw(x, z)
+
+    def _aligned(self, x: Tensor, z: Tensor | None, align: tuple[Tensor, Tensor]) -> Tensor:
+        theta, weight = align
+        if x.dim() != 4 or theta.shape != (x.shape[0], 2, 3) or weight.shape != (x.shape[0],):
+            raise ValueError(f"align must be (Tensor[K, 2, 3], Tensor[K]) for K = {x.shape[0] if x.dim() else '?'} "
+                             f"crops, got {tuple(theta.shape)} and {tuple(weight.shape)}")
+        th = theta.to(device=x.device, dtype=torch.float64)
+        lin = th[:, :, :2]
+        det = torch.linalg.det(lin)
+        ok = torch.isfinite(th).all(2).all(1) & (det.abs() > 1e-6) & torch.isfinite(weight.to(x.device))
+        eye = torch.eye(2, 3, device=x.device, dtype=torch.float64).expand_as(th)
+        th = torch.where(ok[:, None, None], th, eye)
+        w = torch.where(ok, weight.to(device=x.device, dtype=torch.float64).clamp(0, 1), torch.zeros_like(det))
+        inv_lin = torch.linalg.inv(th[:, :, :2])
+        inv = torch.cat([inv_lin, -inv_lin @ th[:, :, 2:]], 2)
+        # rows with the identity map and weight 1 are drawn exactly as without align
+        still = ((th == eye).all(2).all(1) & (w == 1))[:, None, None, None]
+        xf = x.contiguous()
+        grid_in = F.affine_grid(inv.to(xf.dtype), list(xf.shape), align_corners=False)
+        moved = F.grid_sample(xf, grid_in, mode="bilinear", padding_mode="border", align_corners=False)
+        face = self._draw(torch.where(still, xf, moved), z)
+        grid_out = F.affine_grid(th.to(xf.dtype), list(xf.shape), align_corners=False)
+        back = F.grid_sample(face, grid_out, mode="bilinear", padding_mode="border", align_corners=False)
+        inside = F.grid_sample(torch.ones_like(xf[:, :1]), grid_out, mode="bilinear", padding_mode="zeros",
+                               align_corners=False)
+        _, base = self.degrade(xf)
+        keep = (inside * w.to(xf.dtype)[:, None, None, None]).clamp(0, 1)
+        return torch.where(still, face, torch.lerp(base, back, keep))
+
+    def _draw(self, x: Tensor, z: Tensor | None = None) -> Tensor:
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(f"x must be Tensor[K, 3, S, S], got shape {tuple(x.shape)}")
         lat = self.config.latent_dim

@@ -65,6 +65,10 @@ class DataConfig:
     ~1.3x a detector box; aligned colour crops whole) or ``pipeline`` (CenterFace's median LFW box
     enlarged like ``anonface.pipeline.scale_boxes(..., mask_scale=1.3)``, i.e. 1.6x: the box the
     inference pipeline crops; see :func:`anonface.data.lfw.lfw_face_box`)."""
+    align: bool = False
+    """move every photo (rotation, uniform scale, shift) so that the five landmarks CenterFace finds on
+    its face sit at :data:`anonface.render.CANONICAL_LANDMARKS` in its crop box, for an M with
+    ``anonymizer.aligned`` (see :func:`anonface.train.datasets.align_photos`)."""
     action: str | None = None
     """action frames: a JHMDB clip (``.avi`` with ``*_joint_positions.mat`` beside it) or a JSON file
     in the format of :mod:`anonface.data.actions`; None trains M and D only."""
@@ -197,6 +201,11 @@ def config_from_dict(d: dict[str, Any]) -> TrainConfig:
     cfg = _build(TrainConfig, d)
     cfg.anonymizer.validate()
     cfg.loss.validate()
+    if not isinstance(cfg.data.align, bool):
+        raise ValueError(f"data.align must be true or false, got {cfg.data.align!r}")
+    if cfg.data.align != cfg.anonymizer.aligned:
+        raise ValueError(f"data.align ({cfg.data.align}) and anonymizer.aligned ({cfg.anonymizer.aligned}) must "
+                         "agree: an aligned M learns on moved photos and is drawn onto landmarks at inference")
     return cfg
 
 

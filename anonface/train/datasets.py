@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 
 from anonface.data.actions import ActionSet, load_action_json, load_jhmdb
 from anonface.data.faces import FaceBank
@@ -16,7 +18,7 @@ from anonface.train.trainer import TrainData
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["build_train_data", "load_actions"]
+__all__ = ["align_photos", "build_train_data", "load_actions", "photo_landmarks"]
 
 
 def _resolve(root: Path | None, p: str) -> Path:
@@ -54,6 +56,60 @@ def _without_wedges(imgs: torch.Tensor, boxes: torch.Tensor, max_share: float) -
         black = (region.amax(dim=0) < 10).float().mean().item()
         keep[i] = black <= max_share
     return keep
+
+
+def photo_landmarks(imgs: torch.Tensor) -> np.ndarray:
+    """``[N, 10]``: CenterFace's five landmarks (threshold 0.2, the detection nearest the centre) of
+    each photo ``imgs [N, C, H, W]`` uint8 (one grey channel or RGB); NaN where it finds no face."""
+    from anonface.detect import CenterFace
+
+    det = CenterFace(0.2, backend="opencv", landmarks=True)
+    out = np.full((len(imgs), 10), np.nan, np.float32)
+    h, w = imgs.shape[-2:]
+    for i, im in enumerate(imgs.expand(-1, 3, -1, -1).permute(0, 2, 3, 1).numpy()):
+        d = det.detect(np.ascontiguousarray(im)[None])[0]
+        if len(d):
+            centre = np.hypot((d[:, 0] + d[:, 2]) / 2 - w / 2, (d[:, 1] + d[:, 3]) / 2 - h / 2)
+            out[i] = d[int(np.argmin(centre)), 5:15]
+    return out
+
+
+def align_photos(imgs: torch.Tensor, boxes: torch.Tensor,
+                 points: np.ndarray | None = None) -> tuple[torch.Tensor, int]:
+    """Each photo ``imgs [N, C, H, W]`` uint8 moved (rotation, uniform scale, shift) so that its face's
+    five landmarks land, inside its crop box ``boxes [N, 4]``, on
+    :data:`anonface.render.CANONICAL_LANDMARKS`: the inverse of the map
+    :func:`anonface.render.align_to_landmarks` gives the renderer, so a model trained on these crops
+    draws its features where an aligned renderer reads them. ``points [N, 10]`` the landmarks (None:
+    :func:`photo_landmarks`). Photos without landmarks, or whose fit is not usable, stay as they are.
+    Returns the photos and how many were moved."""
+    from anonface.render import align_to_landmarks
+
+    if points is None:
+        points = photo_landmarks(imgs)
+    b = boxes.double().numpy()
+    rois = np.concatenate([np.zeros((len(b), 1)), b], 1)
+    theta, _ = align_to_landmarks(rois, points)
+    lin, t = theta[:, :, :2].astype(np.float64), theta[:, :, 2:].astype(np.float64)
+    move = ~np.all(np.isclose(theta, np.eye(2, 3)), axis=(1, 2))
+    if not move.any():
+        return imgs, 0
+    inv_lin = np.linalg.inv(lin)
+    inv_t = -inv_lin @ t  # [N, 2, 1]: canonical -> the photo, in the box's [-1, 1] units
+    # in the photo's own [-1, 1] units (affine_grid, align_corners=False): p = c + s * u
+    h, w = imgs.shape[-2:]
+    c = np.stack([(b[:, 0] + b[:, 2]) / w - 1, (b[:, 1] + b[:, 3]) / h - 1], 1)[:, :, None]
+    s = np.stack([(b[:, 2] - b[:, 0]) / w, (b[:, 3] - b[:, 1]) / h], 1)
+    a = s[:, :, None] * inv_lin / s[:, None, :]
+    shift = c + s[:, :, None] * inv_t - a @ c
+    m = torch.from_numpy(np.concatenate([a, shift], 2)[move]).float()
+    sel = torch.from_numpy(np.nonzero(move)[0])
+    src = imgs[sel].float()
+    grid = F.affine_grid(m, list(src.shape), align_corners=False)
+    moved = F.grid_sample(src, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    out = imgs.clone()
+    out[sel] = moved.round().clamp(0, 255).to(imgs.dtype)
+    return out, int(move.sum())
 
 
 def build_train_data(cfg: DataConfig, seed: int = 0) -> TrainData:
@@ -111,6 +167,9 @@ def build_train_data(cfg: DataConfig, seed: int = 0) -> TrainData:
     bank = FaceBank()
     n_colour = 0  # colour faces in the bank
     imgs, boxes = FaceBank.load_lfw(items, size=cfg.image_size, gray=True, geometry=cfg.face_box)
+    if cfg.align:
+        imgs, moved = align_photos(imgs, boxes)
+        logger.info("grey photos moved onto the canonical landmarks: %d of %d", moved, len(imgs))
     bank.add(imgs, boxes, torch.tensor([lab for _, lab in items]), share=1.0 - cfg.colour_share)
     if colour and cfg.colour_share > 0:
         citems = [(q, label_of.get(n, -1)) for q, n in colour]
@@ -123,6 +182,9 @@ def build_train_data(cfg: DataConfig, seed: int = 0) -> TrainData:
             citems = [c for c, k in zip(citems, keep.tolist()) if k]
         else:
             cimgs, cboxes = FaceBank.load_aligned(citems, geometry=cfg.face_box)
+        if cfg.align:
+            cimgs, moved = align_photos(cimgs, cboxes)
+            logger.info("colour photos moved onto the canonical landmarks: %d of %d", moved, len(cimgs))
         bank.add(cimgs, cboxes, torch.tensor([lab for _, lab in citems]), share=cfg.colour_share)
         n_colour = len(citems)
     bank.names = labelled

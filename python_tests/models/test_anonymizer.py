@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -209,3 +210,64 @@ def test_code_bad_input(tmp_path: Path) -> None:
     z = torch.randn(2, 6)
     with torch.no_grad():
         torch.testing.assert_close(back(x, z), m(x, z))
+
+
+def _aligned_m() -> FaceAnonymizer:
+    m = FaceAnonymizer(AnonymizerConfig(crop_size=32, width=8, n_blocks=1, degrade_cells=8, aligned=True)).eval()
+    with torch.no_grad():
+        for p in m.parameters():
+            p.normal_(0, 0.2)  # a residual M starts as its mosaic: give it something of its own to draw
+    return m
+
+
+def test_aligned_m_draws_moved_crops_and_moves_its_face_back() -> None:
+    """``align=``: the identity map with weight 1 draws exactly as without; a map moves what M draws
+    (M's face read through it equals M's face of the moved crop, read back); weight 0, a NaN map or a
+    singular one give the smooth mosaic alone; a map for an M trained unaligned is refused."""
+    import torch.nn.functional as F
+
+    m = _aligned_m()
+    assert m.aligns_to_landmarks and not FaceAnonymizer(AnonymizerConfig(crop_size=32)).aligns_to_landmarks
+    x = _crops(5, 32)
+    theta = torch.eye(2, 3).repeat(5, 1, 1)
+    weight = torch.ones(5)
+    theta[1, :, 2] = torch.tensor([0.1, -0.05])  # shifted
+    ang = 0.2
+    theta[2, :, :2] = 0.9 * torch.tensor([[np.cos(ang), -np.sin(ang)], [np.sin(ang), np.cos(ang)]])
+    weight[3] = 0.0
+    theta[4] = float("nan")
+    with torch.no_grad():
+        plain, moved = m(x), m(x, align=(theta, weight))
+        _, mosaic = m.degrade(x)
+        assert torch.equal(moved[0], plain[0])
+        assert torch.equal(moved[3], mosaic[3]) and torch.equal(moved[4], mosaic[4])
+        # the shifted row: M's face of the crop read through the inverse map, read back through theta
+        th = theta[1:2]
+        inv = torch.cat([torch.eye(2)[None], -th[:, :, 2:]], 2)
+        face = m(F.grid_sample(x[1:2], F.affine_grid(inv, [1, 3, 32, 32], align_corners=False),
+                               padding_mode="border", align_corners=False))
+        back = F.grid_sample(face, F.affine_grid(th, [1, 3, 32, 32], align_corners=False),
+                             padding_mode="border", align_corners=False)
+        inner = (slice(None), slice(None), slice(6, 26), slice(6, 26))  # where the map reads inside the crop
+        assert torch.allclose(moved[1:2][inner], back[inner], atol=1e-5)
+        assert not torch.allclose(moved[1:3], plain[1:3], atol=1e-2)
+        singular = theta.clone()
+        singular[1, :, :2] = 0
+        assert torch.equal(m(x, align=(singular, weight))[1], mosaic[1])
+    with pytest.raises(ValueError, match="aligned"):
+        FaceAnonymizer(AnonymizerConfig(crop_size=32, degrade_cells=8))(x, align=(theta, weight))
+    with pytest.raises(ValueError, match="align"):
+        m(x, align=(theta[:2], weight))
+
+
+@pytest.mark.parametrize("bad", [1, "yes", None])
+def test_aligned_must_be_a_bool(bad: object) -> None:
+    with pytest.raises(ValueError, match="aligned"):
+        AnonymizerConfig(crop_size=32, aligned=bad).validate()  # type: ignore[arg-type]
+
+
+def test_aligned_m_round_trips(tmp_path: Path) -> None:
+    m = _aligned_m()
+    save_anonymizer(m, tmp_path / "m.pt", half=False)
+    back = load_pretrained(tmp_path / "m.pt")
+    assert back.aligns_to_landmarks

@@ -70,6 +70,7 @@ def test_paper_config_is_the_release_generator() -> None:
     "loss.gan_weight=-1", "anonymizer.latent_dim=-1", "anonymizer.latent_dim=2.5", "anonymizer.latent_dim=x",
     "anonymizer.latent_dim=true", "anonymizer.degrade_input=bicubic", "anonymizer.degrade_input=5",
     "loss.lambda_base=.nan", "loss.lambda_base=-0.5", "loss.lambda_base=.inf",
+    "anonymizer.aligned=1", "anonymizer.aligned=yes!", "data.align=0", "data.align=[true]",
 ])
 def test_bad_loss_and_code_values_are_refused_at_load(override: str) -> None:
     """A NaN or negative weight would train on a NaN or inverted loss, a margin beyond a cosine's range
@@ -83,3 +84,17 @@ def test_loss_and_code_values_at_their_bounds_load() -> None:
     cfg = load_config(None, ["loss.lambda_div=0", "loss.div_margin=-1", "loss.id_margin=1", "loss.cons_jitter=0.5",
                              "loss.lambda_cons=1000000.0", "anonymizer.latent_dim=0"])
     assert (cfg.loss.lambda_div, cfg.loss.div_margin, cfg.loss.cons_jitter, cfg.anonymizer.latent_dim) == (0, -1, 0.5, 0)
+
+
+@pytest.mark.parametrize("overrides", [["data.align=true"], ["anonymizer.aligned=true"],
+                                       ["data.align=false", "anonymizer.aligned=true"]])
+def test_alignment_of_data_and_model_must_agree(overrides: list[str]) -> None:
+    """An aligned M learns on moved photos and is drawn onto landmarks: one without the other would
+    train on faces placed unlike those it draws (refused, naming both options)."""
+    with pytest.raises(ValueError, match=r"data\.align .* anonymizer\.aligned"):
+        load_config(None, overrides)
+
+
+def test_aligned_recipe_loads() -> None:
+    cfg = load_config(REPO / "configs" / "lfw_aligned.yaml")
+    assert cfg.data.align and cfg.anonymizer.aligned and cfg.data.face_box == "pipeline"
