@@ -20,21 +20,35 @@ def _blobs(size: int, points: np.ndarray, rng: np.random.Generator) -> torch.Ten
 
 
 def _peaks(img: torch.Tensor, near: np.ndarray, r: int = 9) -> np.ndarray:
-    """``[5, 2]`` the brightest pixel's centre within ``r`` px of each point of ``near``."""
+    """``[5, 2]`` each spot's centre to a fraction of a pixel: the brightest pixel within ``r`` px of each
+    point of ``near``, refined to the centroid of what rises above the noise in the 7x7 pixels around it
+    (the brightest pixel alone is up to 0.7 px off a spot between pixel centres)."""
     a = img[0].numpy().astype(np.float64)
     out = []
     for x, y in near.reshape(5, 2):
         x0, y0 = max(int(x) - r, 0), max(int(y) - r, 0)
         win = a[y0 : int(y) + r + 1, x0 : int(x) + r + 1]
         j, i = np.unravel_index(int(np.argmax(win)), win.shape)
-        out.append((x0 + i + 0.5, y0 + j + 0.5))
+        pj, pi = y0 + j, x0 + i
+        top, left = max(pj - 3, 0), max(pi - 3, 0)
+        w = np.clip(a[top : pj + 4, left : pi + 4] - 40.0, 0, None)
+        yy, xx = np.mgrid[top : top + w.shape[0], left : left + w.shape[1]] + 0.5
+        if w.sum() > 0:
+            out.append(((w * xx).sum() / w.sum(), (w * yy).sum() / w.sum()))
+        else:  # no spot near the point: the brightest pixel of the noise
+            out.append((pi + 0.5, pj + 0.5))
     return np.array(out)
 
 
 def test_landmarks_land_on_the_canonical_ones() -> None:
-    """Photos whose landmarks are the canonical ones turned (up to 20 degrees), scaled (0.85-1.15) and
-    shifted (up to 6% of the box): after ``align_photos`` each landmark's spot lies within 1.5 px of its
-    canonical place in the (non-square) box; before, at least one lies 3 px or more away."""
+    """Photos whose landmarks are the canonical ones turned (8-20 degrees), scaled (0.85-1.15) and
+    shifted (up to 6% of the box): after ``align_photos`` each landmark's spot lies within 0.6 px of its
+    canonical place; before, at least one lies 3 px or more away.
+
+    The turn is made in the box's own ``[-1, 1]`` units, the square crop the network sees, where the
+    alignment is a similarity; in the pixels of this non-square box (98 x 122) that is a turn with a
+    shear. (A turn in pixels is not a similarity of the crop: it left the spots 1.1 px off on median,
+    1.5 px at most over 150 seeds. The spot finder alone is within 0.16 px.)"""
     rng = np.random.default_rng()
     size, box = 160, np.array([30.0, 18.0, 128.0, 140.0])
     wh = box[2:] - box[:2]
@@ -43,8 +57,9 @@ def test_landmarks_land_on_the_canonical_ones() -> None:
     for _ in range(4):
         ang, sc = np.deg2rad(rng.uniform(8, 20) * rng.choice([-1, 1])), rng.uniform(0.85, 1.15)
         rot = sc * np.array([[np.cos(ang), -np.sin(ang)], [np.sin(ang), np.cos(ang)]])
-        centre = box[:2] + wh / 2
-        p = (canon - centre) @ rot.T + centre + rng.uniform(-0.06, 0.06, 2) * wh
+        u = 2 * CANONICAL_LANDMARKS.astype(np.float64) - 1  # [-1, 1] across the box
+        u = u @ rot.T + rng.uniform(-0.12, 0.12, 2)
+        p = box[:2] + (u + 1) / 2 * wh
         imgs.append(_blobs(size, p, rng))
         pts.append(p.reshape(10))
     imgs_t, pts_a = torch.stack(imgs), np.array(pts, np.float32)
@@ -52,7 +67,7 @@ def test_landmarks_land_on_the_canonical_ones() -> None:
     out, moved = align_photos(imgs_t, boxes, pts_a)
     assert moved == 4 and out.shape == imgs_t.shape and out.dtype == torch.uint8
     for before, after in zip(imgs_t, out):
-        assert np.hypot(*(_peaks(after, canon) - canon).T).max() <= 1.5
+        assert np.hypot(*(_peaks(after, canon) - canon).T).max() <= 0.6
         assert np.hypot(*(_peaks(before, canon) - canon).T).max() >= 3.0
 
 
