@@ -44,6 +44,7 @@ __all__ = [
     "band_limit",
     "CANONICAL_LANDMARKS",
     "align_to_landmarks",
+    "inverse_maps",
     "modify_faces",
     "anonymize_faces",
 ]
@@ -170,6 +171,14 @@ def _similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     lin = np.stack([np.stack([a, -b], 1), np.stack([b, a], 1)], 1)  # [n, 2, 2]
     shift = pd - np.einsum("nij,nj->ni", lin, ps[:, 0])
     return np.concatenate([lin, shift[:, :, None]], 2)
+
+
+def inverse_maps(theta: torch.Tensor) -> torch.Tensor:
+    """``[K, 2, 3]``: the inverse of each affine map ``theta [K, 2, 3]`` (as :func:`align_to_landmarks`
+    gives them): where a map takes ``u`` to ``A u + t``, its inverse takes it to ``A^-1 (u - t)``. The
+    maps must be invertible."""
+    lin_inv = torch.linalg.inv(theta[:, :, :2])
+    return torch.cat([lin_inv, -lin_inv @ theta[:, :, 2:]], 2)
 
 
 def _seed63(seed: int) -> int:

@@ -221,6 +221,23 @@ def test_align_maps_the_face_s_landmarks_onto_the_canonical_ones() -> None:
     assert not np.allclose(_read_position(theta, wide), canon, atol=1e-2)
 
 
+def test_inverse_maps_undo_the_maps() -> None:
+    """Random invertible affine maps: each inverse takes the map's image of random points back to the
+    points, and the identity is its own inverse."""
+    from anonface.render import inverse_maps
+
+    g = torch.Generator().manual_seed(int(np.random.default_rng().integers(1 << 31)))
+    theta = torch.randn(6, 2, 3, generator=g, dtype=torch.float64)
+    theta[:, :, :2] += 2 * torch.eye(2, dtype=torch.float64)  # keep them well away from singular
+    u = torch.randn(6, 2, 7, generator=g, dtype=torch.float64)
+    there = theta[:, :, :2] @ u + theta[:, :, 2:]
+    inv = inverse_maps(theta)
+    assert inv.shape == (6, 2, 3) and inv.dtype == torch.float64
+    torch.testing.assert_close(inv[:, :, :2] @ there + inv[:, :, 2:], u, rtol=1e-9, atol=1e-9)
+    eye = torch.eye(2, 3, dtype=torch.float64)[None]
+    torch.testing.assert_close(inverse_maps(eye), eye)
+
+
 @pytest.mark.parametrize("case", ["nan", "inf", "huge", "mirror", "empty_box"])
 def test_align_without_usable_landmarks_draws_the_face_unmoved(case: str) -> None:
     """Unknown (NaN), infinite or absurd landmarks, a mirror image of a face's and a box of no size

@@ -68,13 +68,11 @@ def align_details(det: torch.Tensor, boxes: torch.Tensor, points: np.ndarray) ->
     would fade (turned away), stay as they are. Returns the details and how many were moved."""
     import torch.nn.functional as F
 
-    from anonface.render import align_to_landmarks
+    from anonface.render import align_to_landmarks, inverse_maps
 
     rois = np.concatenate([np.zeros((len(boxes), 1), np.float32), boxes.numpy().astype(np.float32)], 1)
     theta, weight = align_to_landmarks(rois, points)
-    lin, t = theta[:, :, :2].astype(np.float64), theta[:, :, 2:].astype(np.float64)
-    inv_lin = np.linalg.inv(lin)
-    inv = np.concatenate([inv_lin, -inv_lin @ t], 2)
+    inv = inverse_maps(torch.from_numpy(theta).double()).numpy()
     move = (weight == 1.0) & ~np.all(np.isclose(theta, np.eye(2, 3)), axis=(1, 2))
     inv[~move] = np.eye(2, 3)
     grid = F.affine_grid(torch.from_numpy(inv).to(det.dtype), [len(det), 1, *det.shape[-2:]], align_corners=False)

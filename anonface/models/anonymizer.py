@@ -39,6 +39,7 @@ from torch import Tensor, nn
 from anonface.models._config import check_fields
 from anonface.models.composite import linear_detail
 from anonface.models.mosaic import SmoothMosaic, pixelate, smooth_cells
+from anonface.render import inverse_maps
 
 if TYPE_CHECKING:
     from anonface.models.composite import CompositeFace
@@ -303,8 +304,7 @@ class FaceAnonymizer(nn.Module):
         eye = torch.eye(2, 3, device=x.device, dtype=torch.float64).expand_as(th)
         th = torch.where(ok[:, None, None], th, eye)
         w = torch.where(ok, weight.to(device=x.device, dtype=torch.float64).clamp(0, 1), torch.zeros_like(det))
-        inv_lin = torch.linalg.inv(th[:, :, :2])
-        inv = torch.cat([inv_lin, -inv_lin @ th[:, :, 2:]], 2)
+        inv = inverse_maps(th)
         # rows with the identity map and weight 1 are drawn exactly as without align
         still = ((th == eye).all(2).all(1) & (w == 1))[:, None, None, None]
         xf = x.contiguous()

@@ -83,19 +83,18 @@ def align_photos(imgs: torch.Tensor, boxes: torch.Tensor,
     draws its features where an aligned renderer reads them. ``points [N, 10]`` the landmarks (None:
     :func:`photo_landmarks`). Photos without landmarks, or whose fit is not usable, stay as they are.
     Returns the photos and how many were moved."""
-    from anonface.render import align_to_landmarks
+    from anonface.render import align_to_landmarks, inverse_maps
 
     if points is None:
         points = photo_landmarks(imgs)
     b = boxes.double().numpy()
     rois = np.concatenate([np.zeros((len(b), 1)), b], 1)
     theta, _ = align_to_landmarks(rois, points)
-    lin, t = theta[:, :, :2].astype(np.float64), theta[:, :, 2:].astype(np.float64)
     move = ~np.all(np.isclose(theta, np.eye(2, 3)), axis=(1, 2))
     if not move.any():
         return imgs, 0
-    inv_lin = np.linalg.inv(lin)
-    inv_t = -inv_lin @ t  # [N, 2, 1]: canonical -> the photo, in the box's [-1, 1] units
+    inv = inverse_maps(torch.from_numpy(theta).double()).numpy()
+    inv_lin, inv_t = inv[:, :, :2], inv[:, :, 2:]  # canonical -> the photo, in the box's [-1, 1] units
     # in the photo's own [-1, 1] units (affine_grid, align_corners=False): p = c + s * u
     h, w = imgs.shape[-2:]
     c = np.stack([(b[:, 0] + b[:, 2]) / w - 1, (b[:, 1] + b[:, 3]) / h - 1], 1)[:, :, None]
