@@ -298,13 +298,15 @@ class FaceAnonymizer(nn.Module):
             raise ValueError(f"align must be (Tensor[K, 2, 3], Tensor[K]) for K = {x.shape[0] if x.dim() else '?'} "
                              f"crops, got {tuple(theta.shape)} and {tuple(weight.shape)}")
         th = theta.to(device=x.device, dtype=torch.float64)
-        lin = th[:, :, :2]
-        det = torch.linalg.det(lin)
-        ok = torch.isfinite(th).all(2).all(1) & (det.abs() > 1e-6) & torch.isfinite(weight.to(x.device))
+        wt = weight.to(device=x.device, dtype=torch.float64)
         eye = torch.eye(2, 3, device=x.device, dtype=torch.float64).expand_as(th)
+        ok = torch.isfinite(th).all(2).all(1) & (torch.linalg.det(th[:, :, :2]).abs() > 1e-6) & torch.isfinite(wt)
         th = torch.where(ok[:, None, None], th, eye)
-        w = torch.where(ok, weight.to(device=x.device, dtype=torch.float64).clamp(0, 1), torch.zeros_like(det))
         inv = inverse_maps(th)
+        # a map (or its inverse) beyond the crops' own dtype would read NaN: as unusable as a NaN map
+        ok &= torch.isfinite(th.to(x.dtype)).all(2).all(1) & torch.isfinite(inv.to(x.dtype)).all(2).all(1)
+        th, inv = torch.where(ok[:, None, None], th, eye), torch.where(ok[:, None, None], inv, eye)
+        w = torch.where(ok, wt.clamp(0, 1), torch.zeros_like(wt))
         # rows with the identity map and weight 1 are drawn exactly as without align
         still = ((th == eye).all(2).all(1) & (w == 1))[:, None, None, None]
         xf = x.contiguous()

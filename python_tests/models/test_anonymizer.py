@@ -260,6 +260,25 @@ def test_aligned_m_draws_moved_crops_and_moves_its_face_back() -> None:
         m(x, align=(theta[:2], weight))
 
 
+@pytest.mark.parametrize(("scale", "w", "drawn"), [
+    (1.0, -1.0, False), (1.0, float("nan"), False), (1.0, float("inf"), False), (1.0, 5.0, True),
+    (1e30, 1.0, False), (1e40, 1.0, False), (1e-5, 1.0, False), (float("-inf"), 1.0, False)])
+def test_aligned_m_under_hostile_maps_keeps_the_mosaic(scale: float, w: float, drawn: bool) -> None:
+    """Maps scaled by ``scale`` with weight ``w``: a negative, NaN or infinite weight, a map so large
+    that it or its inverse overflows the crops' float32 (1e40), one that reads everything from outside
+    the crop (1e30), a near-singular one (1e-5) or an infinite one give the smooth mosaic, finite; a
+    weight above 1 counts as 1 (with the identity map: M's face as without ``align``)."""
+    m = _aligned_m()
+    x = _crops(3, 32)
+    theta = torch.eye(2, 3, dtype=torch.float64).repeat(3, 1, 1)
+    theta[:, :, :2] *= scale
+    with torch.no_grad():
+        out = m(x, align=(theta, torch.full((3,), w, dtype=torch.float64)))
+        want = m(x) if drawn else m.degrade(x)[1]
+    assert torch.isfinite(out).all()
+    torch.testing.assert_close(out, want, atol=1e-6, rtol=0)
+
+
 @pytest.mark.parametrize("bad", [1, "yes", None])
 def test_aligned_must_be_a_bool(bad: object) -> None:
     with pytest.raises(ValueError, match="aligned"):
