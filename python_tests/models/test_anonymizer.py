@@ -290,3 +290,9 @@ def test_aligned_m_round_trips(tmp_path: Path) -> None:
     save_anonymizer(m, tmp_path / "m.pt", half=False)
     back = load_pretrained(tmp_path / "m.pt")
     assert back.aligns_to_landmarks
+    x = _crops(2, 32)
+    theta = torch.eye(2, 3).repeat(2, 1, 1)
+    theta[:, 0, 2] = 0.1
+    align = (theta, torch.ones(2))
+    with torch.no_grad():
+        torch.testing.assert_close(back(x, align=align), m(x, align=align))
