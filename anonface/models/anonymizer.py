@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -92,6 +93,14 @@ class AnonymizerConfig:
     (:meth:`FaceAnonymizer.load_composite`); needs ``degrade_cells > 0``, ``latent_dim`` = the
     composite's components and ``residual``. Still a function of the crop's cell means alone."""
 
+    correction: Literal["rgb", "luma"] = "rgb"
+    """How a residual M changes its base: ``rgb``, a correction per colour channel (v1, v2), or
+    ``luma``, one correction added to all three channels alike, so M changes light and shade but never
+    the hue of its base (the face's own skin tone in the mosaic): it cannot paint coloured blotches."""
+    correction_max: float = 0.0
+    """0: the residual correction is unbounded; c > 0: it is squashed to ``c * tanh(y / c)`` (in the
+    logit space where it is added) so M can lighten or darken its base only so far."""
+
     aligned: bool = False
     """M learned on photos moved so that their faces' landmarks sit at
     :data:`anonface.render.CANONICAL_LANDMARKS` (training ``data.align``). The renderer then passes
@@ -130,6 +139,13 @@ class AnonymizerConfig:
             raise ValueError("latent_dim > 0 needs norm='instance' (the code modulates normalised features)")
         if not isinstance(self.aligned, bool):
             raise ValueError(f"aligned must be true or false, got {self.aligned!r}")
+        if self.correction not in ("rgb", "luma"):
+            raise ValueError(f"correction must be 'rgb' or 'luma', got {self.correction!r}")
+        cmax = self.correction_max
+        if isinstance(cmax, bool) or not isinstance(cmax, (int, float)) or not math.isfinite(cmax) or cmax < 0:
+            raise ValueError(f"correction_max must be a finite number >= 0 (0: unbounded), got {cmax!r}")
+        if (self.correction != "rgb" or cmax > 0) and not self.residual:
+            raise ValueError("correction and correction_max shape a residual M's correction: they need residual=True")
         if self.base not in ("mosaic", "composite"):
             raise ValueError(f"base must be 'mosaic' or 'composite', got {self.base!r}")
         if self.base == "composite" and not (self.degrade_cells > 0 and self.latent_dim > 0 and self.residual):
@@ -350,6 +366,11 @@ class FaceAnonymizer(nn.Module):
         else:
             y = self.net(net_in)
         if self.config.residual:
+            if self.config.correction == "luma":
+                y = y.mean(1, keepdim=True)
+            cmax = float(self.config.correction_max)
+            if cmax > 0:
+                y = cmax * torch.tanh(y / cmax)
             return torch.tanh(torch.atanh(base.clamp(-0.995, 0.995)) + y)
         return torch.tanh(y)
 

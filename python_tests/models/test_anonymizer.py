@@ -296,3 +296,80 @@ def test_aligned_m_round_trips(tmp_path: Path) -> None:
     align = (theta, torch.ones(2))
     with torch.no_grad():
         torch.testing.assert_close(back(x, align=align), m(x, align=align))
+
+
+# ---- how a residual M may change its base: anonymizer.correction / correction_max ----
+
+
+def _shaded(correction: str = "rgb", cmax: float = 0.0) -> FaceAnonymizer:
+    m = FaceAnonymizer(AnonymizerConfig(crop_size=32, width=8, n_blocks=1, degrade_cells=4, degrade_input="smooth",
+                                        correction=correction, correction_max=cmax)).eval()
+    torch.nn.init.normal_(m.net[-1].weight, std=0.1)
+    torch.nn.init.normal_(m.net[-1].bias, std=0.1)
+    return m
+
+
+def _logit_change(m: FaceAnonymizer, x: torch.Tensor) -> torch.Tensor:
+    """The correction M added to its base, in the logit space where it is added (float64, so the
+    logits read back to ~1e-12 where the faces are far from saturating)."""
+    m, x = m.double(), x.double()
+    _, base = m.degrade(x)
+    with torch.no_grad():
+        return torch.atanh(m(x)) - torch.atanh(base.clamp(-0.995, 0.995))
+
+
+def test_luma_correction_shades_but_never_tints() -> None:
+    """``correction: luma`` adds one change to R, G and B alike (no coloured blotches); ``rgb`` (v1, v2)
+    changes each channel on its own. Same weights in both: the luma change is the rgb one's mean."""
+    x = _crops(3, 32) * 0.5
+    rgb, luma = _shaded("rgb"), _shaded("luma")
+    luma.load_state_dict(rgb.state_dict())
+    d_rgb, d_luma = _logit_change(rgb, x), _logit_change(luma, x)
+    assert float((d_rgb[:, 0] - d_rgb[:, 1]).abs().max()) > 0.05  # rgb: the channels differ
+    for c in (1, 2):
+        torch.testing.assert_close(d_luma[:, c], d_luma[:, 0], atol=1e-9, rtol=0)
+    torch.testing.assert_close(d_luma[:, 0], d_rgb.mean(1), atol=1e-9, rtol=0)
+
+
+@pytest.mark.parametrize("cmax", [0.2, 0.6])
+def test_correction_max_bounds_the_change(cmax: float) -> None:
+    x = _crops(3, 32) * 0.8
+    m = _shaded("rgb", cmax)
+    with torch.no_grad():
+        m.net[-1].bias.fill_(50.0)  # a huge correction everywhere
+    d = _logit_change(m, x)
+    assert float(d.abs().max()) <= cmax + 1e-9
+    assert float(d.min()) > cmax * 0.99  # squashed to the bound, not lost
+    free = _shaded("rgb", 0.0)
+    free.load_state_dict(m.state_dict())
+    assert float(_logit_change(free, x).min()) > 1.0  # without the bound the same weights go far beyond it
+
+
+@pytest.mark.parametrize("field, bad", [("correction", "hsv"), ("correction", None), ("correction_max", -0.1),
+                                        ("correction_max", float("nan")), ("correction_max", float("inf")),
+                                        ("correction_max", True), ("correction_max", "0.5")])
+def test_correction_options_reject_bad_values(field: str, bad: object) -> None:
+    with pytest.raises(ValueError, match=field):
+        AnonymizerConfig(crop_size=32, **{field: bad}).validate()  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("field, value", [("correction", "luma"), ("correction_max", 0.5)])
+def test_correction_options_need_a_residual_m(field: str, value: object) -> None:
+    with pytest.raises(ValueError, match="residual"):
+        AnonymizerConfig(crop_size=32, residual=False, **{field: value}).validate()  # type: ignore[arg-type]
+
+
+def test_correction_options_round_trip_and_old_checkpoints_load_as_rgb(tmp_path: Path) -> None:
+    m = _shaded("luma", 0.6)
+    save_anonymizer(m, tmp_path / "m.pt", half=False)
+    back = load_pretrained(tmp_path / "m.pt")
+    assert (back.config.correction, back.config.correction_max) == ("luma", 0.6)
+    x = _crops(2, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(back(x), m(x))
+    payload = torch.load(tmp_path / "m.pt", weights_only=True)
+    for k in ("correction", "correction_max"):
+        del payload["config"][k]
+    torch.save(payload, tmp_path / "old.pt")
+    old = load_pretrained(tmp_path / "old.pt")
+    assert (old.config.correction, old.config.correction_max) == ("rgb", 0.0)
