@@ -122,6 +122,9 @@ def build_train_data(cfg: DataConfig, seed: int = 0) -> TrainData:
     if not 0.0 <= cfg.max_black_share <= 1.0:  # also refuses NaN
         raise ValueError(f"data.max_black_share must be in [0, 1], got {cfg.max_black_share!r}")
     if cfg.synthetic:
+        if cfg.align:  # silently training an aligned M on unmoved blobs would ship a model drawn in the wrong frame
+            raise ValueError("data.align moves photos by their faces' landmarks; the synthetic faces have none "
+                             "(use data.synthetic with data.align: false and anonymizer.aligned: false)")
         bank = FaceBank()
         imgs, boxes, labels = synthetic_faces(cfg.synthetic_identities, cfg.synthetic_images, 64, seed)
         bank.add(imgs, boxes, labels)

@@ -99,3 +99,14 @@ def test_a_real_face_moves_towards_the_canonical_landmarks() -> None:
     before = np.abs(rel(pts) - CANONICAL_LANDMARKS).mean()
     after = np.abs(rel(photo_landmarks(out)) - CANONICAL_LANDMARKS).mean()
     assert after < 0.6 * before
+
+
+def test_align_refuses_the_synthetic_faces() -> None:
+    """The synthetic blobs have no landmarks to move by: ``data.align`` with ``data.synthetic`` is an
+    error, not an aligned M trained on unmoved faces."""
+    from anonface.train.config import DataConfig
+    from anonface.train.datasets import build_train_data
+
+    with pytest.raises(ValueError, match="synthetic faces have none"):
+        build_train_data(DataConfig(synthetic=True, align=True))
+    assert len(build_train_data(DataConfig(synthetic=True, align=False)).faces) > 0
