@@ -93,6 +93,12 @@ class AnonymizerConfig:
     (:meth:`FaceAnonymizer.load_composite`); needs ``degrade_cells > 0``, ``latent_dim`` = the
     composite's components and ``residual``. Still a function of the crop's cell means alone."""
 
+    input_cells: int = 0
+    """0: M sees its base. n > 0 (``base='composite'`` only, 0 < n < ``degrade_cells``): M sees the
+    composite drawn over the face's coarser n x n mosaic instead, so its correction depends on the
+    person through n x n cell means alone (light and skin tone, no features), while the base it
+    corrects keeps the composite's ``degrade_cells`` mosaic: M cannot read more of the person than the
+    composite shows."""
     correction: Literal["rgb", "luma"] = "rgb"
     """How a residual M changes its base: ``rgb``, a correction per colour channel (v1, v2), or
     ``luma``, one correction added to all three channels alike, so M changes light and shade but never
@@ -139,6 +145,12 @@ class AnonymizerConfig:
             raise ValueError("latent_dim > 0 needs norm='instance' (the code modulates normalised features)")
         if not isinstance(self.aligned, bool):
             raise ValueError(f"aligned must be true or false, got {self.aligned!r}")
+        ic = self.input_cells
+        if isinstance(ic, bool) or not isinstance(ic, int) or ic < 0:
+            raise ValueError(f"input_cells must be a whole number >= 0, got {ic!r}")
+        if ic > 0 and not (self.base == "composite" and ic < self.degrade_cells):
+            raise ValueError(f"input_cells > 0 needs base='composite' and fewer cells than degrade_cells "
+                             f"({self.degrade_cells}), got {ic}")
         if self.correction not in ("rgb", "luma"):
             raise ValueError(f"correction must be 'rgb' or 'luma', got {self.correction!r}")
         cmax = self.correction_max
@@ -274,10 +286,11 @@ class FaceAnonymizer(nn.Module):
             self.composite_mean.copy_(c.gain * composite.mean)
             self.composite_components.copy_(c.gain * composite.components)
 
-    def base_image(self, x: Tensor, z: Tensor | None = None) -> Tensor:
+    def base_image(self, x: Tensor, z: Tensor | None = None, cells: int = 0) -> Tensor:
         """What M corrects (its residual base) for crops ``x`` and codes ``z``: the smooth mosaic (or
-        the crop itself without a bottleneck), or with ``base='composite'`` the composite's face."""
-        _, base = self.degrade(x)
+        the crop itself without a bottleneck), or with ``base='composite'`` the composite's face
+        (``cells`` > 0: drawn over the smooth mosaic of that many cells instead of ``degrade_cells``)."""
+        base = smooth_cells(x, cells) if cells > 0 else self.degrade(x)[1]
         if self.config.base != "composite":
             return base
         d = linear_detail(self.composite_mean, self.composite_components, z, int(x.shape[0]))
@@ -353,7 +366,8 @@ class FaceAnonymizer(nn.Module):
             raise ValueError(f"x spatial size must be divisible by {m}, got {tuple(x.shape[-2:])}")
         x = x.contiguous()  # channels-last inputs crash conv backward in torch 2.13 CPU
         if self.config.base == "composite":
-            net_in = base = self.base_image(x, z)  # M sees and corrects the composite's face
+            base = self.base_image(x, z)  # M corrects the composite's face and sees it (or a coarser one)
+            net_in = self.base_image(x, z, self.config.input_cells) if self.config.input_cells else base
         else:
             net_in, base = self.degrade(x)
         if lat > 0:

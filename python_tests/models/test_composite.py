@@ -428,3 +428,42 @@ def test_m_over_the_composite_refuses_a_composite_that_does_not_fit() -> None:
         m.load_composite(_conditional())
     with pytest.raises(ValueError, match="base='composite'"):
         FaceAnonymizer(AnonymizerConfig(crop_size=64, degrade_cells=12, latent_dim=4)).load_composite(_model())
+
+
+def test_m_seeing_coarse_cells_corrects_by_them_alone() -> None:
+    """``input_cells: 4``: M's correction reads the person through 4x4 cell means only; the base it
+    corrects is still the composite over the 12x12 mosaic. Two crops with the same 4x4 means but other
+    12x12 means get the same correction (in the logit space where it is added) on other bases."""
+    m = _m_over(_model(), input_cells=4, correction_max=1.0).double()  # bounded: tanh never saturates
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(torch.randn_like(p) * 0.2)
+    x, z = _crops(2).double() * 0.5, torch.randn(2, 4, dtype=torch.float64)
+    h = _zero_cell_mean(torch.randn_like(x) * 0.3, 4)  # changes 12x12 means, keeps the 4x4 ones
+    assert float((F.adaptive_avg_pool2d(h, 12)).abs().max()) > 0.02
+
+    def change(v: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return torch.atanh(m(v, z)) - torch.atanh(m.base_image(v, z).clamp(-0.995, 0.995))
+
+    torch.testing.assert_close(change(x + h), change(x), atol=1e-8, rtol=0)
+    assert float(change(x).abs().mean()) > 1e-3  # a correction is drawn
+    with torch.no_grad():
+        assert float((m(x + h, z) - m(x, z)).abs().mean()) > 1e-3  # on the 12x12 base, which differs
+    free = _m_over(_model(), input_cells=0, correction_max=1.0).double()
+    free.load_state_dict(m.state_dict())  # same weights, seeing the 12x12 composite: the correction differs
+
+    def free_change(v: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return torch.atanh(free(v, z)) - torch.atanh(free.base_image(v, z).clamp(-0.995, 0.995))
+
+    assert float((free_change(x + h) - free_change(x)).abs().max()) > 1e-3
+
+
+@pytest.mark.parametrize("cells, base", [(-1, "composite"), (12, "composite"), (20, "composite"), (4, "mosaic"),
+                                         (True, "composite"), (2.5, "composite")])
+def test_input_cells_is_checked(cells: object, base: str) -> None:
+    from anonface.models.anonymizer import AnonymizerConfig
+
+    with pytest.raises(ValueError, match="input_cells"):
+        AnonymizerConfig(crop_size=64, degrade_cells=12, latent_dim=4, base=base, input_cells=cells).validate()
