@@ -62,6 +62,9 @@ __all__ = [
 ]
 
 CHECKPOINT_FORMAT = "anonface.anonymizer/1"
+GREY_SPREAD = 0.03
+"""A crop whose R, G and B differ by at most this (in M's [-1, 1] units, ~4 of 255 grey levels) at
+every pixel is grey; M then draws it grey."""
 DEFAULT_WEIGHTS = "anonymizer.pt"
 
 
@@ -379,6 +382,11 @@ class FaceAnonymizer(nn.Module):
                     y = self.modulate[str(i)](y, code)
         else:
             y = self.net(net_in)
+        # a grey face (a grey video, an infrared camera) stays grey: M's change of a grey crop is the same
+        # on R, G and B (rgb M painted colour onto grey faces); a luma correction is grey already
+        grey = (x.amax(1) - x.amin(1)).flatten(1).amax(1) <= GREY_SPREAD
+        if self.config.correction == "rgb" and bool(grey.any()):
+            y = torch.where(grey[:, None, None, None], y.mean(1, keepdim=True).expand_as(y), y)
         if self.config.residual:
             if self.config.correction == "luma":
                 y = y.mean(1, keepdim=True)

@@ -373,3 +373,26 @@ def test_correction_options_round_trip_and_old_checkpoints_load_as_rgb(tmp_path:
     torch.save(payload, tmp_path / "old.pt")
     old = load_pretrained(tmp_path / "old.pt")
     assert (old.config.correction, old.config.correction_max) == ("rgb", 0.0)
+
+
+@pytest.mark.parametrize("residual", [True, False])
+def test_grey_faces_stay_grey(residual: bool) -> None:
+    """A grey crop (grey video, infrared) comes out grey from an rgb M, which painted colour onto grey
+    faces; a colour crop in the same batch keeps its per-channel change."""
+    m = FaceAnonymizer(AnonymizerConfig(crop_size=32, width=8, n_blocks=1, degrade_cells=4 if residual else 0,
+                                        residual=residual)).eval()
+    torch.nn.init.normal_(m.net[-1].weight, std=0.3)
+    torch.nn.init.normal_(m.net[-1].bias, std=0.3)
+    grey = _crops(2, 32)[:, :1].expand(-1, 3, -1, -1) * 0.8
+    near_grey = grey + (torch.rand(2, 3, 32, 32) - 0.5) * 0.025  # channels up to 0.025 apart: within GREY_SPREAD
+    colour = _crops(2, 32) * 0.8
+    with torch.no_grad():
+        out = m(torch.cat([grey, near_grey, colour]))
+    spread = out.amax(1) - out.amin(1)
+    assert float(spread[:2].max()) < 1e-5  # exactly grey in, grey out
+    assert float(spread[2:4].max()) < 0.05  # the base's own small spread at most
+    assert float(spread[4:].mean()) > 0.1
+    just_over = grey.clone()
+    just_over[:, 0, 0, 0] += am.GREY_SPREAD * 2  # one pixel off grey: a colour crop
+    with torch.no_grad():
+        assert float((m(just_over).amax(1) - m(just_over).amin(1)).mean()) > 0.05
