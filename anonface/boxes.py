@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["box_iou"]
+__all__ = ["box_iou", "central_index"]
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -31,3 +31,20 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     union = area_a[:, None] + area_b[None, :] - inter
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+
+
+def central_index(rows: np.ndarray, height: int, width: int) -> int | None:
+    """Index of the box whose centre is nearest the image centre (an LFW photo's subject), ties to
+    the higher score (column 4, when there is one); None for no boxes.
+
+    Args:
+        rows: ``[N, 4+]`` boxes, e.g. CenterFace's ``[N, 5]`` or ``[N, 15]`` detections.
+        height, width: the image's size in pixels.
+    """
+    r = np.asarray(rows, dtype=np.float64)
+    if r.size == 0:
+        return None
+    r = r.reshape(-1, r.shape[-1])
+    dist = np.hypot((r[:, 0] + r[:, 2]) / 2 - width / 2, (r[:, 1] + r[:, 3]) / 2 - height / 2)
+    score = r[:, 4] if r.shape[1] > 4 else np.zeros(len(r))
+    return int(np.lexsort((-score, dist))[0])

@@ -45,6 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.n < 1:
         ap.error("--n must be >= 1")
+    from anonface.boxes import central_index
     from anonface.data.lfw import data_root, list_identities, pair_fold, read_image, read_pairs
     from anonface.detect import CenterFace
 
@@ -63,12 +64,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     for p in pick:
         rgb = read_image(p)
         d = det.detect(rgb[None])[0]
-        if not len(d):
+        k = central_index(d, *rgb.shape[:2])
+        if k is None:
             missed += 1
             continue
-        h, w = rgb.shape[:2]
-        centre = np.hypot((d[:, 0] + d[:, 2]) / 2 - w / 2, (d[:, 1] + d[:, 3]) / 2 - h / 2)
-        rel.append(relative_landmarks(d[[int(np.argmin(centre))]])[0])
+        rel.append(relative_landmarks(d[[k]])[0])
     if not rel:
         print("CenterFace found no face in any photo", file=sys.stderr)
         return 1

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from anonface.boxes import box_iou
+from anonface.boxes import box_iou, central_index
 from anonface.eval._deps import import_centerface
 
 logger = logging.getLogger(__name__)
@@ -63,15 +63,8 @@ def central_box(height: int, width: int, fraction: float = 0.5) -> tuple[float, 
 
 def pick_central(dets: Sequence[Detection], height: int, width: int) -> Detection | None:
     """The detection whose box centre is nearest the image centre (the LFW subject); None if none."""
-    if not dets:
-        return None
-    cx, cy = width / 2.0, height / 2.0
-
-    def dist(d: Detection) -> float:
-        x1, y1, x2, y2 = d.box
-        return float(np.hypot((x1 + x2) / 2 - cx, (y1 + y2) / 2 - cy))
-
-    return min(dets, key=lambda d: (dist(d), -d.score))
+    k = central_index([(*d.box, d.score) for d in dets], height, width)
+    return None if k is None else dets[k]
 
 
 def pick_overlapping(dets: Sequence[Detection], ref: Sequence[float], min_iou: float) -> Detection | None:

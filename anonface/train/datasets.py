@@ -61,6 +61,7 @@ def _without_wedges(imgs: torch.Tensor, boxes: torch.Tensor, max_share: float) -
 def photo_landmarks(imgs: torch.Tensor) -> np.ndarray:
     """``[N, 10]``: CenterFace's five landmarks (threshold 0.2, the detection nearest the centre) of
     each photo ``imgs [N, C, H, W]`` uint8 (one grey channel or RGB); NaN where it finds no face."""
+    from anonface.boxes import central_index
     from anonface.detect import CenterFace
 
     det = CenterFace(0.2, backend="opencv", landmarks=True)
@@ -68,9 +69,9 @@ def photo_landmarks(imgs: torch.Tensor) -> np.ndarray:
     h, w = imgs.shape[-2:]
     for i, im in enumerate(imgs.expand(-1, 3, -1, -1).permute(0, 2, 3, 1).numpy()):
         d = det.detect(np.ascontiguousarray(im)[None])[0]
-        if len(d):
-            centre = np.hypot((d[:, 0] + d[:, 2]) / 2 - w / 2, (d[:, 1] + d[:, 3]) / 2 - h / 2)
-            out[i] = d[int(np.argmin(centre)), 5:15]
+        k = central_index(d, h, w)
+        if k is not None:
+            out[i] = d[k, 5:15]
     return out
 
 
