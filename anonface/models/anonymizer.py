@@ -384,9 +384,10 @@ class FaceAnonymizer(nn.Module):
             y = self.net(net_in)
         # a grey face (a grey video, an infrared camera) stays grey: M's change of a grey crop is the same
         # on R, G and B (rgb M painted colour onto grey faces); a luma correction is grey already
-        grey = (x.amax(1) - x.amin(1)).flatten(1).amax(1) <= GREY_SPREAD
-        if self.config.correction == "rgb" and bool(grey.any()):
-            y = torch.where(grey[:, None, None, None], y.mean(1, keepdim=True).expand_as(y), y)
+        if self.config.correction == "rgb":
+            grey = (x.amax(1) - x.amin(1)).flatten(1).amax(1) <= GREY_SPREAD
+            if bool(grey.any()):
+                y = torch.where(grey[:, None, None, None], y.mean(1, keepdim=True).expand_as(y), y)
         if self.config.residual:
             if self.config.correction == "luma":
                 y = y.mean(1, keepdim=True)

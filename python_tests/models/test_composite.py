@@ -442,22 +442,18 @@ def test_m_seeing_coarse_cells_corrects_by_them_alone() -> None:
     h = _zero_cell_mean(torch.randn_like(x) * 0.3, 4)  # changes 12x12 means, keeps the 4x4 ones
     assert float((F.adaptive_avg_pool2d(h, 12)).abs().max()) > 0.02
 
-    def change(v: torch.Tensor) -> torch.Tensor:
+    def change(model: torch.nn.Module, v: torch.Tensor) -> torch.Tensor:
+        """What ``model`` added to its base, in the logit space where it is added."""
         with torch.no_grad():
-            return torch.atanh(m(v, z)) - torch.atanh(m.base_image(v, z).clamp(-0.995, 0.995))
+            return torch.atanh(model(v, z)) - torch.atanh(model.base_image(v, z).clamp(-0.995, 0.995))
 
-    torch.testing.assert_close(change(x + h), change(x), atol=1e-8, rtol=0)
-    assert float(change(x).abs().mean()) > 1e-3  # a correction is drawn
+    torch.testing.assert_close(change(m, x + h), change(m, x), atol=1e-8, rtol=0)
+    assert float(change(m, x).abs().mean()) > 1e-3  # a correction is drawn
     with torch.no_grad():
         assert float((m(x + h, z) - m(x, z)).abs().mean()) > 1e-3  # on the 12x12 base, which differs
     free = _m_over(_model(), input_cells=0, correction_max=1.0).double()
     free.load_state_dict(m.state_dict())  # same weights, seeing the 12x12 composite: the correction differs
-
-    def free_change(v: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            return torch.atanh(free(v, z)) - torch.atanh(free.base_image(v, z).clamp(-0.995, 0.995))
-
-    assert float((free_change(x + h) - free_change(x)).abs().max()) > 1e-3
+    assert float((change(free, x + h) - change(free, x)).abs().max()) > 1e-3
 
 
 @pytest.mark.parametrize("cells, base", [(-1, "composite"), (12, "composite"), (20, "composite"), (4, "mosaic"),
