@@ -31,6 +31,14 @@ def shared_data() -> Path:
 
     return data_root() or REPO_ROOT.parent / "shared" / "data"
 
+def logit_change(model, x: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
+    """What a residual anonymizer M added to its base for crops ``x`` (and codes ``z``), in the logit
+    space where it adds it. Give float64 models and crops: the logits then read back to ~1e-12 where
+    the faces are far from saturating."""
+    with torch.no_grad():
+        return torch.atanh(model(x, z)) - torch.atanh(model.base_image(x, z).clamp(-0.995, 0.995))
+
+
 # -- devices -----------------------------------------------------------------------------------------
 # One parametrisation for every test that runs on both devices: the CUDA case carries the `cuda`
 # mark, which the collection hook below turns into a skip (with the reason) where there is no GPU or

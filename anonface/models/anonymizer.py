@@ -63,6 +63,8 @@ __all__ = [
 
 CHECKPOINT_FORMAT = "anonface.anonymizer/1"
 GREY_SPREAD = 0.03
+CODE_POOL = 8
+"""``correction='code'``: M's output is pooled to this many cells a side before the map to ``dz``."""
 """A crop whose R, G and B differ by at most this (in M's [-1, 1] units, ~4 of 255 grey levels) at
 every pixel is grey; M then draws it grey."""
 DEFAULT_WEIGHTS = "anonymizer.pt"
@@ -102,13 +104,18 @@ class AnonymizerConfig:
     person through n x n cell means alone (light and skin tone, no features), while the base it
     corrects keeps the composite's ``degrade_cells`` mosaic: M cannot read more of the person than the
     composite shows."""
-    correction: Literal["rgb", "luma"] = "rgb"
-    """How a residual M changes its base: ``rgb``, a correction per colour channel (v1, v2), or
+    correction: Literal["rgb", "luma", "code"] = "rgb"
+    """How a residual M changes its base: ``rgb``, a correction per colour channel (v1, v2),
     ``luma``, one correction added to all three channels alike, so M changes light and shade but never
-    the hue of its base (the face's own skin tone in the mosaic): it cannot paint coloured blotches."""
+    the hue of its base (the face's own skin tone in the mosaic), or ``code`` (``base='composite'``
+    only), no pixel correction at all: M changes the made-up person's *code*, ``z + dz`` with ``dz``
+    read from its output pooled to 8x8 by one linear layer, and draws the composite's face for that
+    code. Its faces are then always faces of the composite's linear model (no blotches can be drawn);
+    what M learns is which made-up person suits each face's mosaic."""
     correction_max: float = 0.0
     """0: the residual correction is unbounded; c > 0: it is squashed to ``c * tanh(y / c)`` (in the
-    logit space where it is added) so M can lighten or darken its base only so far."""
+    logit space where it is added, or, for ``code``, on each component of ``dz``, in units of the
+    code's own spread) so M can lighten or darken its base, or move its code, only so far."""
 
     aligned: bool = False
     """M learned on photos moved so that their faces' landmarks sit at
@@ -154,8 +161,8 @@ class AnonymizerConfig:
         if ic > 0 and not (self.base == "composite" and ic < self.degrade_cells):
             raise ValueError(f"input_cells > 0 needs base='composite' and fewer cells than degrade_cells "
                              f"({self.degrade_cells}), got {ic}")
-        if self.correction not in ("rgb", "luma"):
-            raise ValueError(f"correction must be 'rgb' or 'luma', got {self.correction!r}")
+        if self.correction not in ("rgb", "luma", "code"):
+            raise ValueError(f"correction must be 'rgb', 'luma' or 'code', got {self.correction!r}")
         cmax = self.correction_max
         if isinstance(cmax, bool) or not isinstance(cmax, (int, float)) or not math.isfinite(cmax) or cmax < 0:
             raise ValueError(f"correction_max must be a finite number >= 0 (0: unbounded), got {cmax!r}")
@@ -166,6 +173,8 @@ class AnonymizerConfig:
         if self.base == "composite" and not (self.degrade_cells > 0 and self.latent_dim > 0 and self.residual):
             raise ValueError("base='composite' needs degrade_cells > 0, latent_dim > 0 (the composite's "
                              "components) and residual=True")
+        if self.correction == "code" and self.base != "composite":
+            raise ValueError("correction='code' changes the composite's code: it needs base='composite'")
 
 
 def _norm(kind: str, ch: int) -> nn.Module:
@@ -253,7 +262,13 @@ class FaceAnonymizer(nn.Module):
         if cfg.base == "composite":  # the composite's detail (times its gain), set by load_composite
             self.register_buffer("composite_mean", torch.zeros(cfg.crop_size, cfg.crop_size))
             self.register_buffer("composite_components", torch.zeros(lat, cfg.crop_size, cfg.crop_size))
-        if cfg.residual:
+        if cfg.correction == "code":
+            # dz = a linear map of the output pooled to CODE_POOL^2 cells; zero at the start, so M starts
+            # as the composite (the output conv keeps its random start: the map's gradient needs it)
+            self.code_head = nn.Linear(3 * CODE_POOL * CODE_POOL, lat)
+            nn.init.zeros_(self.code_head.weight)
+            nn.init.zeros_(self.code_head.bias)
+        elif cfg.residual:
             # Start as the identity (or the smooth degraded face): the first steps then keep the face.
             last = self.net[-1]
             assert isinstance(last, nn.Conv2d)
@@ -296,8 +311,14 @@ class FaceAnonymizer(nn.Module):
         base = smooth_cells(x, cells) if cells > 0 else self.degrade(x)[1]
         if self.config.base != "composite":
             return base
-        d = linear_detail(self.composite_mean, self.composite_components, z, int(x.shape[0]))
-        return (base + d[:, None].to(base.dtype)).clamp(-1.0, 1.0)
+        return self._over(base, self._detail(z, int(x.shape[0])))
+
+    def _detail(self, z: Tensor | None, n: int) -> Tensor:
+        return linear_detail(self.composite_mean, self.composite_components, z, n)
+
+    @staticmethod
+    def _over(base: Tensor, detail: Tensor) -> Tensor:
+        return (base + detail[:, None].to(base.dtype)).clamp(-1.0, 1.0)
 
     def smooth_mosaic(self) -> SmoothMosaic | None:
         """This model's input without the model (:class:`SmoothMosaic`), or None when it has no
@@ -369,8 +390,11 @@ class FaceAnonymizer(nn.Module):
             raise ValueError(f"x spatial size must be divisible by {m}, got {tuple(x.shape[-2:])}")
         x = x.contiguous()  # channels-last inputs crash conv backward in torch 2.13 CPU
         if self.config.base == "composite":
-            base = self.base_image(x, z)  # M corrects the composite's face and sees it (or a coarser one)
-            net_in = self.base_image(x, z, self.config.input_cells) if self.config.input_cells else base
+            # M corrects the composite's face and sees it (or the same detail over a coarser mosaic)
+            detail, mosaic = self._detail(z, int(x.shape[0])), self.degrade(x)[1]
+            base = self._over(mosaic, detail)
+            ic = self.config.input_cells
+            net_in = self._over(smooth_cells(x, ic), detail) if ic else base
         else:
             net_in, base = self.degrade(x)
         if lat > 0:
@@ -382,6 +406,13 @@ class FaceAnonymizer(nn.Module):
                     y = self.modulate[str(i)](y, code)
         else:
             y = self.net(net_in)
+        if self.config.correction == "code":
+            dz = self.code_head(F.adaptive_avg_pool2d(y, CODE_POOL).flatten(1))
+            cmax = float(self.config.correction_max)
+            if cmax > 0:
+                dz = cmax * torch.tanh(dz / cmax)
+            code = dz if z is None else z.to(dz.dtype) + dz
+            return self._over(mosaic, self._detail(code, int(x.shape[0])))
         # a grey face (a grey video, an infrared camera) stays grey: M's change of a grey crop is the same
         # on R, G and B (rgb M painted colour onto grey faces); a luma correction is grey already
         if self.config.correction == "rgb":

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import logit_change
 
 from anonface.models.anonymizer import SmoothMosaic, load_pretrained, smooth_cells  # re-exported there
 from anonface.models.composite import (
@@ -443,9 +444,7 @@ def test_m_seeing_coarse_cells_corrects_by_them_alone() -> None:
     assert float((F.adaptive_avg_pool2d(h, 12)).abs().max()) > 0.02
 
     def change(model: torch.nn.Module, v: torch.Tensor) -> torch.Tensor:
-        """What ``model`` added to its base, in the logit space where it is added."""
-        with torch.no_grad():
-            return torch.atanh(model(v, z)) - torch.atanh(model.base_image(v, z).clamp(-0.995, 0.995))
+        return logit_change(model, v, z)
 
     torch.testing.assert_close(change(m, x + h), change(m, x), atol=1e-8, rtol=0)
     assert float(change(m, x).abs().mean()) > 1e-3  # a correction is drawn
@@ -463,3 +462,96 @@ def test_input_cells_is_checked(cells: object, base: str) -> None:
 
     with pytest.raises(ValueError, match="input_cells"):
         AnonymizerConfig(crop_size=64, degrade_cells=12, latent_dim=4, base=base, input_cells=cells).validate()
+
+
+# ---- M choosing the made-up person (correction = "code") ----
+
+
+def _code_m(comp: CompositeFace, cmax: float = 0.0, input_cells: int = 0) -> torch.nn.Module:
+    """An M over ``comp`` that changes the code, with random weights everywhere (the code map too)."""
+    m = _m_over(comp, correction="code", correction_max=cmax, input_cells=input_cells).double()
+    with torch.no_grad():
+        m.code_head.weight.normal_(std=0.05)
+        m.code_head.bias.normal_(std=0.5)
+    return m
+
+
+def _code_of(m: torch.nn.Module, comp: CompositeFace, x: torch.Tensor, out: torch.Tensor) -> tuple:
+    """The code whose composite face ``out`` is (least squares on its detail) and the residual."""
+    detail = (out - smooth_cells(x, 12)).mean(1) / comp.config.gain - comp.mean.double()  # [K, S, S]
+    a = comp.components.double().flatten(1).T  # [S*S, k]
+    w = torch.linalg.lstsq(a, detail.flatten(1).T).solution.T  # [K, k]
+    return w, (detail.flatten(1) - w @ a.T).abs().max()
+
+
+def test_code_m_starts_as_the_composite() -> None:
+    comp = _model()
+    m = _m_over(comp, correction="code", correction_max=1.0)
+    x, z = _crops(3), torch.randn(3, 4)
+    with torch.no_grad():
+        torch.testing.assert_close(m(x, z), comp(x, z))  # dz = 0: exactly the composite, no tanh round trip
+
+
+def test_code_m_draws_only_faces_of_the_linear_model() -> None:
+    """Whatever its weights, a code M's face is the composite's face for some code ``z + dz``: the
+    mosaic plus a mix of the composite's components (nothing drawn per pixel, so no blotches), and
+    the code moves (dz != 0) with the face's mosaic."""
+    comp = _model()
+    m = _code_m(comp)
+    x, z = _crops(3).double() * 0.4, torch.randn(3, 4, dtype=torch.float64)  # small: nothing clamps
+    with torch.no_grad():
+        out = m(x, z)
+    w, resid = _code_of(m, comp, x, out)
+    assert float(resid) < 1e-9
+    dz = w - z
+    assert float(dz.abs().min()) > 1e-4  # the code did move
+    assert float((dz[0] - dz[1]).abs().max()) > 1e-4  # and moves differently for another face
+    assert (out - m.base_image(x, z)).abs().mean() > 1e-4
+
+
+@pytest.mark.parametrize("cmax", [0.5, 2.0])
+def test_code_m_moves_the_code_only_so_far(cmax: float) -> None:
+    comp = _model()
+    m = _code_m(comp, cmax)
+    with torch.no_grad():
+        m.code_head.bias.fill_(50.0)  # a huge move
+    x, z = _crops(2).double() * 0.3, torch.zeros(2, 4, dtype=torch.float64)
+    with torch.no_grad():
+        w, _ = _code_of(m, comp, x, m(x, z))
+    assert float(w.abs().max()) <= cmax + 1e-6 and float(w.min()) > cmax * 0.99
+
+
+def test_code_m_reads_coarse_cells_alone() -> None:
+    """``input_cells: 4``: the code a face gets depends on its 4x4 cell means only; the face is drawn
+    over its own 12x12 mosaic."""
+    comp = _model()
+    m = _code_m(comp, 1.0, input_cells=4)
+    x, z = _crops(2).double() * 0.4, torch.randn(2, 4, dtype=torch.float64)
+    h = _zero_cell_mean(torch.randn_like(x) * 0.3, 4)  # other 12x12 means, same 4x4 ones
+    with torch.no_grad():
+        a, b = m(x, z), m(x + h, z)
+    torch.testing.assert_close(a - smooth_cells(x, 12), b - smooth_cells(x + h, 12), atol=1e-9, rtol=0)
+    assert float((a - b).abs().mean()) > 1e-3
+
+
+def test_code_m_learns_through_the_code() -> None:
+    """Once the code map is no longer zero, the loss reaches every weight of the network."""
+    m = _code_m(_model())
+    x, z = _crops(2).double() * 0.4, torch.randn(2, 4, dtype=torch.float64)
+    m(x, z).square().mean().backward()
+    assert float(m.net[1].weight.grad.abs().sum()) > 0 and float(m.code_head.weight.grad.abs().sum()) > 0
+
+
+def test_code_m_round_trip_and_needs_the_composite(tmp_path: Path) -> None:
+    from anonface.models.anonymizer import AnonymizerConfig, save_anonymizer
+
+    comp = _model()
+    m = _code_m(comp, 1.0).float()
+    save_anonymizer(m, tmp_path / "m.pt", half=False)
+    back = load_pretrained(tmp_path / "m.pt")
+    assert (back.config.correction, back.config.correction_max) == ("code", 1.0)
+    x, z = _crops(2), torch.randn(2, 4)
+    with torch.no_grad():
+        torch.testing.assert_close(back(x, z), m(x, z))
+    with pytest.raises(ValueError, match="code"):
+        AnonymizerConfig(crop_size=64, degrade_cells=12, latent_dim=4, correction="code").validate()
