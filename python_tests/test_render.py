@@ -360,20 +360,23 @@ def test_anonymize_faces_draws_the_composite_onto_the_landmarks() -> None:
     assert torch.equal(pix, anonymize_faces(frame.clone(), [box], method="pixelate"))
 
 
-def test_the_learned_anonymizer_is_not_moved_by_landmarks() -> None:
-    """The shipped M learned on faces where they lay and draws its features from the mosaic, which lies
-    where the face is: landmarks change nothing (``aligned`` is False)."""
+def test_the_shipped_learned_anonymizer_is_drawn_onto_landmarks() -> None:
+    """The shipped M (v3) learned on aligned faces: a face's landmarks move its drawing, which a box
+    without landmarks gets as M draws it."""
     from anonface.models.anonymizer import load_pretrained
     from anonface.render import anonymize_faces
 
     model = load_pretrained()
-    assert not getattr(model, "aligns_to_landmarks", False)
+    assert model.aligns_to_landmarks
     rng = np.random.default_rng()
     frame = torch.from_numpy(rng.integers(60, 200, (1, 160, 160, 3), dtype=np.uint8))
     box = np.array([[40.0, 30.0, 110.0, 120.0, 0.9]], np.float32)
-    marked = np.concatenate([box, rng.uniform(40, 110, (1, 10)).astype(np.float32)], 1)
+    pts = np.array([[62, 62, 90, 58, 78, 80, 66, 96, 90, 94]], np.float32)  # tilted, off-centre
+    marked = np.concatenate([box, pts], 1)
     plain = anonymize_faces(frame.clone(), [box], method="learned", model=model)
-    assert torch.equal(anonymize_faces(frame.clone(), [marked], method="learned", model=model), plain)
+    moved = anonymize_faces(frame.clone(), [marked], method="learned", model=model)
+    assert float((moved.float() - plain.float()).abs().mean()) > 0.05
+    assert torch.equal(anonymize_faces(frame.clone(), [marked], method="learned", model=model, align=False), plain)
 
 
 def test_an_aligned_learned_anonymizer_is_drawn_onto_landmarks() -> None:
