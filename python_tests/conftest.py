@@ -31,6 +31,7 @@ def shared_data() -> Path:
 
     return data_root() or REPO_ROOT.parent / "shared" / "data"
 
+
 def logit_change(model, x: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
     """What a residual anonymizer M added to its base for crops ``x`` (and codes ``z``), in the logit
     space where it adds it. Give float64 models and crops: the logits then read back to ~1e-12 where

@@ -63,10 +63,10 @@ __all__ = [
 
 CHECKPOINT_FORMAT = "anonface.anonymizer/1"
 GREY_SPREAD = 0.03
-CODE_POOL = 8
-"""``correction='code'``: M's output is pooled to this many cells a side before the map to ``dz``."""
 """A crop whose R, G and B differ by at most this (in M's [-1, 1] units, ~4 of 255 grey levels) at
 every pixel is grey; M then draws it grey."""
+CODE_POOL = 8
+"""``correction='code'``: M's output is pooled to this many cells a side before the map to ``dz``."""
 DEFAULT_WEIGHTS = "anonymizer.pt"
 
 

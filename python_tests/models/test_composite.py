@@ -476,7 +476,7 @@ def _code_m(comp: CompositeFace, cmax: float = 0.0, input_cells: int = 0) -> tor
     return m
 
 
-def _code_of(m: torch.nn.Module, comp: CompositeFace, x: torch.Tensor, out: torch.Tensor) -> tuple:
+def _code_of(comp: CompositeFace, x: torch.Tensor, out: torch.Tensor) -> tuple:
     """The code whose composite face ``out`` is (least squares on its detail) and the residual."""
     detail = (out - smooth_cells(x, 12)).mean(1) / comp.config.gain - comp.mean.double()  # [K, S, S]
     a = comp.components.double().flatten(1).T  # [S*S, k]
@@ -501,7 +501,7 @@ def test_code_m_draws_only_faces_of_the_linear_model() -> None:
     x, z = _crops(3).double() * 0.4, torch.randn(3, 4, dtype=torch.float64)  # small: nothing clamps
     with torch.no_grad():
         out = m(x, z)
-    w, resid = _code_of(m, comp, x, out)
+    w, resid = _code_of(comp, x, out)
     assert float(resid) < 1e-9
     dz = w - z
     assert float(dz.abs().min()) > 1e-4  # the code did move
@@ -517,7 +517,7 @@ def test_code_m_moves_the_code_only_so_far(cmax: float) -> None:
         m.code_head.bias.fill_(50.0)  # a huge move
     x, z = _crops(2).double() * 0.3, torch.zeros(2, 4, dtype=torch.float64)
     with torch.no_grad():
-        w, _ = _code_of(m, comp, x, m(x, z))
+        w, _ = _code_of(comp, x, m(x, z))
     assert float(w.abs().max()) <= cmax + 1e-6 and float(w.min()) > cmax * 0.99
 
 
