@@ -12,6 +12,10 @@ accuracy on balanced pairs, and the identity "anonymizer" gives the judge's own 
 Naturalness: the share of anonymized faces a detector still finds, and the displacement of the five
 landmarks relative to face size (``sqrt(width * height)`` of the original face box).
 
+Look-alikes: the share of pairs of *different* people whose anonymized faces the judge calls the same
+person (distance < 0.6): 1 when a method gives everybody one face (a solid mask), the judge's own false
+match rate for untouched faces. Pairs share faces, so they are not independent draws; no interval is given.
+
 Realism: the Frechet distance between Gaussians fitted to two sets of face descriptors (anonymized
 faces, and untouched faces of other people), as FID does with Inception features:
 ``||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2))``.
@@ -34,6 +38,7 @@ __all__ = [
     "detection_rate",
     "landmark_displacement",
     "mean_or_none",
+    "lookalike_rate",
     "FrechetDistance",
     "frechet_gaussians",
     "frechet_distance",
@@ -117,6 +122,28 @@ def landmark_displacement(original: np.ndarray, anonymized: np.ndarray, face_siz
     if not face_size > 0:
         raise ValueError(f"face_size must be > 0, got {face_size}")
     return float(np.linalg.norm(a - b, axis=1).mean() / face_size)
+
+
+def lookalike_rate(descriptors: np.ndarray, people: Sequence[str], threshold: float = 0.6) -> Rate:
+    """Of all pairs ``i < j`` of faces of different ``people``, how many have descriptors (``[n, d]``) closer
+    than ``threshold`` (Euclidean): different people the judge would call the same person.
+
+    Raises:
+        ValueError: ``descriptors`` is not ``[n, d]`` with one person per row, or holds a non-finite value.
+    """
+    d = np.asarray(descriptors, dtype=np.float64)
+    if d.ndim != 2 or d.shape[0] != len(people):
+        raise ValueError(f"descriptors must be [n, d] with one person per row, got {d.shape} for {len(people)}")
+    if not np.isfinite(d).all():
+        raise ValueError("descriptors must be finite")
+    n = d.shape[0]
+    if n < 2:
+        return Rate(0, 0)
+    sq = (d * d).sum(1)
+    dist = np.sqrt(np.maximum(sq[:, None] + sq[None, :] - 2.0 * d @ d.T, 0.0))
+    names = np.asarray(list(people), dtype=object)
+    upper = np.triu(np.ones((n, n), dtype=bool), 1) & (names[:, None] != names[None, :])
+    return Rate(int((dist[upper] < threshold).sum()), int(upper.sum()))
 
 
 def mean_or_none(values: Iterable[float]) -> float | None:

@@ -27,6 +27,9 @@ Protocol (one pass per method and strength; the judge is dlib's recogniser, see 
    of *other* people: the images of another fold of the pairs file (LFW's folds share no identity;
    names of anonymized people are dropped from the reference all the same). The ``none`` row is the
    distance between two sets of untouched faces, the floor the finite sample sizes leave.
+7. Look-alikes: among the descriptors of step 4, the share of pairs of *different* people (by LFW name)
+   closer than the judge's threshold (:func:`anonface.eval.metrics.lookalike_rate`): whether different
+   people still get different faces. The ``none`` row is the judge's false-match rate on these faces.
 """
 
 from __future__ import annotations
@@ -53,9 +56,11 @@ from anonface.eval.methods import AnonymizeFn, MethodSpec
 from anonface.eval.metrics import (
     FrechetDistance,
     PairOutcome,
+    Rate,
     detection_rate,
     frechet_distance,
     landmark_displacement,
+    lookalike_rate,
     reid_rate,
     verification_accuracy,
 )
@@ -118,6 +123,7 @@ class MethodFaceResult:
     dlib_found: list[bool | None] = field(default_factory=list)
     landmark_disp: list[float] = field(default_factory=list)
     realism: FrechetDistance | None = None
+    lookalike: Rate | None = None
     seconds: float = 0.0
     images: int = 0
 
@@ -136,6 +142,9 @@ class MethodFaceResult:
                 "n": int(lm.size),
             },
             "realism_fd": self.realism.to_dict() if self.realism is not None else None,
+            # pairs share faces (not independent draws): no interval
+            "lookalike": {"value": self.lookalike.value, "k": self.lookalike.k, "n": self.lookalike.n}
+            if self.lookalike is not None else None,
             "mean_distance_same": _mean([o.distance for o in self.outcomes if o.same and o.distance is not None]),
             "images": self.images,
             "seconds": self.seconds,
@@ -310,6 +319,8 @@ def evaluate_method(spec: MethodSpec, fn: AnonymizeFn, pairs: Sequence[Pair],
             d = detecting[p.first]
             res.outcomes_detecting.append(
                 PairOutcome(p.same, None if d is None else judge.distance(d, second), judge.threshold))
+    res.lookalike = lookalike_rate(np.stack([located[r] for r in firsts]), [r.name for r in firsts],
+                                   judge.threshold)
     if reference is not None:
         res.realism = frechet_distance(np.stack([located[r] for r in firsts]), reference,
                                        min_samples=realism_min_samples)

@@ -41,7 +41,8 @@ def _num(v: float | None, fmt: str) -> str:
 def markdown_table(report: dict[str, Any]) -> str:
     """The comparison table: one row per method and strength (columns nobody measured are left out)."""
     header = ["method", "re-identified ↓", "re-id, judge must detect ↓", "verification acc.",
-              "still a face: CenterFace ↑", "still a face: dlib ↑", "landmark shift ↓", "realism FD ↓", "fps (method)",
+              "still a face: CenterFace ↑", "still a face: dlib ↑", "landmark shift ↓", "realism FD ↓",
+              "look-alikes ↓", "fps (method)",
               "fps (whole pipeline)", "frame-mAP ↑", "independent re-id"]
     body: list[list[str] | tuple[str, str]] = []
     for r in report.get("rows", []):
@@ -68,6 +69,7 @@ def markdown_table(report: dict[str, Any]) -> str:
         body.append([
             label, _pct(p.get("reid")), _pct(p.get("reid_detecting")), _pct(p.get("verification_accuracy")),
             _pct(p.get("still_face_centerface")), _pct(p.get("still_face_dlib")), _num(lm, ".3f"), fd_cell,
+            _pct(p.get("lookalike")),
             _num(sp.get("method_fps"), ".1f"), _num(sp.get("pipeline_fps"), ".2f"), fm,
             f"{100 * ref[0]:.1f}% ({ref[1]})" if ref else "—",
         ])
@@ -109,6 +111,13 @@ def _notes(report: dict[str, Any]) -> str:
                           for r in report.get("rows", [])} - {None})
         if reasons:
             out.append("Realism FD n/a: " + "; ".join(reasons) + ".")
+    if any((r.get("privacy") or {}).get("lookalike") for r in report.get("rows", [])):
+        out.append(
+            "Look-alikes: of all pairs of different people among the anonymized faces, the share the judge calls "
+            "the same person (its descriptors where it found the untouched face, distance < 0.6); the none row is "
+            "the judge's false-match rate on the untouched faces. A method that gives everybody one face scores "
+            "100%. Pairs share faces, so no interval is given."
+        )
     s = report.get("speed_clip")
     if s:
         out.append(

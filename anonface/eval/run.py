@@ -264,7 +264,7 @@ def evaluate(config: EvalConfig, *, progress: Callable[[str], None] | None = Non
             fd = (s.get("realism_fd") or {}).get("value")
             say(f"  {spec.label:>14}: re-identified {_fmt(s['reid'])}, still a face CenterFace "
                 f"{_fmt(s['still_face_centerface'])} dlib {_fmt(s['still_face_dlib'])}, realism FD "
-                f"{'n/a' if fd is None else f'{fd:.3f}'} ({res.seconds:.0f} s)")
+                f"{'n/a' if fd is None else f'{fd:.3f}'}, look-alikes {_fmt(s['lookalike'])} ({res.seconds:.0f} s)")
         config.out_dir.mkdir(parents=True, exist_ok=True)
         if config.examples > 0:
             _montage(examples, config.out_dir / "examples.png")

@@ -17,6 +17,7 @@ from anonface.eval.metrics import (
     PairOutcome,
     Rate,
     landmark_displacement,
+    lookalike_rate,
     rate,
     reid_rate,
     verification_accuracy,
@@ -92,6 +93,42 @@ def test_landmark_displacement_hand_case_and_random() -> None:
         landmark_displacement(b, c[:4], size)
     with pytest.raises(ValueError, match="face_size"):
         landmark_displacement(b, c, 0.0)
+
+
+def test_lookalike_rate_counts_close_pairs_of_different_people() -> None:
+    rng = np.random.default_rng()
+    n, dim = int(rng.integers(20, 40)), 8
+    d = rng.normal(0.0, 0.35, (n, dim))
+    people = [f"p{int(i)}" for i in rng.integers(0, n // 2, n)]
+    got = lookalike_rate(d, people, 0.6)
+    k = m = 0
+    for i in range(n):
+        for j in range(i + 1, n):
+            if people[i] != people[j]:
+                m += 1
+                k += float(np.linalg.norm(d[i] - d[j])) < 0.6
+    assert (got.k, got.n) == (k, m) and 0 < m
+    # everybody given one face: every pair of different people looks alike; pairs of one person never count
+    same = lookalike_rate(np.repeat(d[:1], n, 0), people)
+    assert same.k == same.n == m
+    assert lookalike_rate(d, ["one"] * n).n == 0
+    assert lookalike_rate(d[:1], people[:1]) == Rate(0, 0)
+    # far apart: none
+    assert lookalike_rate(np.eye(n) * 10.0, [str(i) for i in range(n)]).k == 0
+
+
+@pytest.mark.parametrize("bad", ["shape", "rows", "nan"])
+def test_lookalike_rate_refuses_bad_descriptors(bad: str) -> None:
+    d = np.random.default_rng().normal(size=(4, 3))
+    people = ["a", "b", "c", "d"]
+    if bad == "shape":
+        d = d[:, 0]
+    elif bad == "rows":
+        people = people[:3]
+    else:
+        d[2, 1] = np.nan
+    with pytest.raises(ValueError):
+        lookalike_rate(d, people)
 
 
 def test_box_geometry() -> None:
@@ -180,6 +217,15 @@ def test_markdown_table_values() -> None:
     assert lines[2].startswith("| none | 96.7% | — | 98.3% | 100.0% | 96.7% | 0.000 | 512.2 | 1.23 | n/a | 97.0% (none) |")
     assert "| pixelate 16 | 10.0% | 3.3% | 55.0% | 6.7% | 3.3% | 0.041 | 100.0 | 0.90 | 0.432 | 9.7% (pixelate 16x16) |" in md
     assert "| learned | unavailable: no checkpoint |" in md
+
+
+def test_markdown_table_shows_lookalikes_when_measured() -> None:
+    report = _fake_report()
+    report["rows"][1]["privacy"]["lookalike"] = {"value": 0.25, "k": 1, "n": 4}
+    md = markdown_table(report)
+    assert "| landmark shift ↓ | look-alikes ↓ | fps (method) |" in md
+    assert "| 0.041 | 25.0% | 100.0 |" in md and "| 0.000 | — | 512.2 |" in md
+    assert "look-alikes" not in markdown_table(_fake_report())
 
 
 def test_write_report_files(tmp_path) -> None:

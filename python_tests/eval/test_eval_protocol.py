@@ -98,6 +98,8 @@ def test_untouched_and_identity(setup) -> None:
     assert s["still_face_centerface"]["value"] == 1.0 and s["still_face_dlib"]["value"] == 1.0
     assert s["landmark_displacement"]["mean"] == 0.0 and s["landmark_displacement"]["n"] == 3
     assert s["images"] == 3  # distinct first images of the six pairs: Ann 1, Bob 1, Cid 2
+    # three different people the stand-in judge tells apart: no look-alikes among 3 pairs
+    assert s["lookalike"] == {"value": 0.0, "k": 0, "n": 3}
 
 
 def test_perfect_anonymizer(setup) -> None:
@@ -117,6 +119,8 @@ def test_perfect_anonymizer(setup) -> None:
     assert s["verification_accuracy"]["value"] == 0.5
     assert s["still_face_centerface"]["value"] == 0.0 and s["still_face_dlib"]["value"] == 0.0
     assert s["landmark_displacement"]["n"] == 0 and s["landmark_displacement"]["mean"] is None
+    # everybody's face wiped to the same black: every pair of different people looks alike
+    assert s["lookalike"] == {"value": 1.0, "k": 3, "n": 3}
     # three distinct first images in two batches (2 + 1), one roi each, frame indices local to the batch
     assert [r.shape[0] for r in seen_rois] == [2, 1]
     assert seen_rois[0][:, 0].tolist() == [0.0, 1.0] and seen_rois[1][:, 0].tolist() == [0.0]
