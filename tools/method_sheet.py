@@ -1,7 +1,8 @@
 """A picture of what each anonymization method does to a face, for the README.
 
 The faces are the two people in scikit-image's sample pictures (the astronaut, NASA, and the
-cameraman, both public domain and installed with a dependency): the research-only face data of the
+cameraman) and matplotlib's sample portrait of Grace Hopper (US Navy): all public domain and installed
+with a dependency (matplotlib comes with the ``eval`` extra). The research-only face data of the
 evaluation may not be copied into the repository, so its example sheets stay out of it. Each method
 runs through ``anonface.Anonymizer`` with the faces CenterFace finds, as the tool does; the
 evaluation-only smooth mosaic (the 12x12 input the learned anonymizer sees, up-sampled bilinearly)
@@ -26,8 +27,13 @@ PANEL = 200  # px per panel side
 def _pictures() -> list[np.ndarray]:
     from skimage import data
 
+    from matplotlib import cbook
+
     camera = np.ascontiguousarray(np.repeat(data.camera()[..., None], 3, axis=2))
-    return [np.ascontiguousarray(data.astronaut()), camera]
+    hopper = cv2.imread(str(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)))
+    if hopper is None:
+        raise RuntimeError("matplotlib's sample grace_hopper.jpg could not be read")
+    return [np.ascontiguousarray(data.astronaut()), camera, cv2.cvtColor(hopper, cv2.COLOR_BGR2RGB)]
 
 
 def _anonymizer(method: str, boxes: np.ndarray):
