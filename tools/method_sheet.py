@@ -25,9 +25,8 @@ PANEL = 200  # px per panel side
 
 
 def _pictures() -> list[np.ndarray]:
-    from skimage import data
-
     from matplotlib import cbook
+    from skimage import data
 
     camera = np.ascontiguousarray(np.repeat(data.camera()[..., None], 3, axis=2))
     hopper = cv2.imread(str(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)))
