@@ -141,8 +141,8 @@ def lookalike_rate(descriptors: np.ndarray, people: Sequence[str], threshold: fl
         return Rate(0, 0)
     sq = (d * d).sum(1)
     dist = np.sqrt(np.maximum(sq[:, None] + sq[None, :] - 2.0 * d @ d.T, 0.0))
-    names = np.asarray(list(people), dtype=object)
-    upper = np.triu(np.ones((n, n), dtype=bool), 1) & (names[:, None] != names[None, :])
+    _, who = np.unique(np.asarray([str(p) for p in people]), return_inverse=True)
+    upper = np.triu(np.ones((n, n), dtype=bool), 1) & (who[:, None] != who[None, :])
     return Rate(int((dist[upper] < threshold).sum()), int(upper.sum()))
 
 
