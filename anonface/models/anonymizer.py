@@ -116,6 +116,12 @@ class AnonymizerConfig:
     """0: the residual correction is unbounded; c > 0: it is squashed to ``c * tanh(y / c)`` (in the
     logit space where it is added, or, for ``code``, on each component of ``dz``, in units of the
     code's own spread) so M can lighten or darken its base, or move its code, only so far."""
+    code_length: Literal["free", "keep"] = "free"
+    """For ``correction='code'``: ``free``, the moved code ``z + dz`` is drawn as it is; ``keep``, it is
+    scaled back to the length of the track's ``z``, so M chooses which made-up person to draw (the
+    code's direction) but not how far from the mean person (the composite's spread, where different
+    people look least alike to a recogniser). Without a ``z`` (the mean person) the face is the mean
+    person's."""
 
     aligned: bool = False
     """M learned on photos moved so that their faces' landmarks sit at
@@ -175,6 +181,10 @@ class AnonymizerConfig:
                              "components) and residual=True")
         if self.correction == "code" and self.base != "composite":
             raise ValueError("correction='code' changes the composite's code: it needs base='composite'")
+        if self.code_length not in ("free", "keep"):
+            raise ValueError(f"code_length must be 'free' or 'keep', got {self.code_length!r}")
+        if self.code_length == "keep" and self.correction != "code":
+            raise ValueError("code_length='keep' shapes the moved code: it needs correction='code'")
 
 
 def _norm(kind: str, ch: int) -> nn.Module:
@@ -412,6 +422,10 @@ class FaceAnonymizer(nn.Module):
             if cmax > 0:
                 dz = cmax * torch.tanh(dz / cmax)
             code = dz if z is None else z.to(dz.dtype) + dz
+            if self.config.code_length == "keep":
+                # the direction is M's, the length the track's (no z: length 0, the mean person)
+                length = z.to(dz.dtype).norm(dim=1, keepdim=True) if z is not None else torch.zeros_like(dz[:, :1])
+                code = code * (length / code.norm(dim=1, keepdim=True).clamp_min(1e-6))
             return self._over(mosaic, self._detail(code, int(x.shape[0])))
         # a grey face (a grey video, an infrared camera) stays grey: M's change of a grey crop is the same
         # on R, G and B (rgb M painted colour onto grey faces); a luma correction is grey already

@@ -467,9 +467,9 @@ def test_input_cells_is_checked(cells: object, base: str) -> None:
 # ---- M choosing the made-up person (correction = "code") ----
 
 
-def _code_m(comp: CompositeFace, cmax: float = 0.0, input_cells: int = 0) -> torch.nn.Module:
+def _code_m(comp: CompositeFace, cmax: float = 0.0, input_cells: int = 0, length: str = "free") -> torch.nn.Module:
     """An M over ``comp`` that changes the code, with random weights everywhere (the code map too)."""
-    m = _m_over(comp, correction="code", correction_max=cmax, input_cells=input_cells).double()
+    m = _m_over(comp, correction="code", correction_max=cmax, input_cells=input_cells, code_length=length).double()
     with torch.no_grad():
         m.code_head.weight.normal_(std=0.05)
         m.code_head.bias.normal_(std=0.5)
@@ -519,6 +519,43 @@ def test_code_m_moves_the_code_only_so_far(cmax: float) -> None:
     with torch.no_grad():
         w, _ = _code_of(comp, x, m(x, z))
     assert float(w.abs().max()) <= cmax + 1e-6 and float(w.min()) > cmax * 0.99
+
+
+def test_code_m_keeping_the_length_moves_only_the_direction() -> None:
+    """``code_length: keep``: the drawn code has the track's code's length, points elsewhere than it,
+    and is the composite's face for that code; M still starts as the composite; no z: the mean person."""
+    comp = _model()
+    m = _code_m(comp, 1.0, length="keep")
+    x, z = _crops(3).double() * 0.4, torch.randn(3, 4, dtype=torch.float64)
+    with torch.no_grad():
+        out = m(x, z)
+        free = _code_m(comp, 1.0)
+        free.load_state_dict(m.state_dict())
+        out_free = free(x, z)
+    w, resid = _code_of(comp, x, out)
+    assert float(resid) < 1e-9
+    torch.testing.assert_close(w.norm(dim=1), z.norm(dim=1), atol=1e-9, rtol=0)
+    cos = (w * z).sum(1) / (w.norm(dim=1) * z.norm(dim=1))
+    assert float(cos.max()) < 1 - 1e-6  # the direction moved
+    w_free, _ = _code_of(comp, x, out_free)  # the same direction as the free code
+    torch.testing.assert_close(w / w.norm(dim=1, keepdim=True), w_free / w_free.norm(dim=1, keepdim=True),
+                               atol=1e-9, rtol=0)
+    with torch.no_grad():
+        mean_person = m(x, None)
+    torch.testing.assert_close(mean_person, comp(x, None).double(), atol=1e-6, rtol=0)
+    start = _m_over(comp, correction="code", correction_max=1.0, code_length="keep")
+    xf, zf = _crops(2), torch.randn(2, 4)
+    with torch.no_grad():
+        torch.testing.assert_close(start(xf, zf), comp(xf, zf), atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("length, correction", [("far", "code"), (None, "code"), ("keep", "rgb")])
+def test_code_length_is_checked(length: object, correction: str) -> None:
+    from anonface.models.anonymizer import AnonymizerConfig
+
+    with pytest.raises(ValueError, match="code_length"):
+        AnonymizerConfig(crop_size=64, degrade_cells=12, latent_dim=4, base="composite", correction=correction,
+                         code_length=length).validate()
 
 
 def test_code_m_reads_coarse_cells_alone() -> None:
