@@ -4,8 +4,8 @@
 M draws the composite's face for the code ``z + dz``, with ``z`` the track's random code and ``dz`` what
 it reads from the face (bounded to ``correction_max`` per component). This runs the held-out LFW fold
 (images of ``lfw_pairs``, research data: nothing is written) through ``anonface.Anonymizer`` with the
-shipped (or given) checkpoint, catches ``z`` and ``dz`` on the way, and prints: the codes' lengths
-before and after, the share of ``dz`` common to every face, how far apart the codes of different faces
+shipped (or given) checkpoint, catches ``z`` and ``dz`` on the way, and prints: the lengths of the
+track's codes and of the codes drawn (``z + dz``, scaled back to ``|z|`` with ``code_length: keep``), the share of ``dz`` common to every face, how far apart the codes of different faces
 lie before and after, and the share of components at their bound. Whether M pulls everybody towards one
 person (a large common share, codes closer together) or pushes them apart shows here.
 
@@ -63,17 +63,20 @@ def main(argv: list[str]) -> int:
     raw = torch.cat(caught["dz"])
     dz = cmax * torch.tanh(raw / cmax) if cmax > 0 else raw
     moved = z + dz
+    if model.config.code_length == "keep":  # drawn at the track's code's length
+        moved = moved * (z.norm(dim=1, keepdim=True) / moved.norm(dim=1, keepdim=True).clamp_min(1e-6))
 
     def apart(c: torch.Tensor) -> float:
         d = torch.cdist(c, c)
         return float(d[~torch.eye(len(c), dtype=torch.bool)].mean())
 
     common = float(dz.mean(0).norm() ** 2 / (dz.norm(dim=1) ** 2).mean())
-    print(f"{len(z)} faces in {len(refs)} images of fold {args.fold}, latent_dim {z.shape[1]}, correction_max {cmax}")
-    print(f"|z| {float(z.norm(dim=1).mean()):.2f}   |z + dz| {float(moved.norm(dim=1).mean()):.2f}   "
+    print(f"{len(z)} faces in {len(refs)} images of fold {args.fold}, latent_dim {z.shape[1]}, correction_max {cmax}, "
+          f"code_length {model.config.code_length}")
+    print(f"|z| {float(z.norm(dim=1).mean()):.2f}   |drawn| {float(moved.norm(dim=1).mean()):.2f}   "
           f"|dz| {float(dz.norm(dim=1).mean()):.2f}")
     print(f"share of dz common to all faces: {common:.3f}")
-    print(f"mean distance between faces' codes: z {apart(z):.2f}   z + dz {apart(moved):.2f}")
+    print(f"mean distance between faces' codes: z {apart(z):.2f}   drawn {apart(moved):.2f}")
     if cmax > 0:
         print(f"components within 10% of the bound: {float((dz.abs() > 0.9 * cmax).float().mean()):.3f}")
     return 0
