@@ -60,11 +60,8 @@ def main(argv: list[str]) -> int:
     # every face M drew (the LFW subjects and the people behind them; faint boxes get the mosaic only)
     z = torch.cat(caught["z"])
     cmax = float(model.config.correction_max)
-    raw = torch.cat(caught["dz"])
-    dz = cmax * torch.tanh(raw / cmax) if cmax > 0 else raw
-    moved = z + dz
-    if model.config.code_length == "keep":  # drawn at the track's code's length
-        moved = moved * (z.norm(dim=1, keepdim=True) / moved.norm(dim=1, keepdim=True).clamp_min(1e-6))
+    dz = model.code_move(torch.cat(caught["dz"]))  # the bounded move
+    moved = model.drawn_code(z, dz)  # the code drawn (z + dz; scaled back to |z| with keep)
 
     def apart(c: torch.Tensor) -> float:
         d = torch.cdist(c, c)

@@ -319,10 +319,10 @@ def evaluate_method(spec: MethodSpec, fn: AnonymizeFn, pairs: Sequence[Pair],
             d = detecting[p.first]
             res.outcomes_detecting.append(
                 PairOutcome(p.same, None if d is None else judge.distance(d, second), judge.threshold))
-    res.lookalike = lookalike_rate(np.stack([located[r] for r in firsts]), [r.name for r in firsts],
-                                   judge.threshold)
+    descriptors = np.stack([located[r] for r in firsts])
+    res.lookalike = lookalike_rate(descriptors, [r.name for r in firsts], judge.threshold)
     if reference is not None:
-        res.realism = frechet_distance(np.stack([located[r] for r in firsts]), reference,
+        res.realism = frechet_distance(descriptors, reference,
                                        min_samples=realism_min_samples)
     res.images = len(firsts)
     res.seconds = time.perf_counter() - t0

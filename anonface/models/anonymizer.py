@@ -384,6 +384,23 @@ class FaceAnonymizer(nn.Module):
         keep = (inside * w.to(xf.dtype)[:, None, None, None]).clamp(0, 1)
         return torch.where(still, face, torch.lerp(base, back, keep))
 
+    def code_move(self, raw_dz: Tensor) -> Tensor:
+        """``correction='code'``: the move ``dz`` of the code, the code map's output ``raw_dz``
+        (``[K, latent_dim]``) squashed by ``correction_max`` (0: as it is)."""
+        cmax = float(self.config.correction_max)
+        return cmax * torch.tanh(raw_dz / cmax) if cmax > 0 else raw_dz
+
+    def drawn_code(self, z: Tensor | None, dz: Tensor) -> Tensor:
+        """``correction='code'``: the code whose composite face is drawn, ``z + dz`` for the track's codes
+        ``z`` (None: the mean person) and the move ``dz`` (:meth:`code_move`); with
+        ``code_length='keep'`` scaled back to ``|z|``."""
+        code = dz if z is None else z.to(dz.dtype) + dz
+        if self.config.code_length == "keep":
+            # the direction is M's, the length the track's (no z: length 0, the mean person)
+            length = z.to(dz.dtype).norm(dim=1, keepdim=True) if z is not None else torch.zeros_like(dz[:, :1])
+            code = code * (length / code.norm(dim=1, keepdim=True).clamp_min(1e-6))
+        return code
+
     def _draw(self, x: Tensor, z: Tensor | None = None) -> Tensor:
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(f"x must be Tensor[K, 3, S, S], got shape {tuple(x.shape)}")
@@ -417,15 +434,7 @@ class FaceAnonymizer(nn.Module):
         else:
             y = self.net(net_in)
         if self.config.correction == "code":
-            dz = self.code_head(F.adaptive_avg_pool2d(y, CODE_POOL).flatten(1))
-            cmax = float(self.config.correction_max)
-            if cmax > 0:
-                dz = cmax * torch.tanh(dz / cmax)
-            code = dz if z is None else z.to(dz.dtype) + dz
-            if self.config.code_length == "keep":
-                # the direction is M's, the length the track's (no z: length 0, the mean person)
-                length = z.to(dz.dtype).norm(dim=1, keepdim=True) if z is not None else torch.zeros_like(dz[:, :1])
-                code = code * (length / code.norm(dim=1, keepdim=True).clamp_min(1e-6))
+            code = self.drawn_code(z, self.code_move(self.code_head(F.adaptive_avg_pool2d(y, CODE_POOL).flatten(1))))
             return self._over(mosaic, self._detail(code, int(x.shape[0])))
         # a grey face (a grey video, an infrared camera) stays grey: M's change of a grey crop is the same
         # on R, G and B (rgb M painted colour onto grey faces); a luma correction is grey already
