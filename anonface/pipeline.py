@@ -212,7 +212,8 @@ class Anonymizer:
         feather: soft edge width as a fraction of the box (inside the box), in [0, 0.25]: a
             wider band lets the face show through.
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``...
-        batch_size: frames per detection/modification batch.
+        batch_size: frames per detection/modification batch (a model method draws the faces of a
+            batch together: on the CPU in network calls of up to ``render.CPU_DRAW_CHUNK`` faces).
         detect_every: run the detector on every k-th frame (1-30) and track in between. Faces
             seen only between two detector runs can be missed (the price of the speed).
         track: use the tracker (gap filling, smoothing, lingering). Without it each frame gets
@@ -411,6 +412,13 @@ class Anonymizer:
         bad = [j for j, f in enumerate(failed) if f]
         return _mask_whole(out, bad)
 
+    def _render_per_frame(self) -> bool:
+        """Whether :meth:`stream` renders frame by frame: on the CPU for the kernel methods, which
+        gain nothing from a batch (and a frame by itself is anonymized in place, without the copy
+        a batch is stacked into). A model method draws the faces of a whole batch of frames in one
+        network call, which is worth that copy."""
+        return self.device.type == "cpu" and self.method not in MODEL_METHODS
+
     def stream(
         self,
         frames: Iterable[np.ndarray | torch.Tensor],
@@ -424,9 +432,10 @@ class Anonymizer:
         end of the iterable flushes them. Output frames have the input's type (numpy or tensor;
         tensors stay on the working device).
 
-        ``consume=True`` hands the frames over: on the CPU they are then anonymized in place and
-        yielded without a copy (the video path does this with freshly decoded frames). By
-        default the input frames are left untouched.
+        ``consume=True`` hands the frames over: on the CPU a kernel method then anonymizes them in
+        place and yields them without a copy (the video path does this with freshly decoded
+        frames); a model method stacks each batch into one tensor anyway, to draw all its faces
+        together. By default the input frames are left untouched.
         """
         stats = stats if stats is not None else RunStats()
         pending: dict[int, torch.Tensor] = {}
@@ -434,11 +443,11 @@ class Anonymizer:
         batch: list[tuple[int, torch.Tensor]] = []
         queue: deque[tuple[int, np.ndarray, bool]] = deque()
 
-        per_frame = self.device.type == "cpu"  # the CPU kernels gain nothing from a batch
+        per_frame = self._render_per_frame()
 
         def render(take: list[tuple[int, np.ndarray, bool]]) -> Sequence[torch.Tensor]:
             idxs = [t[0] for t in take]
-            if per_frame:
+            if per_frame or len({tuple(pending[i].shape) for i in idxs}) > 1:  # frames of two sizes: one by one
                 out = []
                 for idx, b, f in take:
                     fr = pending.pop(idx)

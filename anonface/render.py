@@ -71,6 +71,12 @@ DEFAULT_METHOD = "pixelate"
 #: score (rois, or the caller's ``[K, 4]`` boxes) count as sure.
 LEARNED_MIN_SCORE = 0.2
 
+#: On the CPU a model draws at most this many faces per call: its throughput there peaks at a few
+#: dozen crops and falls beyond (the activations of a hundred 64x64 crops outgrow the caches), while
+#: one or two faces per call leave it half idle. The pipeline therefore hands a model the faces of a
+#: whole batch of frames, and they are drawn in calls of up to this many (one call on a GPU).
+CPU_DRAW_CHUNK = 32
+
 #: Where the learned anonymizer's face gives way to its smooth mosaic input, as radii of the crop's
 #: inscribed ellipse (1 = its rim): M's own drawing inside the first, the mosaic from the second on,
 #: a smooth blend between. The face itself (the detector's box, 1/1.6 of the crop) lies inside the
@@ -554,7 +560,6 @@ def modify_faces(
         The anonymized frames (new, or ``frames`` itself when ``inplace``), same shape/dtype.
     """
     from anonface import ops
-    from anonface.ops.face import _layout  # the layout face_crop reads from the shape
 
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -565,35 +570,39 @@ def modify_faces(
     if method == "learned":
         if model is None:
             raise ValueError("method 'learned' needs the anonymizer model")
-        size = int(model.crop_size)
-        crops = ops.face_crop(frames, rois, size, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
-        height, width = frames.shape[1:3] if _layout(frames, None) else frames.shape[2:4]
-        crops = hold_edges(crops, rois, height, width)
         with torch.no_grad():
             param = next(model.parameters(), None)
-            dev = param.device if param is not None else crops.device
+            dev = param.device if param is not None else frames.device
             dim = code_dim(model)
+            z = None
             if dim > 0:
                 # one made-up person per track (the memory's codes), else per face, never from the face
                 if memory is not None:
-                    z = torch.from_numpy(memory.codes(dim))
+                    z = torch.from_numpy(memory.codes(dim)).to(dev)
                 else:
-                    z = torch.randn(crops.shape[0], dim, generator=torch.Generator().manual_seed(_seed63(seed)))
-                z = z.to(dev)
-            else:
-                z = None
+                    gen = torch.Generator().manual_seed(_seed63(seed))
+                    z = torch.randn(int(rois.shape[0]), dim, generator=gen).to(dev)
             if align is not None:
                 align = (align[0].to(dev), align[1].to(dev))
-            faces = _draw(model, crops.to(dev), z, align)
-            if not isinstance(faces, torch.Tensor) or faces.shape != crops.shape:
-                got = tuple(faces.shape) if isinstance(faces, torch.Tensor) else type(faces).__name__
-                raise ValueError(f"the anonymizer model must return faces of its input's shape {tuple(crops.shape)}, "
-                                 f"got {got}")
-            faces = faces.float().clamp(-1.0, 1.0).to(crops.device)
-            if memory is not None:
-                faces = memory.blend(faces)
-            faces = band_limit(faces, rois.to(faces.device))
-        return ops.face_paste(frames, faces, rois, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), mask, feather)
+            paste = ops.face_paste_ if inplace else ops.face_paste
+            if memory is None and frames.device.type == "cpu" and rois.shape[0] > CPU_DRAW_CHUNK:
+                # frames by frame group, each group's faces cropped, drawn and pasted before the next
+                # (a group's crops read only its own frames: the same result as all at once)
+                index = rois[:, 0].detach().numpy()
+                bad = np.nonzero(~((index >= 0) & (index < frames.shape[0]) & (index == np.floor(index))))[0]
+                if len(bad):  # as the kernels say it, for the row it is in (not its row in a group)
+                    raise ValueError(f"rois[{bad[0]}, 0] must be an integral frame index in [0, {frames.shape[0]}), "
+                                     f"got {index[bad[0]]:g}")
+                out = frames
+                for i, rows in enumerate(_frame_groups(index, CPU_DRAW_CHUNK)):
+                    sel = torch.from_numpy(rows)
+                    faces = _drawn_faces(model, out, rois[sel], dev, None if z is None else z[sel.to(dev)],
+                                         None if align is None else (align[0][sel.to(dev)], align[1][sel.to(dev)]))
+                    out = (paste if i == 0 else ops.face_paste_)(out, faces, rois[sel], (0.5, 0.5, 0.5),
+                                                                 (0.5, 0.5, 0.5), mask, feather)
+                return out
+            faces = _drawn_faces(model, frames, rois, dev, z, align, memory)
+        return paste(frames, faces, rois, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), mask, feather)
     modify = ops.face_modify_ if inplace else ops.face_modify
     if isinstance(strength, np.ndarray):
         out = frames
@@ -603,6 +612,57 @@ def modify_faces(
             out = step(out, rois[sel], method, float(value), mask, feather, seed)
         return out
     return modify(frames, rois, method, strength, mask, feather, seed)
+
+
+def _frame_groups(frame_index: np.ndarray, most: int) -> list[np.ndarray]:
+    """The rows of ``frame_index`` (each box's frame) in groups of whole frames, up to ``most`` rows a
+    group (a frame with more boxes makes a group by itself); within a frame the rows keep their order."""
+    groups: list[np.ndarray] = []
+    cur: list[np.ndarray] = []
+    count = 0
+    # by the inverse, so that every row lands in one group (NaN included: the kernels refuse it)
+    _, which = np.unique(frame_index, return_inverse=True)
+    for f in range(int(which.max()) + 1 if len(which) else 0):
+        rows = np.nonzero(which.reshape(-1) == f)[0]
+        if cur and count + len(rows) > most:
+            groups.append(np.concatenate(cur))
+            cur, count = [], 0
+        cur.append(rows)
+        count += len(rows)
+    if cur:
+        groups.append(np.concatenate(cur))
+    return groups
+
+
+def _drawn_faces(model: Any, frames: torch.Tensor, rois: torch.Tensor, dev: torch.device,
+                 z: torch.Tensor | None, align: tuple[torch.Tensor, torch.Tensor] | None,
+                 memory: FaceMemory | None = None) -> torch.Tensor:
+    """The model's faces ``[K, 3, S, S]`` (in [-1, 1], on the frames' device) for ``rois`` of
+    ``frames``, ready to paste: cropped, drawn on ``dev`` (on the CPU in calls of up to
+    :data:`CPU_DRAW_CHUNK` faces), steadied by ``memory`` and low-passed to their boxes."""
+    from anonface import ops
+    from anonface.ops.face import _layout  # the layout face_crop reads from the shape
+
+    size = int(model.crop_size)
+    crops = ops.face_crop(frames, rois, size, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+    height, width = frames.shape[1:3] if _layout(frames, None) else frames.shape[2:4]
+    x = hold_edges(crops, rois, height, width).to(dev)
+    k = int(x.shape[0])
+    step = CPU_DRAW_CHUNK if dev.type == "cpu" else max(k, 1)
+    parts = []
+    for s in range(0, max(k, 1), step):
+        part = slice(s, s + step)
+        drawn = _draw(model, x[part], None if z is None else z[part],
+                      None if align is None else (align[0][part], align[1][part]))
+        if not isinstance(drawn, torch.Tensor) or drawn.shape != x[part].shape:
+            got = tuple(drawn.shape) if isinstance(drawn, torch.Tensor) else type(drawn).__name__
+            raise ValueError(f"the anonymizer model must return faces of its input's shape "
+                             f"{tuple(x[part].shape)}, got {got}")
+        parts.append(drawn.float())
+    faces = torch.cat(parts).clamp(-1.0, 1.0).to(crops.device)
+    if memory is not None:
+        faces = memory.blend(faces)
+    return band_limit(faces, rois.to(faces.device))
 
 
 def _as_rois(boxes: Any, n_frames: int) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:

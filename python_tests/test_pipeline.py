@@ -214,18 +214,20 @@ def test_learned_is_crop_model_paste(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 class _Counter(torch.nn.Module):
-    """Draws a flat face of value -0.9, -0.6, -0.3, ... in successive calls (one call per frame on
-    the CPU), whatever the crop: what changes between frames is then only what the memory adds."""
+    """Draws flat faces of value -0.9, -0.6, -0.3, ... for the successive faces it is given (in one
+    call or several), whatever the crop: what changes between frames is then only what the memory
+    adds."""
 
     crop_size = 8
 
     def __init__(self) -> None:
         super().__init__()
-        self.calls = 0
+        self.faces = 0
 
     def forward(self, x):
-        self.calls += 1
-        return torch.full_like(x, -1.2 + 0.3 * self.calls)
+        level = -1.2 + 0.3 * (self.faces + 1 + torch.arange(x.shape[0], dtype=x.dtype))
+        self.faces += int(x.shape[0])
+        return level[:, None, None, None].expand_as(x).clone()
 
 
 def _centre(frame: np.ndarray, box: np.ndarray) -> np.ndarray:
@@ -509,6 +511,71 @@ def test_learned_with_a_model_object() -> None:
     for wrong in (42, 0.5, float("nan"), [Negate()]):
         with pytest.raises(TypeError, match="checkpoint must be a path, a model"):
             Anonymizer("learned", boxes=[BOX], device="cpu", checkpoint=wrong)
+
+
+def test_cpu_pipeline_draws_a_batch_of_frames_in_one_model_call() -> None:
+    """On the CPU too, a model method draws the faces of a whole batch of frames in one network call
+    (a face or two per frame would leave it half idle); the frames come out as drawn one by one, and
+    the caller's frames stay untouched. The kernel methods still go frame by frame."""
+
+    class Counting(torch.nn.Module):
+        crop_size = 16
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.calls: list[int] = []
+
+        def forward(self, x):
+            self.calls.append(int(x.shape[0]))
+            return -x
+
+    rng = np.random.default_rng()
+    frames = _frames(rng, 10, 96, 128)  # every scaled box inside the frame (no edge to hold)
+    keep = frames.copy()
+    model = Counting()
+    boxes = [BOX, np.concatenate([BOX, BOX + 16])] * 5  # 1 or 2 faces per frame
+    out = Anonymizer("learned", boxes=boxes, device="cpu", checkpoint=model, temporal_smoothing=0,
+                     batch_size=4, track=False)(frames)
+    assert model.calls == [6, 6, 3]  # frames 0-3, 4-7, 8-9
+    np.testing.assert_array_equal(frames, keep)
+    for t in range(10):
+        rois = torch.from_numpy(np.concatenate([np.zeros((len(boxes[t]), 1), np.float32),
+                                                scale_boxes(boxes[t], 1.3)], axis=1))
+        f = torch.from_numpy(frames[t : t + 1])
+        crops = ops.face_crop(f, rois, 16, (0.5,) * 3, (0.5,) * 3)
+        want = ops.face_paste(f, -crops, rois, (0.5,) * 3, (0.5,) * 3, "ellipse", 0.05)[0].numpy()
+        np.testing.assert_array_equal(out[t], want)
+    assert Anonymizer("pixelate", boxes=boxes, device="cpu")._render_per_frame()
+    assert not Anonymizer("learned", boxes=boxes, device="cpu", checkpoint=model)._render_per_frame()
+
+
+def test_cpu_model_stream_of_frames_of_two_sizes() -> None:
+    """A stream may mix frame sizes (photos of a folder): a batch that cannot be stacked is drawn frame
+    by frame, each frame as it would be alone."""
+
+    class Negate(torch.nn.Module):
+        crop_size = 16
+
+        def forward(self, x):
+            return -x
+
+    class Fixed:
+        def detect(self, frames, idx=None):
+            return [BOX.copy() for _ in idx]
+
+    rng = np.random.default_rng()
+    sizes = [(48, 64), (96, 128), (48, 64), (60, 50), (48, 64)]
+    frames = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in sizes]
+
+    def anon() -> Anonymizer:
+        return Anonymizer("learned", detector=Fixed(), device="cpu", checkpoint=Negate(), temporal_smoothing=0,
+                          track=False, batch_size=4)
+
+    out = list(anon().stream(frames))
+    assert [o.shape[:2] for o in out] == sizes
+    for f, o in zip(frames, out):
+        np.testing.assert_array_equal(o, anon()(f))
+        assert (o != f).any()
 
 
 @pytest.mark.parametrize("bad", ["shape", "raises", "nan", "code -1", "code '4'", "code 2.5", "code True"])

@@ -414,3 +414,119 @@ def test_anonymize_faces_align_must_be_a_bool(bad: object) -> None:
     frame = torch.zeros(1, 40, 40, 3, dtype=torch.uint8)
     with pytest.raises(ValueError, match="align"):
         anonymize_faces(frame, [np.array([[5.0, 5.0, 30.0, 30.0]], np.float32)], method="pixelate", align=bad)
+
+
+class _Recording(torch.nn.Module):
+    """A stand-in anonymizer that takes a code, draws from it and from the crop, and records how many
+    faces each call drew."""
+
+    crop_size = 16
+    latent_dim = 3
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[int] = []
+
+    def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        self.calls.append(int(x.shape[0]))
+        return (-x + 0.3 * torch.tanh(z[:, :1, None, None])).clamp(-1, 1)
+
+
+def _crowd(rng: np.random.Generator, n_frames: int, per_frame: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Frames with ``per_frame`` boxes each (many overlapping), their rows shuffled across frames."""
+    frames = torch.from_numpy(rng.integers(0, 256, (n_frames, 72, 96, 3), dtype=np.uint8))
+    rows = []
+    for f in range(n_frames):
+        xy = rng.uniform(-6, 70, (per_frame, 2))
+        side = rng.uniform(8, 30, (per_frame, 1))
+        rows.append(np.concatenate([np.full((per_frame, 1), f), xy, xy + side], axis=1))
+    rois = np.concatenate(rows).astype(np.float32)
+    return frames, torch.from_numpy(rois[rng.permutation(len(rois))])
+
+
+@pytest.mark.parametrize("per_frame", [5, 40])
+def test_cpu_model_draws_in_chunks_with_the_same_result(monkeypatch: pytest.MonkeyPatch, per_frame: int) -> None:
+    """On the CPU a model draws at most CPU_DRAW_CHUNK faces per call; without a FaceMemory the faces
+    go frame group by frame group (crop, draw, paste); either way the frames come out exactly as from
+    one call (crops never read another group's pasted faces; each box keeps its code)."""
+    import anonface.render as R
+
+    rng = np.random.default_rng()
+    frames, rois = _crowd(rng, 6, per_frame)
+    chunked, whole = _Recording(), _Recording()
+    for inplace in (False, True):
+        chunked.calls.clear()
+        src = frames.clone()
+        out = modify_faces(src, rois, method="learned", strength=None, model=chunked, seed=7, inplace=inplace)
+        assert max(chunked.calls) <= R.CPU_DRAW_CHUNK and sum(chunked.calls) == len(rois)
+        assert len(chunked.calls) >= int(np.ceil(len(rois) / R.CPU_DRAW_CHUNK))
+        assert (out is src) == inplace and (inplace or torch.equal(src, frames))
+        with monkeypatch.context() as m:
+            m.setattr(R, "CPU_DRAW_CHUNK", 10**6)
+            whole.calls.clear()
+            one = modify_faces(frames.clone(), rois, method="learned", strength=None, model=whole, seed=7)
+        assert whole.calls == [len(rois)]
+        assert torch.equal(out, one)
+        assert (out != frames).any()
+
+
+def test_cpu_model_draws_a_memory_s_faces_in_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a FaceMemory (one code per track, faces steadied across calls) the draw is chunked and the
+    result is that of one call, codes included."""
+    import anonface.render as R
+
+    rng = np.random.default_rng()
+    frames, rois = _crowd(rng, 2, 45)
+    rois = rois[torch.argsort(rois[:, 0], stable=True)]  # a memory's boxes come in stream order
+    outs = []
+    for chunk in (R.CPU_DRAW_CHUNK, 10**6):
+        model = _Recording()
+        with monkeypatch.context() as m:
+            m.setattr(R, "CPU_DRAW_CHUNK", chunk)
+            memory = R.FaceMemory(0.5, seed=3)
+            placed = torch.from_numpy(memory.place(rois.numpy()))
+            outs.append(modify_faces(frames.clone(), placed, method="learned", strength=None, model=model,
+                                     memory=memory))
+        assert max(model.calls) <= chunk and sum(model.calls) == len(rois)
+    assert torch.equal(outs[0], outs[1])
+
+
+def test_frame_groups_hold_whole_frames() -> None:
+    from anonface.render import _frame_groups
+
+    rng = np.random.default_rng()
+    counts = rng.integers(0, 12, 9)
+    counts[4] = 30  # one frame with more boxes than a group
+    frame_index = rng.permutation(np.repeat(np.arange(9), counts)).astype(np.float32)
+    groups = _frame_groups(frame_index, 20)
+    assert np.array_equal(np.sort(np.concatenate(groups)), np.arange(len(frame_index)))  # each row once
+    seen: set[float] = set()
+    for g in groups:
+        frames = set(frame_index[g].tolist())
+        assert not frames & seen  # a frame lies in one group only
+        seen |= frames
+        assert len(g) <= 20 or len(frames) == 1
+        for f in frames:  # within a frame the rows keep their order
+            rows = g[frame_index[g] == f]
+            assert np.array_equal(rows, np.sort(rows))
+    assert _frame_groups(np.zeros(0, np.float32), 20) == []
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -1.0, 6.0, 0.5])
+@pytest.mark.parametrize("chunked", [True, False])
+def test_model_rois_with_a_bad_frame_index_are_refused(monkeypatch: pytest.MonkeyPatch, bad: float,
+                                                       chunked: bool) -> None:
+    """A roi whose frame index is no frame is refused (naming its row) whether the faces go in one call
+    or frame group by frame group: never dropped from every group and left unpasted."""
+    import anonface.render as R
+
+    rng = np.random.default_rng()
+    frames, rois = _crowd(rng, 6, 10)
+    row = int(rng.integers(0, len(rois)))
+    rois[row, 0] = bad
+    if not chunked:
+        monkeypatch.setattr(R, "CPU_DRAW_CHUNK", 10**6)
+    src = frames.clone()
+    with pytest.raises(ValueError, match=rf"rois\[{row}, 0\] must be an integral frame index"):
+        modify_faces(src, rois, method="learned", strength=None, model=_Recording(), inplace=True)
+    assert torch.equal(src, frames)  # refused before anything was pasted
