@@ -10,8 +10,9 @@ clips (``../shared/data/action_videos``, ``$ANONFACE_DATA``): a 1080p crowd (~12
 
 CenterFace runs once per clip (the first pass, :class:`bench_temporal.ReplayDetector`); the timed
 passes replay its detections, so what is timed is the pipeline without detection: tracking, the
-method, the paste. Both ways must give identical frames (checked on every clip). ``ratio`` is the
-frame-by-frame time over the batched one (above 1: batching is faster).
+method, the paste. Both ways must give the same frames (checked on every clip: at most 1 level apart,
+where a network's float sums round differently in a bigger call; ``max diff``, ``pixels differing``).
+``ratio`` is the frame-by-frame time over the batched one (above 1: batching is faster).
 
 Usage::
 
@@ -66,15 +67,17 @@ def bench_clip(path: Path, methods: list[str], max_frames: int, batch_size: int,
 
             fns[way] = run
         stats = time_interleaved(fns, "cpu", repeat=repeat, warmup=1)
-        same = bool(np.array_equal(outs["frame by frame"], outs["batched"]))
-        if not same:
-            raise AssertionError(f"{path.name} {method}: batched frames differ from frame-by-frame ones")
+        diff = np.abs(outs["frame by frame"].astype(np.int16) - outs["batched"].astype(np.int16))
+        if diff.max() > 1:  # a network's float sums may round differently in a bigger call: 1 level
+            raise AssertionError(f"{path.name} {method}: batched frames differ from frame-by-frame ones "
+                                 f"by up to {diff.max()} levels")
         faces = sum(len(replay.cache[i]) for i in range(len(frames)))
         per, bat = stats["frame by frame"]["median_ms"], stats["batched"]["median_ms"]
         rows.append({
             "clip": path.name, "method": method, "frames": len(frames), "boxes/frame": faces / len(frames),
             "frame-by-frame fps": len(frames) / (per / 1e3), "batched fps": len(frames) / (bat / 1e3),
-            "ratio": per / bat, "identical": same, "timings": stats,
+            "ratio": per / bat, "max diff": int(diff.max()), "pixels differing": int((diff > 0).any(-1).sum()),
+            "timings": stats,
         })
     return rows
 
@@ -96,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = [r for c in args.clips for r in bench_clip(root / c, args.methods, args.max_frames, args.batch_size,
                                                      args.repeat)]
     print_table(rows, ["clip", "method", "frames", "boxes/frame", "frame-by-frame fps", "batched fps", "ratio",
-                       "identical"])
+                       "max diff", "pixels differing"])
     save_results(args.output, {"machine": machine_info(), "batch_size": args.batch_size, "rows": rows})
     return 0
 
