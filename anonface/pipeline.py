@@ -415,8 +415,10 @@ class Anonymizer:
     def _render_per_frame(self) -> bool:
         """Whether :meth:`stream` renders frame by frame: on the CPU for the kernel methods, which
         gain nothing from a batch (and a frame by itself is anonymized in place, without the copy
-        a batch is stacked into). A model method draws the faces of a whole batch of frames in one
-        network call, which is worth that copy."""
+        a batch is stacked into). A model method draws the faces of a whole batch of frames
+        together (on the CPU in calls of up to ``render.CPU_DRAW_CHUNK`` faces), which is worth that
+        copy: ~1.3-1.4x faster with a few faces per frame, even on a crowd
+        (``benchmarks/bench_render.py``)."""
         return self.device.type == "cpu" and self.method not in MODEL_METHODS
 
     def stream(
